@@ -1,0 +1,47 @@
+import { UsageError } from './args.ts';
+import { ConfigError } from '../../processors/runtime/runtime-config.ts';
+
+const HELP = `ipt — instruct-pt
+
+  ipt stack up | down [--wipe] | status [--json]   the local stack (Kafka KRaft, schema registry, ClickHouse)
+  ipt smoke [--records N] [--json]                 ingest sample texts, run them through a processor, check every one arrived
+  ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
+  ipt bench runtime [--json] [--records N] [--runs R]
+  ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (see README)
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  stack: async () => (await import('./stack-command.ts')).stackCommand,
+  processor: async () => (await import('./processor-command.ts')).processorCommand,
+  smoke: async () => (await import('./smoke-command.ts')).smokeCommand,
+  bench: async () => (await import('./bench-command.ts')).benchCommand,
+  augment: async () => (await import('./augment-command.ts')).augmentCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(HELP);
+    return name ? 0 : 2;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`ipt: unknown command "${name}"\n\n${HELP}`);
+    return 2;
+  }
+  return (await load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      process.stderr.write(`ipt: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`ipt: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,31 @@
+import { existsSync } from 'node:fs';
+import { nativeEndpoints, stackConfig, type StackEndpoints } from './stack-config.ts';
+import { stackUp } from './stack.ts';
+
+/**
+ * The one answer to "where is the stack": explicit endpoints from the environment win; otherwise a Docker
+ * engine, when one is reachable, runs the official images through testcontainers; otherwise the native stack
+ * is brought up (idempotently) under .stack/.
+ */
+export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l: string) => void = () => undefined): Promise<StackEndpoints> {
+  if (env.IPT_KAFKA_BROKERS && env.IPT_REGISTRY_URL && env.IPT_CLICKHOUSE_URL) {
+    return { brokers: env.IPT_KAFKA_BROKERS.split(','), registryUrl: env.IPT_REGISTRY_URL, clickhouseUrl: env.IPT_CLICKHOUSE_URL, source: 'env' };
+  }
+  if (env.IPT_STACK !== 'native' && dockerEngineReachable(env)) {
+    const { startContainers } = await import('./containers.ts');
+    return startContainers(log);
+  }
+  const cfg = stackConfig(env);
+  await stackUp(cfg, log);
+  return nativeEndpoints(cfg);
+}
+
+function dockerEngineReachable(env: NodeJS.ProcessEnv): boolean {
+  if (env.DOCKER_HOST) return true;
+  return existsSync('/var/run/docker.sock');
+}
+
+/** Environment variables that hand the located endpoints to child processes (CLI runs, processors). */
+export function endpointsEnv(ep: StackEndpoints): Record<string, string> {
+  return { IPT_KAFKA_BROKERS: ep.brokers.join(','), IPT_REGISTRY_URL: ep.registryUrl, IPT_CLICKHOUSE_URL: ep.clickhouseUrl };
+}

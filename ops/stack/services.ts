@@ -1,0 +1,186 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StackConfig } from './stack-config.ts';
+import { nativeEndpoints } from './stack-config.ts';
+import { installClickhouse, installKafka, installRegistry } from './install.ts';
+import { startDetached } from './processes.ts';
+import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
+
+/** One service of the native stack: how to install it, start it, and ask whether it is healthy. */
+export interface Service {
+  name: string;
+  dir: string;
+  logFile: string;
+  pidFile: string;
+  endpoint: string;
+  install(): void;
+  start(): number;
+  healthy(): Promise<boolean>;
+  startTimeoutMs: number;
+}
+
+export function kafkaService(cfg: StackConfig): Service {
+  const dir = join(cfg.dir, 'kafka');
+  const dataDir = join(dir, 'data');
+  const logFile = join(dir, 'logs', 'server.log');
+  const ep = nativeEndpoints(cfg);
+  let libs = '';
+  return {
+    name: 'kafka',
+    dir,
+    logFile,
+    pidFile: join(dir, 'kafka.pid'),
+    endpoint: ep.brokers.join(','),
+    startTimeoutMs: 90_000,
+    install() {
+      libs = installKafka(cfg);
+    },
+    start() {
+      mkdirSync(join(dir, 'logs'), { recursive: true });
+      const props = join(dir, 'server.properties');
+      writeFileSync(props, kafkaProperties(cfg, dataDir));
+      const log4j = join(dir, 'log4j.properties');
+      writeFileSync(log4j, 'log4j.rootLogger=INFO, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\nlog4j.appender.stdout.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\nlog4j.logger.kafka=INFO\nlog4j.logger.org.apache.kafka=INFO\n');
+      const cp = `${libs}/*`;
+      const jvm = [`-Xmx${cfg.kafkaHeap}`, `-Xms256m`, '-XX:+UseG1GC', `-Dlog4j.configuration=file:${log4j}`, '-cp', cp];
+      if (!existsSync(join(dataDir, 'meta.properties'))) {
+        // KRaft needs its log directory formatted with a cluster id once.
+        const clusterId = execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'random-uuid'], { encoding: 'utf8' }).trim().split('\n').pop()!;
+        execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { stdio: 'ignore' });
+      }
+      return startDetached('java', [...jvm, 'kafka.Kafka', props], { cwd: dir, logFile, pidFile: join(dir, 'kafka.pid') });
+    },
+    healthy: () => kafkaHealthy(ep.brokers),
+  };
+}
+
+export function kafkaProperties(cfg: StackConfig, dataDir: string): string {
+  return [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${cfg.kafkaControllerPort}`,
+    `listeners=PLAINTEXT://127.0.0.1:${cfg.kafkaPort},CONTROLLER://127.0.0.1:${cfg.kafkaControllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${cfg.kafkaPort}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${dataDir}`,
+    'num.partitions=1',
+    'auto.create.topics.enable=false',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=8',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'transaction.state.log.num.partitions=8',
+    'group.initial.rebalance.delay.ms=0',
+    'log.retention.hours=-1',
+    'message.max.bytes=16777216',
+    '',
+  ].join('\n');
+}
+
+export function registryService(cfg: StackConfig): Service {
+  const dir = join(cfg.dir, 'registry');
+  const logFile = join(dir, 'logs', 'registry.log');
+  const ep = nativeEndpoints(cfg);
+  let bin = '';
+  return {
+    name: 'schema-registry',
+    dir,
+    logFile,
+    pidFile: join(dir, 'registry.pid'),
+    endpoint: ep.registryUrl,
+    startTimeoutMs: 30_000,
+    install() {
+      bin = installRegistry(cfg);
+    },
+    start() {
+      mkdirSync(dir, { recursive: true });
+      const conf = join(dir, 'config.yaml');
+      writeFileSync(
+        conf,
+        [
+          'server:',
+          '  host: "127.0.0.1"',
+          `  port: ${cfg.registryPort}`,
+          'storage:',
+          '  type: memory',
+          'compatibility:',
+          '  default_level: BACKWARD',
+          'logging:',
+          '  level: warn',
+          '  format: json',
+          'security:',
+          '  auth:',
+          '    enabled: false',
+          '',
+        ].join('\n'),
+      );
+      return startDetached(bin, ['-config', conf], { cwd: dir, logFile, pidFile: join(dir, 'registry.pid') });
+    },
+    healthy: () => registryHealthy(ep.registryUrl),
+  };
+}
+
+export function clickhouseService(cfg: StackConfig): Service {
+  const dir = join(cfg.dir, 'clickhouse');
+  const logFile = join(dir, 'logs', 'server.log');
+  const ep = nativeEndpoints(cfg);
+  let bin = '';
+  return {
+    name: 'clickhouse',
+    dir,
+    logFile,
+    pidFile: join(dir, 'clickhouse.pid'),
+    endpoint: ep.clickhouseUrl,
+    startTimeoutMs: 60_000,
+    install() {
+      bin = installClickhouse();
+    },
+    start() {
+      for (const d of ['data', 'tmp', 'user_files', 'format_schemas', 'logs']) mkdirSync(join(dir, d), { recursive: true });
+      writeFileSync(join(dir, 'config.xml'), clickhouseConfig(cfg, dir));
+      writeFileSync(join(dir, 'users.xml'), CLICKHOUSE_USERS);
+      return startDetached(bin, [`--config-file=${join(dir, 'config.xml')}`], { cwd: dir, logFile: join(dir, 'logs', 'stdout.log'), pidFile: join(dir, 'clickhouse.pid') });
+    },
+    healthy: () => clickhouseHealthy(ep.clickhouseUrl),
+  };
+}
+
+// <yandex> is the root element the 18.x releases require; current releases still accept it.
+function clickhouseConfig(cfg: StackConfig, dir: string): string {
+  return `<?xml version="1.0"?>
+<yandex>
+  <logger><level>information</level><log>${dir}/logs/server.log</log><errorlog>${dir}/logs/error.log</errorlog><size>100M</size><count>3</count></logger>
+  <http_port>${cfg.clickhouseHttpPort}</http_port>
+  <tcp_port>${cfg.clickhouseTcpPort}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <max_connections>256</max_connections>
+  <keep_alive_timeout>10</keep_alive_timeout>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <mark_cache_size>268435456</mark_cache_size>
+  <path>${dir}/data/</path>
+  <tmp_path>${dir}/tmp/</tmp_path>
+  <user_files_path>${dir}/user_files/</user_files_path>
+  <format_schema_path>${dir}/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+`;
+}
+
+const CLICKHOUSE_USERS = `<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>::1</ip><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+`;
+
+export function allServices(cfg: StackConfig): Service[] {
+  return [kafkaService(cfg), registryService(cfg), clickhouseService(cfg)];
+}

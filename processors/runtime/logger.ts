@@ -1,0 +1,7 @@
+import { pino, type Logger } from 'pino';
+
+/** JSON logs on stderr, so that stdout stays free for a command's own output (summaries, --json lines). */
+export function createLogger(name: string, level = process.env.IPT_LOG_LEVEL ?? 'info'): Logger {
+  return pino({ name, level, base: { pid: process.pid } }, pino.destination(2));
+}
+export type { Logger };

@@ -1,0 +1,54 @@
+import type { IHeaders } from 'kafkajs';
+
+/** Where a record came from; carried into dead-letter headers and handler logs. */
+export interface SourceCoordinates {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface InputRecord<In> {
+  key: string | null;
+  value: In;
+  headers: IHeaders;
+  timestamp: string;
+  source: SourceCoordinates;
+}
+
+/** One output of a handler: which declared output it goes to, its key and value (and optional headers). */
+export interface Emit<Outputs extends string = string> {
+  to: Outputs;
+  key: string | null;
+  value: unknown;
+  headers?: Record<string, string>;
+}
+
+/** What a handler returns per record: outputs, or a deliberate counted skip (an empty array with a reason). */
+export type HandlerResult<Outputs extends string> = Emit<Outputs>[] | { skip: string };
+
+/**
+ * A processor: its input topic(s) and schema, its named outputs with their schemas, and a handler.
+ * Schemas are names of files in schemas/ (without .avsc). The processor's name is its consumer group and
+ * the prefix of its dead-letter topic "<name>.dlq".
+ */
+export interface ProcessorSpec<In, Outputs extends string = string> {
+  name: string;
+  input: { topics: string[]; schema: string };
+  outputs: Record<Outputs, { topic: string; schema: string; partitions?: number }>;
+  /** Partitions to create for input topics that do not exist yet. */
+  inputPartitions?: number;
+  handle(record: InputRecord<In>): HandlerResult<Outputs> | Promise<HandlerResult<Outputs>>;
+  /**
+   * Backpressure from downstream work (an LLM pool, a sink): while saturated() is true the runtime pauses
+   * fetching for the partition it is on and resumes once whenReady() resolves.
+   */
+  backpressure?: { saturated(): boolean; whenReady(): Promise<void> };
+}
+
+export function defineProcessor<In, Outputs extends string>(spec: ProcessorSpec<In, Outputs>): ProcessorSpec<In, Outputs> {
+  if (!/^[a-zA-Z0-9._-]+$/.test(spec.name)) throw new Error(`processor name "${spec.name}" must be a valid topic/group name`);
+  if (spec.input.topics.length === 0) throw new Error(`processor ${spec.name} declares no input topic`);
+  return spec;
+}
+
+export const deadLetterTopic = (processorName: string) => `${processorName}.dlq`;

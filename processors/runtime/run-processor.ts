@@ -1,0 +1,228 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
+import { createKafka } from './kafka-client.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { ProcessorMetrics } from './metrics.ts';
+import { deadLetterTopic, type Emit, type HandlerResult, type InputRecord, type ProcessorSpec, type SourceCoordinates } from './processor.ts';
+import { deadLetterMessage, errorText, type FailureStage } from './dead-letter.ts';
+import { AvroSerde } from './serde.ts';
+import { loadSchema, type LoadedSchema } from './schemas.ts';
+import { ensureTopics } from './topics.ts';
+import { mapOrdered } from './concurrency.ts';
+import type { RuntimeConfig } from './runtime-config.ts';
+
+export interface RunningProcessor {
+  name: string;
+  ready(): boolean;
+  /** Stop fetching, finish the batch in flight, commit it, close clients. */
+  stop(): Promise<void>;
+  /** Resolves when the consumer stopped for good (after stop(), or after a crash it could not recover from). */
+  done: Promise<void>;
+}
+
+interface Outcome {
+  emits: Emit[];
+  failure?: { stage: FailureStage; reason: string };
+  skip?: string;
+}
+
+/**
+ * Binds a processor spec to Kafka: creates its topics, registers its schemas, consumes its input in its consumer
+ * group, runs the handler with bounded concurrency, produces outputs and dead letters, and commits — after the
+ * outputs are acknowledged (at-least-once) or inside one transaction with them (exactly-once).
+ */
+export async function startProcessor<In, Outputs extends string>(
+  spec: ProcessorSpec<In, Outputs>,
+  cfg: RuntimeConfig,
+  deps: { metrics?: ProcessorMetrics; logger?: Logger; kafka?: Kafka } = {},
+): Promise<RunningProcessor> {
+  const logger = (deps.logger ?? createLogger('instruct-pt')).child({ processor: spec.name });
+  const metrics = deps.metrics ?? new ProcessorMetrics();
+  const kafka = deps.kafka ?? createKafka({ brokers: cfg.brokers, clientId: `${cfg.clientId}-${spec.name}`, logger });
+  const dlqTopic = deadLetterTopic(spec.name);
+  const outputs = Object.entries(spec.outputs) as [Outputs, { topic: string; schema: string; partitions?: number }][];
+
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, [
+      ...spec.input.topics.map((topic) => ({ topic, partitions: spec.inputPartitions ?? 1 })),
+      ...outputs.map(([, o]) => ({ topic: o.topic, partitions: o.partitions ?? 1 })),
+      { topic: dlqTopic, partitions: 1 },
+    ]);
+  } finally {
+    await admin.disconnect();
+  }
+
+  const serde = new AvroSerde(cfg.registryUrl);
+  const inputSchema = loadSchema(spec.input.schema);
+  for (const topic of spec.input.topics) await serde.registerValueSchema(topic, spec.input.schema);
+  const outputSchemas = new Map<Outputs, { topic: string; schema: LoadedSchema }>();
+  for (const [name, o] of outputs) {
+    await serde.registerValueSchema(o.topic, o.schema);
+    outputSchemas.set(name, { topic: o.topic, schema: loadSchema(o.schema) });
+  }
+
+  const producer: Producer = cfg.exactlyOnce
+    ? kafka.producer({ transactionalId: `${spec.name}-${cfg.instanceId}`, idempotent: true, maxInFlightRequests: 1 })
+    : kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+
+  const consumer: Consumer = kafka.consumer({
+    groupId: spec.name,
+    readUncommitted: false,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    allowAutoTopicCreation: false,
+  });
+  await consumer.connect();
+  for (const topic of spec.input.topics) await consumer.subscribe({ topic, fromBeginning: true });
+
+  let joined = false;
+  let stopping = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    joined = true;
+    logger.info('joined consumer group');
+  });
+  consumer.on(consumer.events.CRASH, (e) => {
+    logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+    if (!e.payload.restart) {
+      joined = false;
+      resolveDone();
+    }
+  });
+  consumer.on(consumer.events.STOP, () => resolveDone());
+
+  const finish = (result: HandlerResult<Outputs>, started: number): Outcome => {
+    metrics.handlerLatency.observe({ processor: spec.name }, (performance.now() - started) / 1000);
+    return Array.isArray(result) ? { emits: result } : { emits: [], skip: result.skip };
+  };
+  const handlerFailed = (err: unknown): Outcome => ({ emits: [], failure: { stage: 'handler', reason: errorText(err) } });
+
+  // Returns synchronously when the handler does, so cheap handlers pay no promise per record.
+  const handleOne = (msg: KafkaMessage, source: SourceCoordinates): Outcome | Promise<Outcome> => {
+    let value: In;
+    try {
+      value = serde.decode(msg.value, inputSchema) as In;
+    } catch (err) {
+      return { emits: [], failure: { stage: 'decode', reason: errorText(err) } };
+    }
+    const record: InputRecord<In> = { key: msg.key?.toString() ?? null, value, headers: msg.headers ?? {}, timestamp: msg.timestamp, source };
+    const started = performance.now();
+    try {
+      const result = spec.handle(record);
+      if (result instanceof Promise) return result.then((r) => finish(r, started), handlerFailed);
+      return finish(result, started);
+    } catch (err) {
+      return handlerFailed(err);
+    }
+  };
+
+  const processChunk = async (topic: string, partition: number, messages: KafkaMessage[]): Promise<TopicMessages[]> => {
+    await serde.prefetch(messages.map((m) => m.value));
+    const outcomes = await mapOrdered(messages, cfg.concurrency, (msg) => handleOne(msg, { topic, partition, offset: msg.offset }));
+    const byTopic = new Map<string, Message[]>();
+    const push = (t: string, m: Message) => {
+      let list = byTopic.get(t);
+      if (!list) byTopic.set(t, (list = []));
+      list.push(m);
+    };
+    let dead = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const msg = messages[i]!;
+      const outcome = outcomes[i]!;
+      const source = { topic, partition, offset: msg.offset };
+      let failure = outcome.failure;
+      const encoded: [string, Message][] = [];
+      if (!failure) {
+        try {
+          for (const e of outcome.emits) {
+            const out = outputSchemas.get(e.to as Outputs);
+            if (!out) throw new Error(`handler emitted to undeclared output "${e.to}"`);
+            encoded.push([out.topic, { key: e.key, value: serde.encode(out.topic, out.schema, e.value), headers: e.headers }]);
+          }
+        } catch (err) {
+          failure = { stage: 'encode', reason: errorText(err) };
+        }
+      }
+      if (failure) {
+        dead++;
+        metrics.deadLettered.inc({ processor: spec.name, stage: failure.stage });
+        logger.warn({ source, stage: failure.stage, reason: failure.reason }, 'dead-lettered');
+        push(dlqTopic, deadLetterMessage(spec.name, msg, source, failure.stage, failure.reason));
+        continue;
+      }
+      if (outcome.skip !== undefined) metrics.skipped.inc({ processor: spec.name, reason: outcome.skip });
+      for (const [t, m] of encoded) {
+        push(t, m);
+        metrics.recordsOut.inc({ processor: spec.name, topic: t });
+      }
+    }
+    metrics.recordsIn.inc({ processor: spec.name, topic }, messages.length);
+    return [...byTopic].map(([t, msgs]) => ({ topic: t, messages: msgs }));
+  };
+
+  const commit = async (topic: string, partition: number, topicMessages: TopicMessages[], lastOffset: string) => {
+    const next = (BigInt(lastOffset) + 1n).toString();
+    if (cfg.exactlyOnce) {
+      const txn = await producer.transaction();
+      try {
+        if (topicMessages.length > 0) await txn.sendBatch({ topicMessages, acks: -1 });
+        await txn.sendOffsets({ consumerGroupId: spec.name, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+        await txn.commit();
+      } catch (err) {
+        await txn.abort().catch(() => undefined);
+        throw err;
+      }
+    } else {
+      if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
+      await consumer.commitOffsets([{ topic, partition, offset: next }]);
+    }
+  };
+
+  const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload) => {
+    const { topic, partition } = batch;
+    for (let i = 0; i < batch.messages.length; i += cfg.batchSize) {
+      if (!isRunning() || isStale()) return;
+      if (spec.backpressure?.saturated()) {
+        // Stop fetching this partition until downstream has room; unprocessed messages are fetched again later.
+        metrics.paused.set({ processor: spec.name }, 1);
+        const resume = pause();
+        void spec.backpressure.whenReady().then(() => {
+          metrics.paused.set({ processor: spec.name }, 0);
+          resume();
+        });
+        return;
+      }
+      const chunk = batch.messages.slice(i, i + cfg.batchSize);
+      const started = performance.now();
+      const topicMessages = await processChunk(topic, partition, chunk);
+      const last = chunk[chunk.length - 1]!.offset;
+      await commit(topic, partition, topicMessages, last);
+      resolveOffset(last);
+      metrics.batchLatency.observe({ processor: spec.name }, (performance.now() - started) / 1000);
+      metrics.lag.set({ processor: spec.name, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
+      await heartbeat();
+    }
+  };
+
+  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.partitionsConsumedConcurrently, eachBatch });
+  logger.info({ inputs: spec.input.topics, outputs: outputs.map(([, o]) => o.topic), exactlyOnce: cfg.exactlyOnce }, 'processor started');
+
+  return {
+    name: spec.name,
+    ready: () => joined && !stopping,
+    done,
+    async stop() {
+      if (stopping) return done;
+      stopping = true;
+      logger.info('stopping: finishing the batch in flight');
+      await consumer.disconnect();
+      await producer.disconnect();
+      resolveDone();
+      logger.info('stopped');
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import { hostname } from 'node:os';
+
+/** Settings shared by every processor process, read and validated once at start-up. */
+export interface RuntimeConfig {
+  brokers: string[];
+  registryUrl: string;
+  clientId: string;
+  instanceId: string;
+  exactlyOnce: boolean;
+  batchSize: number;
+  concurrency: number;
+  partitionsConsumedConcurrently: number;
+  metricsPort: number | undefined;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name}=${raw}: expected an integer ≥ ${min}`);
+  return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name}=${raw}: expected true or false`);
+}
+
+export function runtimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<RuntimeConfig> = {}): RuntimeConfig {
+  const brokers = (env.IPT_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
+  for (const b of brokers) if (!/^[^:\s]+:\d+$/.test(b)) throw new ConfigError(`IPT_KAFKA_BROKERS: "${b}" is not host:port`);
+  const registryUrl = env.IPT_REGISTRY_URL ?? 'http://127.0.0.1:8081';
+  try {
+    new URL(registryUrl);
+  } catch {
+    throw new ConfigError(`IPT_REGISTRY_URL=${registryUrl} is not a URL`);
+  }
+  const metricsRaw = env.IPT_METRICS_PORT;
+  return {
+    brokers,
+    registryUrl,
+    clientId: env.IPT_CLIENT_ID ?? 'instruct-pt',
+    instanceId: env.IPT_INSTANCE_ID ?? `${hostname()}-0`,
+    exactlyOnce: bool(env, 'IPT_EXACTLY_ONCE', false),
+    batchSize: int(env, 'IPT_BATCH_SIZE', 500),
+    concurrency: int(env, 'IPT_CONCURRENCY', 64),
+    partitionsConsumedConcurrently: int(env, 'IPT_PARTITIONS_CONCURRENTLY', 1),
+    metricsPort: metricsRaw === undefined || metricsRaw === '' ? undefined : int(env, 'IPT_METRICS_PORT', 0, 0),
+    logLevel: env.IPT_LOG_LEVEL ?? 'info',
+    ...overrides,
+  };
+}

@@ -1,0 +1,106 @@
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
+import { loadSchema, valueSubject, type LoadedSchema } from './schemas.ts';
+
+export class IncompatibleSchemaError extends Error {}
+export class DecodeError extends Error {}
+
+const MAGIC = 0;
+
+/**
+ * Avro values in the Confluent wire format (magic byte, 4-byte schema id, Avro body). Registration and schema
+ * look-ups go through the registry client; the per-record work is synchronous avsc calls with the writer→reader
+ * resolver cached per schema id, so decoding stays off the network and off the event loop's async queue.
+ */
+export class AvroSerde {
+  readonly registry: SchemaRegistry;
+  private readonly writerIds = new Map<string, number>();
+  private readonly resolvers = new Map<string, avro.Resolver | 'same'>();
+  private readonly writerTypes = new Map<number, avro.Type>();
+
+  constructor(readonly registryUrl: string) {
+    this.registry = new SchemaRegistry({ host: registryUrl, clientId: 'instruct-pt' });
+  }
+
+  /** Registers schemas/<schemaName>.avsc under topic's value subject with BACKWARD compatibility; returns its id. */
+  async registerValueSchema(topic: string, schemaName: string): Promise<number> {
+    const schema = loadSchema(schemaName);
+    const subject = valueSubject(topic);
+    await this.setCompatibility(subject, 'BACKWARD');
+    let id: number;
+    try {
+      ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema: schema.text }, { subject }));
+    } catch (err) {
+      const e = err as { status?: number; message: string };
+      if (e.status === 409 || /incompatible/i.test(e.message)) {
+        throw new IncompatibleSchemaError(
+          `schema ${schema.file} is incompatible with the latest version registered under subject "${subject}" (BACKWARD): ${e.message}. ` +
+            'Add defaults to new fields, or write to a new topic.',
+        );
+      }
+      throw new Error(`registering ${schema.file} under "${subject}" at ${this.registryUrl} failed: ${e.message}`);
+    }
+    this.writerIds.set(topic, id);
+    this.writerTypes.set(id, schema.type);
+    return id;
+  }
+
+  private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
+    const res = await fetch(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ compatibility: level }),
+    });
+    if (!res.ok) throw new Error(`setting ${level} compatibility on "${subject}" failed: HTTP ${res.status} ${await res.text()}`);
+  }
+
+  /** Encodes with the schema registered for topic (registerValueSchema must have run for it). */
+  encode(topic: string, schema: LoadedSchema, value: unknown): Buffer {
+    const id = this.writerIds.get(topic);
+    if (id === undefined) throw new Error(`no schema registered for topic ${topic}`);
+    const body = schema.type.toBuffer(value);
+    const out = Buffer.allocUnsafe(5 + body.length);
+    out[0] = MAGIC;
+    out.writeUInt32BE(id, 1);
+    body.copy(out, 5);
+    return out;
+  }
+
+  /** Fetches and caches the writer schemas of the ids found in buffers, so decode() can stay synchronous. */
+  async prefetch(buffers: Iterable<Buffer | null>): Promise<void> {
+    for (const b of buffers) {
+      if (!b || b.length < 5 || b[0] !== MAGIC) continue;
+      const id = b.readUInt32BE(1);
+      if (this.writerTypes.has(id)) continue;
+      try {
+        const writer = (await this.registry.getSchema(id)) as unknown as avro.Type;
+        this.writerTypes.set(id, avro.Type.forSchema(JSON.parse(JSON.stringify(writer.schema()))));
+      } catch {
+        // Unknown id: decode() reports it per record.
+      }
+    }
+  }
+
+  decode(buf: Buffer | null, reader: LoadedSchema): unknown {
+    if (!buf) throw new DecodeError('record has no value (tombstone)');
+    if (buf.length < 5 || buf[0] !== MAGIC) throw new DecodeError('value is not in the schema-registry wire format (magic byte 0 + schema id)');
+    const id = buf.readUInt32BE(1);
+    const writer = this.writerTypes.get(id);
+    if (!writer) throw new DecodeError(`unknown schema id ${id}`);
+    const key = `${id}:${reader.file}`;
+    let resolver = this.resolvers.get(key);
+    if (resolver === undefined) {
+      try {
+        resolver = writer.equals(reader.type) ? 'same' : reader.type.createResolver(writer);
+      } catch (err) {
+        throw new DecodeError(`schema id ${id} cannot be read as ${reader.file}: ${(err as Error).message}`);
+      }
+      this.resolvers.set(key, resolver);
+    }
+    try {
+      return resolver === 'same' ? reader.type.fromBuffer(buf.subarray(5)) : reader.type.fromBuffer(buf.subarray(5), resolver);
+    } catch (err) {
+      throw new DecodeError(`Avro body does not decode with schema id ${id}: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka, KafkaMessage, Message } from 'kafkajs';
+
+/** Produces messages in chunks with acks from all in-sync replicas. */
+export async function produceAll(kafka: Kafka, topic: string, messages: Message[], chunk = 2000): Promise<void> {
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  try {
+    for (let i = 0; i < messages.length; i += chunk) {
+      await producer.send({ topic, acks: -1, messages: messages.slice(i, i + chunk) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export interface ReadResult {
+  messages: (KafkaMessage & { partition: number })[];
+  timedOut: boolean;
+}
+
+/**
+ * Reads a topic from its beginning with a throw-away consumer group until `count` messages arrived, or until
+ * `timeoutMs` passed (then settleMs more, to catch duplicates). Committed reads only, so aborted transactions never show.
+ */
+export async function readTopic(kafka: Kafka, topic: string, opts: { count?: number; timeoutMs: number; settleMs?: number }): Promise<ReadResult> {
+  const consumer = kafka.consumer({ groupId: `ipt-reader-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024 });
+  const messages: ReadResult['messages'] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) messages.push({ ...m, partition: batch.partition });
+      // After the expected count, keep listening settleMs longer so that duplicates would show up too.
+      if (opts.count !== undefined && messages.length >= opts.count) setTimeout(finish, opts.settleMs ?? 0);
+    },
+  });
+  const timer = setTimeout(finish, opts.timeoutMs);
+  await finished;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  return { messages, timedOut: opts.count !== undefined && messages.length < opts.count };
+}

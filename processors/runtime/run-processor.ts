@@ -1,3 +1,4 @@
+import { Partitioners } from 'kafkajs';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { createKafka } from './kafka-client.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -63,8 +64,16 @@ export async function startProcessor<In, Outputs extends string>(
   }
 
   const producer: Producer = cfg.exactlyOnce
-    ? kafka.producer({ transactionalId: `${spec.name}-${cfg.instanceId}`, idempotent: true, maxInFlightRequests: 1 })
-    : kafka.producer({ allowAutoTopicCreation: false });
+    ? kafka.producer({
+        transactionalId: `${spec.name}-${cfg.instanceId}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        // The broker answers CONCURRENT_TRANSACTIONS while the previous commit's markers are written; the Java
+        // client retries that after ~20 ms, kafkajs's default 200 ms would stall every transaction.
+        retry: { initialRetryTime: 20, maxRetryTime: 1000, retries: 10 },
+      })
+    : kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
   const consumer: Consumer = kafka.consumer({

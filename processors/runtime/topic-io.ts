@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { Partitioners } from 'kafkajs';
 import type { Kafka, KafkaMessage, Message } from 'kafkajs';
 
 /** Produces messages in chunks with acks from all in-sync replicas. */
 export async function produceAll(kafka: Kafka, topic: string, messages: Message[], chunk = 2000): Promise<void> {
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
     for (let i = 0; i < messages.length; i += chunk) {

@@ -1,0 +1,37 @@
+import { createLogger } from '../../processors/runtime/logger.ts';
+import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
+import { endpointsEnv, locateStack } from '../stack/locate.ts';
+import { intOption, parse, UsageError } from './args.ts';
+
+/** `ipt bench <what>`: side-by-side benchmarks that print one JSON line (with --json) of medians and ratios. */
+export async function benchCommand(argv: string[]): Promise<number> {
+  const { positionals, values } = parse('bench', argv, {
+    json: { type: 'boolean' },
+    records: { type: 'string' },
+    runs: { type: 'string' },
+    'record-bytes': { type: 'string' },
+  });
+  const log = (l: string) => process.stderr.write(`${l}\n`);
+  const what = positionals[0];
+  switch (what) {
+    case 'runtime': {
+      const ep = await locateStack(process.env, log);
+      const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
+      const { runtimeBench } = await import('../bench/runtime-bench.ts');
+      const result = await runtimeBench(cfg, createLogger('ipt-bench', 'warn'), {
+        records: intOption('bench', 'records', values.records, 100_000),
+        runs: intOption('bench', 'runs', values.runs, 3),
+        recordBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        log,
+      });
+      print(result, values.json, `runtime ${result.runtimeRecordsPerSec} rec/s vs bare kafkajs ${result.bareRecordsPerSec} rec/s: ratio ${result.ratio} (goal ≥ 0.8)`);
+      return 0;
+    }
+    default:
+      throw new UsageError('usage: ipt bench runtime [--json] [--records N] [--runs R] [--record-bytes B]');
+  }
+}
+
+function print(result: object, json: boolean | undefined, human: string): void {
+  console.log(json ? JSON.stringify(result) : human);
+}

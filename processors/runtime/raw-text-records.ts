@@ -1,0 +1,28 @@
+import type { Message } from 'kafkajs';
+import type { RawText } from '../identity/identity-processor.ts';
+import type { AvroSerde } from './serde.ts';
+import { loadSchema } from './schemas.ts';
+
+/** Encodes raw texts for a topic (its value schema must already be registered), keyed by id. */
+export function rawTextMessages(serde: AvroSerde, topic: string, texts: RawText[]): Message[] {
+  const schema = loadSchema('raw-text');
+  return texts.map((t) => ({ key: t.id, value: serde.encode(topic, schema, t) }));
+}
+
+const WORDS = 'the of and to in is was for on that with as by at from are an be this which or its it were has have had not but their been one also more other can first new two'.split(' ');
+
+/** Deterministic filler texts of about `bytes` bytes each, for smoke runs, tests and benchmarks. */
+export function sampleTexts(n: number, opts: { runId: string; bytes?: number; prefix?: string }): RawText[] {
+  const size = opts.bytes ?? 1000;
+  const out: RawText[] = [];
+  for (let i = 0; i < n; i++) {
+    let text = `Document ${i}.`;
+    let k = i;
+    while (text.length < size) {
+      k = (k * 1103515245 + 12345) & 0x7fffffff;
+      text += ` ${WORDS[k % WORDS.length]}`;
+    }
+    out.push({ id: `${opts.prefix ?? 'doc'}-${String(i).padStart(8, '0')}`, runId: opts.runId, text: text.slice(0, size), source: `sample:${i + 1}`, ingestedAt: 0 });
+  }
+  return out;
+}

@@ -1,0 +1,135 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kafka } from 'kafkajs';
+import { identityProcessor, type RawText } from '../../processors/identity/identity-processor.ts';
+import { defineProcessor, deadLetterTopic } from '../../processors/runtime/processor.ts';
+import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
+import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { startProcessor } from '../../processors/runtime/run-processor.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import { IncompatibleSchemaError } from '../../processors/runtime/serde.ts';
+import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
+import { createTopics, exited, logger, serdeFor, spawnIpt, testConfig, testKafka, topicSize, uniq } from './helpers.ts';
+
+let kafka: Kafka;
+beforeAll(() => {
+  kafka = testKafka();
+});
+
+async function seed(topic: string, n: number, partitions = 1): Promise<RawText[]> {
+  await createTopics(kafka, [topic], partitions);
+  const serde = await serdeFor([topic]);
+  const texts = sampleTexts(n, { runId: topic, bytes: 300 });
+  await produceAll(kafka, topic, rawTextMessages(serde, topic, texts));
+  return texts;
+}
+
+describe('processor runtime on the real stack', () => {
+  it('carries 10,000 records through an identity processor with every id and value intact', async () => {
+    const input = uniq('it.identity.in');
+    const output = uniq('it.identity.out');
+    const texts = await seed(input, 10_000, 3);
+    const proc = await startProcessor(identityProcessor({ name: uniq('it-identity'), input, output, partitions: 3 }), testConfig(), { logger });
+    const got = await readTopic(kafka, output, { count: 10_000, timeoutMs: 120_000, settleMs: 1000 });
+    await proc.stop();
+    expect(got.messages).toHaveLength(10_000);
+    const serde = await serdeFor([output]);
+    await serde.prefetch(got.messages.map((m) => m.value));
+    const byId = new Map(texts.map((t) => [t.id, t]));
+    const seen = new Set<string>();
+    for (const m of got.messages) {
+      const v = serde.decode(m.value, loadSchema('raw-text')) as RawText;
+      expect(m.key?.toString()).toBe(v.id);
+      expect(v).toEqual(byId.get(v.id));
+      seen.add(v.id);
+    }
+    expect(seen.size).toBe(10_000);
+  });
+
+  for (const exactlyOnce of [false, true]) {
+    it(`loses no record when the processor is SIGKILLed mid-stream and restarted (exactly-once ${exactlyOnce ? 'on: no duplicates either' : 'off'})`, async () => {
+      const n = 20_000;
+      const input = uniq('it.kill.in');
+      const output = uniq('it.kill.out');
+      const group = uniq('it-kill');
+      const texts = await seed(input, n);
+      await createTopics(kafka, [output]);
+      const args = ['processor', 'identity', '--input', input, '--output', output, '--name', group];
+      const env = { IPT_BATCH_SIZE: '100', IPT_EXACTLY_ONCE: String(exactlyOnce), IPT_INSTANCE_ID: 'kill-test' };
+      const first = spawnIpt(args, env);
+      // Kill once some, but not all, output exists.
+      const deadline = Date.now() + 120_000;
+      while ((await topicSize(kafka, output)) < 2_000 && Date.now() < deadline) await sleep(100);
+      const before = await topicSize(kafka, output);
+      first.kill('SIGKILL');
+      await exited(first);
+      expect(before).toBeGreaterThan(0);
+      expect(before).toBeLessThan(n * 1.2);
+      const second = spawnIpt(args, env);
+      const got = await readTopic(kafka, output, { count: n, timeoutMs: 180_000, settleMs: 3000 });
+      second.kill('SIGTERM');
+      expect(await exited(second)).toBe(0);
+      const ids = got.messages.map((m) => m.key!.toString());
+      const unique = new Set(ids);
+      expect(texts.filter((t) => !unique.has(t.id))).toEqual([]);
+      if (exactlyOnce) expect(ids.length).toBe(n);
+    });
+  }
+
+  it('dead-letters an undecodable record and one whose handler throws, with reason and source, while the rest flow on', async () => {
+    const input = uniq('it.poison.in');
+    const output = uniq('it.poison.out');
+    const name = uniq('it-poison');
+    await createTopics(kafka, [input]);
+    const serde = await serdeFor([input]);
+    const good = sampleTexts(50, { runId: 'poison', bytes: 100 });
+    const throwing = { ...good[10]!, id: 'throws-in-handler' };
+    const messages = rawTextMessages(serde, input, [...good.slice(0, 10), throwing, ...good.slice(10)]);
+    messages.splice(25, 0, { key: 'garbage', value: Buffer.from('this is not avro') });
+    await produceAll(kafka, input, messages);
+    const spec = defineProcessor<RawText, 'out'>({
+      name,
+      input: { topics: [input], schema: 'raw-text' },
+      outputs: { out: { topic: output, schema: 'raw-text' } },
+      handle: (r) => {
+        if (r.value.id === 'throws-in-handler') throw new Error('cannot handle this text');
+        return [{ to: 'out', key: r.key, value: r.value }];
+      },
+    });
+    const proc = await startProcessor(spec, testConfig(), { logger });
+    const out = await readTopic(kafka, output, { count: 50, timeoutMs: 60_000, settleMs: 500 });
+    const dlq = await readTopic(kafka, deadLetterTopic(name), { count: 2, timeoutMs: 60_000, settleMs: 500 });
+    await proc.stop();
+    expect(out.messages.map((m) => m.key!.toString()).sort()).toEqual(good.map((g) => g.id).sort());
+    expect(dlq.messages).toHaveLength(2);
+    const byKey = new Map(dlq.messages.map((m) => [m.key!.toString(), m]));
+    const garbage = byKey.get('garbage')!;
+    expect(garbage.value!.toString()).toBe('this is not avro');
+    expect(garbage.headers![DLQ_HEADERS.stage]!.toString()).toBe('decode');
+    expect(garbage.headers![DLQ_HEADERS.reason]!.toString()).toMatch(/wire format/);
+    expect(garbage.headers![DLQ_HEADERS.topic]!.toString()).toBe(input);
+    expect(garbage.headers![DLQ_HEADERS.offset]!.toString()).toBe('25');
+    const thrown = byKey.get('throws-in-handler')!;
+    expect(thrown.headers![DLQ_HEADERS.stage]!.toString()).toBe('handler');
+    expect(thrown.headers![DLQ_HEADERS.reason]!.toString()).toContain('cannot handle this text');
+    expect(thrown.headers![DLQ_HEADERS.partition]!.toString()).toBe('0');
+    expect(thrown.headers![DLQ_HEADERS.offset]!.toString()).toBe('10');
+  });
+
+  it('refuses an incompatible schema change at start-up with a message naming the subject and the file', async () => {
+    const topic = uniq('it.schema');
+    await createTopics(kafka, [topic]);
+    const serde = await serdeFor([topic]);
+    const incompatible = 'test/fixtures/schemas/raw-text-incompatible.avsc';
+    await expect(serde.registerValueSchema(topic, incompatible)).rejects.toThrow(IncompatibleSchemaError);
+    await expect(serde.registerValueSchema(topic, incompatible)).rejects.toThrow(new RegExp(`${topic}-value.*BACKWARD|BACKWARD.*${topic}-value`));
+    const spec = defineProcessor<RawText, 'out'>({
+      name: uniq('it-schema'),
+      input: { topics: [uniq('it.schema.in')], schema: 'raw-text' },
+      outputs: { out: { topic, schema: incompatible } },
+      handle: () => [],
+    });
+    await expect(startProcessor(spec, testConfig(), { logger })).rejects.toThrow(/raw-text-incompatible\.avsc is incompatible/);
+  });
+});
+

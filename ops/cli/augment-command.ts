@@ -1,0 +1,67 @@
+import { runAugment } from '../jobs/augment.ts';
+import { intOption, parse, UsageError } from './args.ts';
+
+const USAGE = `usage: ipt augment --input FILE(.jsonl|.parquet) --output FILE.jsonl --llm-url URL
+  [--collections-output FILE.jsonl] [--rounds M=2] [--model NAME] [--max-model-len N=4096] [--max-new-tokens N=400]
+  [--length-estimate words|tokens=tokens] [--tokenizer tokenizer.json] [--temperature T=0] [--seed S=0]
+  [--concurrency N=32] [--retries N=4] [--timeout-ms MS=120000] [--allow-rejects] [--json]`;
+
+export async function augmentCommand(argv: string[]): Promise<number> {
+  const { values } = parse('augment', argv, {
+    input: { type: 'string' },
+    output: { type: 'string' },
+    'collections-output': { type: 'string' },
+    rounds: { type: 'string' },
+    'llm-url': { type: 'string' },
+    model: { type: 'string' },
+    'max-model-len': { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    'length-estimate': { type: 'string' },
+    tokenizer: { type: 'string' },
+    temperature: { type: 'string' },
+    seed: { type: 'string' },
+    concurrency: { type: 'string' },
+    retries: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    'allow-rejects': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (!values.input || !values.output || !values['llm-url']) throw new UsageError(`augment: --input, --output and --llm-url are required\n${USAGE}`);
+  const lengthEstimate = values['length-estimate'] ?? 'tokens';
+  if (lengthEstimate !== 'words' && lengthEstimate !== 'tokens') throw new UsageError(`augment: --length-estimate must be words or tokens (got ${lengthEstimate})`);
+  const temperature = Number(values.temperature ?? 0);
+  if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError(`augment: --temperature must be a number ≥ 0 (got ${values.temperature})`);
+  const maxModelLen = intOption('augment', 'max-model-len', values['max-model-len'], 4096);
+  const maxNewTokens = intOption('augment', 'max-new-tokens', values['max-new-tokens'], 400);
+  if (maxNewTokens >= maxModelLen) throw new UsageError('augment: --max-new-tokens must be smaller than --max-model-len');
+  const summary = await runAugment({
+    input: values.input,
+    output: values.output,
+    collectionsOutput: values['collections-output'],
+    rounds: intOption('augment', 'rounds', values.rounds, 2),
+    llmUrl: values['llm-url'],
+    model: values.model ?? 'instruction-pretrain/instruction-synthesizer',
+    maxModelLen,
+    maxNewTokens,
+    lengthEstimate,
+    tokenizer: values.tokenizer,
+    temperature,
+    seed: intOption('augment', 'seed', values.seed, 0, 0),
+    concurrency: intOption('augment', 'concurrency', values.concurrency, 32),
+    retries: intOption('augment', 'retries', values.retries, 4, 0),
+    timeoutMs: intOption('augment', 'timeout-ms', values['timeout-ms'], 120_000),
+    progress: process.stderr.isTTY === true && !values.json,
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
+  if (values.json) console.log(JSON.stringify(summary));
+  else {
+    console.log(
+      `augment: ${summary.textsIn} texts in (${summary.rejectedLines} lines rejected), ${summary.pairsOut} pairs out (${summary.pairsPerText} per text), ` +
+        `${summary.parseFailures} outputs without a pair, ${summary.failed.length} synthesis failures, ${summary.tooLong.length} too long, ${summary.emptyTexts} empty; ` +
+        `${summary.outputTexts} pre-training texts from ${summary.collections} collections in ${summary.seconds}s`,
+    );
+    for (const r of summary.rounds) console.log(`  round ${r.round}: ${r.texts} texts, ${r.fewShot} few-shot, ${r.llmCalls} LLM calls, ${r.failed} failed, ${r.pairs} pairs`);
+  }
+  const problems = summary.rejectedLines + summary.failed.length;
+  return problems > 0 && !values['allow-rejects'] ? 1 : 0;
+}

@@ -1,0 +1,170 @@
+import cliProgress from 'cli-progress';
+import { readTextRecords } from '../../connectors/files/text-records.ts';
+import { JsonlWriter } from '../../connectors/files/jsonl-writer.ts';
+import { CompletionsClient } from '../../connectors/llm/completions-client.ts';
+import { localTokenizerEstimator, serverTokenEstimator } from '../../connectors/llm/token-estimators.ts';
+import { wordsEstimate, type LengthEstimator } from '../../processors/templating/length-estimators.ts';
+import { finishRound, planRound, roundRanges, type Collection, type LengthBudget } from '../../processors/templating/multi-round.ts';
+import { formatSynthesizerInput, type QAPair } from '../../processors/templating/synthesizer-format.ts';
+import { parseSynthesizerOutput, plainPairs } from '../../processors/round-feedback/parse-output.ts';
+import { templateCollection } from '../../processors/pretrain-text/template-collection.ts';
+
+export interface AugmentOptions {
+  input: string;
+  output: string;
+  collectionsOutput?: string;
+  rounds: number;
+  llmUrl: string;
+  model: string;
+  maxModelLen: number;
+  maxNewTokens: number;
+  lengthEstimate: 'words' | 'tokens';
+  tokenizer?: string;
+  temperature: number;
+  seed: number;
+  concurrency: number;
+  retries: number;
+  timeoutMs: number;
+  progress: boolean;
+  log: (line: string) => void;
+}
+
+export interface RoundSummary {
+  round: number;
+  texts: number;
+  fewShot: number;
+  llmCalls: number;
+  failed: number;
+  pairs: number;
+}
+
+export interface AugmentSummary {
+  textsIn: number;
+  rejectedLines: number;
+  rejects: { line: number; reason: string }[];
+  emptyTexts: number;
+  tooLong: { id: string; line: number; length: number }[];
+  failed: { id: string; line: number; round: number; reason: string }[];
+  parseFailures: number;
+  pairsOut: number;
+  pairsPerText: number;
+  outputTexts: number;
+  collections: number;
+  rounds: RoundSummary[];
+  promptTokens: number;
+  completionTokens: number;
+  seconds: number;
+}
+
+interface InputText {
+  id: string;
+  text: string;
+  line: number;
+}
+
+/**
+ * The embedded batch job: the multi-round method of SPEC §3 (batch form, exactly), with the synthesizer behind
+ * any OpenAI-compatible completions endpoint, and the collections templated into pre-training texts (SPEC §4).
+ * A text the model cannot take (empty, longer than the model even alone, or failed after every retry) keeps its
+ * place as a raw text with no pairs and is reported; the round goes on.
+ */
+export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> {
+  const started = Date.now();
+  const texts: InputText[] = [];
+  const rejects: { line: number; reason: string }[] = [];
+  for await (const r of readTextRecords(opts.input)) {
+    if (r.ok) texts.push({ id: r.id, text: r.text, line: r.line });
+    else {
+      rejects.push({ line: r.line, reason: r.reason });
+      opts.log(`augment: rejected ${r.reason}`);
+    }
+  }
+  const client = new CompletionsClient({ url: opts.llmUrl, model: opts.model, concurrency: opts.concurrency, retries: opts.retries, timeoutMs: opts.timeoutMs });
+  const estimate: LengthEstimator =
+    opts.lengthEstimate === 'words' ? wordsEstimate : opts.tokenizer ? localTokenizerEstimator(opts.tokenizer) : await serverTokenEstimator(client);
+  const budget: LengthBudget = { maxModelLen: opts.maxModelLen, maxNewTokens: opts.maxNewTokens, estimate };
+  const limit = opts.maxModelLen - opts.maxNewTokens;
+
+  const summary: AugmentSummary = {
+    textsIn: texts.length,
+    rejectedLines: rejects.length,
+    rejects,
+    emptyTexts: 0,
+    tooLong: [],
+    failed: [],
+    parseFailures: 0,
+    pairsOut: 0,
+    pairsPerText: 0,
+    outputTexts: 0,
+    collections: 0,
+    rounds: [],
+    promptTokens: 0,
+    completionTokens: 0,
+    seconds: 0,
+  };
+  const bar = opts.progress ? new cliProgress.SingleBar({ format: 'augment |{bar}| {value}/{total} texts | round {round} | {pairs} pairs', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+  bar?.start(texts.length, 0, { round: 0, pairs: 0 });
+
+  let collections: Collection[] = [];
+  for (const [round, [start, end]] of roundRanges(texts.length, opts.rounds).entries()) {
+    const roundTexts = texts.slice(start, end);
+    const plan = await planRound(round, roundTexts.map((t) => t.text), collections, budget);
+    const rs: RoundSummary = { round, texts: roundTexts.length, fewShot: plan.plans.filter((p) => p.fewShot).length, llmCalls: 0, failed: 0, pairs: 0 };
+    const pairsPerText = await Promise.all(
+      roundTexts.map(async (t, i): Promise<QAPair[]> => {
+        const prompt = plan.plans[i]!.prompt;
+        try {
+          if (t.text === '') {
+            summary.emptyTexts++;
+            return [];
+          }
+          if (!plan.plans[i]!.fewShot) {
+            const length = await estimate(formatSynthesizerInput(t.text));
+            if (length > limit) {
+              summary.tooLong.push({ id: t.id, line: t.line, length });
+              opts.log(`augment: ${opts.input}:${t.line} (${t.id}): ${length} > ${limit} (max-model-len − max-new-tokens) even without examples; kept as raw text`);
+              return [];
+            }
+          }
+          rs.llmCalls++;
+          const res = await client.complete({ prompt, maxTokens: opts.maxNewTokens, temperature: opts.temperature });
+          summary.promptTokens += res.promptTokens ?? 0;
+          summary.completionTokens += res.completionTokens ?? 0;
+          const pairs = plainPairs(parseSynthesizerOutput(res.text));
+          if (pairs.length === 0) summary.parseFailures++;
+          rs.pairs += pairs.length;
+          return pairs;
+        } catch (err) {
+          rs.failed++;
+          const reason = (err as Error).message;
+          summary.failed.push({ id: t.id, line: t.line, round, reason });
+          opts.log(`augment: ${opts.input}:${t.line} (${t.id}): synthesis failed in round ${round}: ${reason}; kept as raw text`);
+          return [];
+        } finally {
+          bar?.increment(1, { round, pairs: summary.pairsOut + rs.pairs });
+        }
+      }),
+    );
+    collections = finishRound(plan, pairsPerText);
+    summary.pairsOut += rs.pairs;
+    summary.rounds.push(rs);
+  }
+  bar?.stop();
+
+  const out = new JsonlWriter(opts.output);
+  const collOut = opts.collectionsOutput ? new JsonlWriter(opts.collectionsOutput) : undefined;
+  for (const c of collections) {
+    for (const t of templateCollection(c, opts.seed)) {
+      // An empty raw text has nothing to train on: it is counted (emptyTexts), not written.
+      if (t.text !== '') await out.write({ text: t.text });
+    }
+    await collOut?.write({ entries: c.map((e) => ({ context: e.context, pairs: e.pairs.map((p) => ({ question: p.question, answer: p.answer })), inheritFromPrev: e.inheritFromPrev })) });
+  }
+  await out.close();
+  await collOut?.close();
+  summary.outputTexts = out.count;
+  summary.collections = collections.length;
+  summary.pairsPerText = texts.length === 0 ? 0 : Math.round((summary.pairsOut / texts.length) * 1000) / 1000;
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
+}

@@ -4,6 +4,9 @@ export default defineConfig({
   test: {
     // Integration files share one broker on a small machine: one file at a time.
     fileParallelism: false,
+    // CI asks for a machine-readable report beside the console one (IPT_TEST_REPORT=path).
+    reporters: process.env.IPT_TEST_REPORT ? ['default', 'json'] : ['default'],
+    outputFile: process.env.IPT_TEST_REPORT ? { json: process.env.IPT_TEST_REPORT } : undefined,
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {

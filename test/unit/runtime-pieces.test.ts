@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { mapOrdered } from '../../processors/runtime/concurrency.ts';
+import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
+import { deadLetterMessage, DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
+import { defineProcessor, deadLetterTopic } from '../../processors/runtime/processor.ts';
+import { loadSchema, valueSubject } from '../../processors/runtime/schemas.ts';
+import { stackConfig } from '../../ops/stack/stack-config.ts';
+import { kafkaProperties } from '../../ops/stack/services.ts';
+
+describe('mapOrdered', () => {
+  it('keeps order, bounds concurrency and mixes sync and async results', async () => {
+    let running = 0;
+    let peak = 0;
+    const out = await mapOrdered([1, 2, 3, 4, 5, 6, 7, 8], 3, (x) => {
+      if (x % 2 === 0) return x * 10;
+      running++;
+      peak = Math.max(peak, running);
+      return new Promise<number>((r) => setTimeout(() => {
+        running--;
+        r(x * 10);
+      }, 10 - x));
+    });
+    expect(out).toEqual([10, 20, 30, 40, 50, 60, 70, 80]);
+    expect(peak).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('runtime configuration', () => {
+  it('reads defaults and environment', () => {
+    const cfg = runtimeConfig({ IPT_KAFKA_BROKERS: 'a:1,b:2', IPT_EXACTLY_ONCE: 'true', IPT_BATCH_SIZE: '100' });
+    expect(cfg).toMatchObject({ brokers: ['a:1', 'b:2'], exactlyOnce: true, batchSize: 100, concurrency: 64 });
+  });
+  it('rejects bad values with the variable named', () => {
+    expect(() => runtimeConfig({ IPT_KAFKA_BROKERS: 'nohost' })).toThrow(ConfigError);
+    expect(() => runtimeConfig({ IPT_BATCH_SIZE: '0' })).toThrow(/IPT_BATCH_SIZE=0/);
+    expect(() => runtimeConfig({ IPT_EXACTLY_ONCE: 'maybe' })).toThrow(/IPT_EXACTLY_ONCE/);
+    expect(() => runtimeConfig({ IPT_REGISTRY_URL: 'not a url' })).toThrow(/IPT_REGISTRY_URL/);
+  });
+  it('validates stack ports', () => {
+    expect(stackConfig({ IPT_KAFKA_PORT: '19092' }).kafkaPort).toBe(19092);
+    expect(() => stackConfig({ IPT_REGISTRY_PORT: '70000' })).toThrow(/IPT_REGISTRY_PORT/);
+  });
+});
+
+describe('dead letters', () => {
+  it('keep the original bytes and carry reason and source coordinates in headers', () => {
+    const msg = { key: Buffer.from('k'), value: Buffer.from('v'), headers: { trace: 'x' }, timestamp: '0', attributes: 0, offset: '42', size: 0 };
+    const dl = deadLetterMessage('proc', msg, { topic: 'in', partition: 3, offset: '42' }, 'handler', 'boom');
+    expect(dl.key).toEqual(Buffer.from('k'));
+    expect(dl.value).toEqual(Buffer.from('v'));
+    expect(dl.headers).toMatchObject({ trace: 'x', [DLQ_HEADERS.reason]: 'boom', [DLQ_HEADERS.stage]: 'handler', [DLQ_HEADERS.topic]: 'in', [DLQ_HEADERS.partition]: '3', [DLQ_HEADERS.offset]: '42', [DLQ_HEADERS.processor]: 'proc' });
+    expect(deadLetterTopic('templating')).toBe('templating.dlq');
+  });
+});
+
+describe('processor declarations and schemas', () => {
+  it('refuses names that cannot be a topic or group, and processors without input', () => {
+    expect(() => defineProcessor({ name: 'bad name', input: { topics: ['a'], schema: 'raw-text' }, outputs: {}, handle: () => [] })).toThrow();
+    expect(() => defineProcessor({ name: 'ok', input: { topics: [], schema: 'raw-text' }, outputs: {}, handle: () => [] })).toThrow(/no input/);
+  });
+  it('loads schemas from schemas/ and names subjects by topic', () => {
+    const s = loadSchema('raw-text');
+    expect(s.type.isValid({ id: 'a', runId: '', text: 't', source: '', ingestedAt: 0 })).toBe(true);
+    expect(valueSubject('raw.texts')).toBe('raw.texts-value');
+    expect(() => loadSchema('no-such-schema')).toThrow(/not found/);
+  });
+});
+
+describe('native stack configuration', () => {
+  it('runs Kafka in KRaft mode on loopback without auto-created topics', () => {
+    const props = kafkaProperties(stackConfig({}), '/data');
+    expect(props).toContain('process.roles=broker,controller');
+    expect(props).toContain('listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093');
+    expect(props).toContain('auto.create.topics.enable=false');
+    expect(props).toContain('log.dirs=/data');
+  });
+});

@@ -1,3 +1,4 @@
+import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { mapOrdered } from '../../processors/runtime/concurrency.ts';
 import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
@@ -44,7 +45,7 @@ describe('runtime configuration', () => {
 
 describe('dead letters', () => {
   it('keep the original bytes and carry reason and source coordinates in headers', () => {
-    const msg = { key: Buffer.from('k'), value: Buffer.from('v'), headers: { trace: 'x' }, timestamp: '0', attributes: 0, offset: '42', size: 0 };
+    const msg = { key: Buffer.from('k'), value: Buffer.from('v'), headers: { trace: 'x' }, timestamp: '0', attributes: 0, offset: '42' } as KafkaMessage;
     const dl = deadLetterMessage('proc', msg, { topic: 'in', partition: 3, offset: '42' }, 'handler', 'boom');
     expect(dl.key).toEqual(Buffer.from('k'));
     expect(dl.value).toEqual(Buffer.from('v'));

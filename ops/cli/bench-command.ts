@@ -20,7 +20,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const { runtimeBench } = await import('../bench/runtime-bench.ts');
       const result = await runtimeBench(cfg, createLogger('ipt-bench', 'warn'), {
         records: intOption('bench', 'records', values.records, 100_000),
-        runs: intOption('bench', 'runs', values.runs, 3),
+        runs: intOption('bench', 'runs', values.runs, 5),
         recordBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
         log,
       });

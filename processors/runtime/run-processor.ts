@@ -104,8 +104,10 @@ export async function startProcessor<In, Outputs extends string>(
   });
   consumer.on(consumer.events.STOP, () => resolveDone());
 
+  // Label look-ups once, not per record.
+  const handlerLatency = metrics.handlerLatency.labels({ processor: spec.name });
   const finish = (result: HandlerResult<Outputs>, started: number): Outcome => {
-    metrics.handlerLatency.observe({ processor: spec.name }, (performance.now() - started) / 1000);
+    handlerLatency.observe((performance.now() - started) / 1000);
     return Array.isArray(result) ? { emits: result } : { emits: [], skip: result.skip };
   };
   const handlerFailed = (err: unknown): Outcome => ({ emits: [], failure: { stage: 'handler', reason: errorText(err) } });
@@ -138,7 +140,7 @@ export async function startProcessor<In, Outputs extends string>(
       if (!list) byTopic.set(t, (list = []));
       list.push(m);
     };
-    let dead = 0;
+    const outCounts = new Map<string, number>();
     for (let i = 0; i < messages.length; i++) {
       const msg = messages[i]!;
       const outcome = outcomes[i]!;
@@ -157,7 +159,6 @@ export async function startProcessor<In, Outputs extends string>(
         }
       }
       if (failure) {
-        dead++;
         metrics.deadLettered.inc({ processor: spec.name, stage: failure.stage });
         logger.warn({ source, stage: failure.stage, reason: failure.reason }, 'dead-lettered');
         push(dlqTopic, deadLetterMessage(spec.name, msg, source, failure.stage, failure.reason));
@@ -166,37 +167,63 @@ export async function startProcessor<In, Outputs extends string>(
       if (outcome.skip !== undefined) metrics.skipped.inc({ processor: spec.name, reason: outcome.skip });
       for (const [t, m] of encoded) {
         push(t, m);
-        metrics.recordsOut.inc({ processor: spec.name, topic: t });
+        outCounts.set(t, (outCounts.get(t) ?? 0) + 1);
       }
     }
+    for (const [t, n] of outCounts) metrics.recordsOut.inc({ processor: spec.name, topic: t }, n);
     metrics.recordsIn.inc({ processor: spec.name, topic }, messages.length);
     return [...byTopic].map(([t, msgs]) => ({ topic: t, messages: msgs }));
   };
 
-  const commit = async (topic: string, partition: number, topicMessages: TopicMessages[], lastOffset: string) => {
-    const next = (BigInt(lastOffset) + 1n).toString();
-    if (cfg.exactlyOnce) {
-      const txn = await producer.transaction();
-      try {
-        if (topicMessages.length > 0) await txn.sendBatch({ topicMessages, acks: -1 });
-        await txn.sendOffsets({ consumerGroupId: spec.name, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
-        await txn.commit();
-      } catch (err) {
-        await txn.abort().catch(() => undefined);
-        throw err;
-      }
-    } else {
-      if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
-      await consumer.commitOffsets([{ topic, partition, offset: next }]);
-    }
-  };
-
+  /**
+   * A fetched batch is processed chunk by chunk (IPT_BATCH_SIZE records). At-least-once keeps up to
+   * IPT_MAX_INFLIGHT_BATCHES chunks' produce requests in flight and commits their offsets once all are acknowledged;
+   * exactly-once puts the same chunks' outputs and their offsets into one transaction. Either way an offset is
+   * committed only with, or after, every output of the records before it.
+   */
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload) => {
     const { topic, partition } = batch;
+    let sends: Promise<unknown>[] = [];
+    let txnMessages: TopicMessages[] = [];
+    let uncommitted: string | undefined;
+    let since = performance.now();
+
+    const flush = async () => {
+      if (uncommitted === undefined) return;
+      const next = (BigInt(uncommitted) + 1n).toString();
+      if (cfg.exactlyOnce) {
+        const txn = await producer.transaction();
+        try {
+          if (txnMessages.length > 0) await txn.sendBatch({ topicMessages: txnMessages, acks: -1 });
+          await txn.sendOffsets({ consumerGroupId: spec.name, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+          await txn.commit();
+        } catch (err) {
+          await txn.abort().catch(() => undefined);
+          throw err;
+        }
+      } else {
+        await Promise.all(sends);
+        await consumer.commitOffsets([{ topic, partition, offset: next }]);
+      }
+      resolveOffset(uncommitted);
+      metrics.batchLatency.observe({ processor: spec.name }, (performance.now() - since) / 1000);
+      metrics.lag.set({ processor: spec.name, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(uncommitted) - 1n)));
+      sends = [];
+      txnMessages = [];
+      uncommitted = undefined;
+      since = performance.now();
+      await heartbeat();
+    };
+
     for (let i = 0; i < batch.messages.length; i += cfg.batchSize) {
-      if (!isRunning() || isStale()) return;
+      if (!isRunning() || isStale()) {
+        // The partition was revoked or we are stopping: commit nothing more; the next owner re-reads from the last commit.
+        await Promise.allSettled(sends);
+        return;
+      }
       if (spec.backpressure?.saturated()) {
         // Stop fetching this partition until downstream has room; unprocessed messages are fetched again later.
+        await flush();
         metrics.paused.set({ processor: spec.name }, 1);
         const resume = pause();
         void spec.backpressure.whenReady().then(() => {
@@ -206,15 +233,14 @@ export async function startProcessor<In, Outputs extends string>(
         return;
       }
       const chunk = batch.messages.slice(i, i + cfg.batchSize);
-      const started = performance.now();
       const topicMessages = await processChunk(topic, partition, chunk);
-      const last = chunk[chunk.length - 1]!.offset;
-      await commit(topic, partition, topicMessages, last);
-      resolveOffset(last);
-      metrics.batchLatency.observe({ processor: spec.name }, (performance.now() - started) / 1000);
-      metrics.lag.set({ processor: spec.name, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
-      await heartbeat();
+      uncommitted = chunk[chunk.length - 1]!.offset;
+      if (cfg.exactlyOnce) txnMessages.push(...topicMessages);
+      else if (topicMessages.length > 0) sends.push(producer.sendBatch({ topicMessages, acks: -1 }));
+      const inFlight = cfg.exactlyOnce ? Math.ceil(txnMessages.reduce((n, t) => n + t.messages.length, 0) / cfg.batchSize) : sends.length;
+      if (inFlight >= cfg.maxInFlightBatches) await flush();
     }
+    await flush();
   };
 
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.partitionsConsumedConcurrently, eachBatch });

@@ -8,6 +8,7 @@ export interface RuntimeConfig {
   instanceId: string;
   exactlyOnce: boolean;
   batchSize: number;
+  maxInFlightBatches: number;
   concurrency: number;
   partitionsConsumedConcurrently: number;
   metricsPort: number | undefined;
@@ -49,6 +50,7 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: P
     instanceId: env.IPT_INSTANCE_ID ?? `${hostname()}-0`,
     exactlyOnce: bool(env, 'IPT_EXACTLY_ONCE', false),
     batchSize: int(env, 'IPT_BATCH_SIZE', 500),
+    maxInFlightBatches: int(env, 'IPT_MAX_INFLIGHT_BATCHES', 4),
     concurrency: int(env, 'IPT_CONCURRENCY', 64),
     partitionsConsumedConcurrently: int(env, 'IPT_PARTITIONS_CONCURRENTLY', 1),
     metricsPort: metricsRaw === undefined || metricsRaw === '' ? undefined : int(env, 'IPT_METRICS_PORT', 0, 0),

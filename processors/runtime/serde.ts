@@ -54,16 +54,21 @@ export class AvroSerde {
     if (!res.ok) throw new Error(`setting ${level} compatibility on "${subject}" failed: HTTP ${res.status} ${await res.text()}`);
   }
 
-  /** Encodes with the schema registered for topic (registerValueSchema must have run for it). */
+  private scratch = Buffer.allocUnsafe(64 * 1024);
+
+  /** Encodes with the schema registered for topic (registerValueSchema must have run for it). One copy per record. */
   encode(topic: string, schema: LoadedSchema, value: unknown): Buffer {
     const id = this.writerIds.get(topic);
     if (id === undefined) throw new Error(`no schema registered for topic ${topic}`);
-    const body = schema.type.toBuffer(value);
-    const out = Buffer.allocUnsafe(5 + body.length);
-    out[0] = MAGIC;
-    out.writeUInt32BE(id, 1);
-    body.copy(out, 5);
-    return out;
+    let end = schema.type.encode(value, this.scratch, 5);
+    if (end < 0) {
+      // avsc returns minus the missing byte count when the buffer is too small.
+      this.scratch = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
+      end = schema.type.encode(value, this.scratch, 5);
+    }
+    this.scratch[0] = MAGIC;
+    this.scratch.writeUInt32BE(id, 1);
+    return Buffer.from(this.scratch.subarray(0, end));
   }
 
   /** Fetches and caches the writer schemas of the ids found in buffers, so decode() can stay synchronous. */
@@ -97,10 +102,15 @@ export class AvroSerde {
       }
       this.resolvers.set(key, resolver);
     }
+    let decoded: { value: unknown; offset: number };
     try {
-      return resolver === 'same' ? reader.type.fromBuffer(buf.subarray(5)) : reader.type.fromBuffer(buf.subarray(5), resolver);
+      decoded = resolver === 'same' ? reader.type.decode(buf, 5) : reader.type.decode(buf, 5, resolver);
     } catch (err) {
       throw new DecodeError(`Avro body does not decode with schema id ${id}: ${(err as Error).message}`);
     }
+    if (decoded.offset !== buf.length) {
+      throw new DecodeError(`Avro body does not decode with schema id ${id}: ${decoded.offset < 0 ? 'truncated' : `${buf.length - decoded.offset} trailing bytes`}`);
+    }
+    return decoded.value;
   }
 }

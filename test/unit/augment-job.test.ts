@@ -129,6 +129,40 @@ describe('ipt augment against a recorded-response completions server', () => {
     expect(summary.pairsOut).toBe(11);
   });
 
+  it('uses the server’s tokenize endpoint for the tokens estimate, with the same counts as the tokenizer', async () => {
+    const tokenizer = localTokenizerEstimator('test/fixtures/wordlevel-tokenizer.json');
+    const withTokenize = new RecordedCompletionsServer(recorded, async (t) => tokenizer(t));
+    await withTokenize.start();
+    try {
+      // This tokenizer splits punctuation, so it counts more than the words estimate: a budget between the two
+      // admits a few-shot prompt under words and not under tokens.
+      const t = corpus.map((c) => c.text);
+      const candidate = formatExample(t[0]!, pairsOf(t[0]!)) + formatSynthesizerInput(t[5]!);
+      const tokens = await tokenizer(candidate);
+      const words = wordsEstimate(candidate);
+      expect(tokens).toBeGreaterThan(words);
+      const budget = { maxModelLen: Math.ceil(words) + 400, maxNewTokens: 400 };
+      const byWords = await runAugment(options({ llmUrl: withTokenize.url, lengthEstimate: 'words', ...budget }));
+      expect(withTokenize.prompts).toContain(candidate);
+      withTokenize.prompts.length = 0;
+      const byTokens = await runAugment(options({ llmUrl: withTokenize.url, lengthEstimate: 'tokens', ...budget }));
+      expect(withTokenize.prompts).not.toContain(candidate);
+      expect(withTokenize.prompts).toContain(formatSynthesizerInput(t[5]!));
+      expect(byTokens.rounds[1]!.fewShot).toBeLessThan(byWords.rounds[1]!.fewShot);
+    } finally {
+      await withTokenize.stop();
+    }
+  });
+
+  it('times out a slow response, retries it, and reports it after the last try', async () => {
+    const t = corpus.map((c) => c.text);
+    server.delays.set(t[3]!, 2000);
+    const summary = await runAugment(options({ timeoutMs: 300, retries: 1 }));
+    expect(summary.failed).toEqual([{ id: 'doc-3', line: 4, round: 0, reason: 'completion failed after 2 attempts: timed out after 300 ms' }]);
+    expect(server.prompts.filter((p) => p === formatSynthesizerInput(t[3]!))).toHaveLength(2);
+    expect(summary.textsIn).toBe(9);
+  });
+
   it('refuses the tokens estimate when the server has no tokenize endpoint and no tokenizer is given', async () => {
     await expect(runAugment(options({ lengthEstimate: 'tokens' }))).rejects.toThrow(/no tokenize endpoint/);
   });

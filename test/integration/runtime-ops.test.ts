@@ -1,0 +1,89 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kafka } from 'kafkajs';
+import { identityProcessor, type RawText } from '../../processors/identity/identity-processor.ts';
+import { defineProcessor } from '../../processors/runtime/processor.ts';
+import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
+import { startOpsServer } from '../../processors/runtime/ops-server.ts';
+import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { startProcessor } from '../../processors/runtime/run-processor.ts';
+import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
+import { createTopics, logger, serdeFor, testConfig, testKafka, topicSize, uniq } from './helpers.ts';
+
+let kafka: Kafka;
+beforeAll(() => {
+  kafka = testKafka();
+});
+
+async function seed(topic: string, n: number): Promise<void> {
+  await createTopics(kafka, [topic]);
+  const serde = await serdeFor([topic]);
+  await produceAll(kafka, topic, rawTextMessages(serde, topic, sampleTexts(n, { runId: topic, bytes: 200 })));
+}
+
+describe('runtime operations on the real stack', () => {
+  it('pauses fetching while downstream is saturated and resumes when it has room, losing nothing', async () => {
+    const input = uniq('it.bp.in');
+    const output = uniq('it.bp.out');
+    await seed(input, 3000);
+    let saturated = false;
+    let release!: () => void;
+    let handled = 0;
+    const metrics = new ProcessorMetrics();
+    const spec = defineProcessor<RawText, 'out'>({
+      name: uniq('it-bp'),
+      input: { topics: [input], schema: 'raw-text' },
+      outputs: { out: { topic: output, schema: 'raw-text' } },
+      handle: (r) => {
+        // Downstream fills up after the first 1000 records.
+        if (++handled === 1000) saturated = true;
+        return [{ to: 'out', key: r.key, value: r.value }];
+      },
+      backpressure: {
+        saturated: () => saturated,
+        whenReady: () => new Promise<void>((r) => (release = r)),
+      },
+    });
+    const proc = await startProcessor(spec, testConfig({ batchSize: 100 }), { logger, metrics });
+    const deadline = Date.now() + 60_000;
+    while (!saturated && Date.now() < deadline) await sleep(50);
+    await sleep(2000);
+    const pausedAt = await topicSize(kafka, output);
+    const pausedGauge = (await metrics.paused.get()).values[0]?.value;
+    await sleep(2000);
+    expect(await topicSize(kafka, output)).toBe(pausedAt);
+    expect(pausedGauge).toBe(1);
+    expect(pausedAt).toBeGreaterThanOrEqual(1000);
+    expect(pausedAt).toBeLessThan(3000);
+    saturated = false;
+    release();
+    const got = await readTopic(kafka, output, { count: 3000, timeoutMs: 60_000, settleMs: 500 });
+    await proc.stop();
+    expect(new Set(got.messages.map((m) => m.key!.toString())).size).toBe(3000);
+    expect((await metrics.paused.get()).values[0]?.value).toBe(0);
+  });
+
+  it('serves /metrics with per-processor counts, /healthz, and /readyz once the group is joined', async () => {
+    const input = uniq('it.metrics.in');
+    const output = uniq('it.metrics.out');
+    const name = uniq('it-metrics');
+    await seed(input, 500);
+    const metrics = new ProcessorMetrics();
+    const proc = await startProcessor(identityProcessor({ name, input, output }), testConfig(), { logger, metrics });
+    const server = await startOpsServer({ port: 0, registry: metrics.registry, readiness: [proc] });
+    const addr = server.server.address();
+    const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    await readTopic(kafka, output, { count: 500, timeoutMs: 60_000 });
+    await sleep(500);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toContain(`ipt_records_in_total{processor="${name}",topic="${input}"} 500`);
+    expect(text).toContain(`ipt_records_out_total{processor="${name}",topic="${output}"} 500`);
+    expect(text).toMatch(new RegExp(`ipt_consumer_lag\\{processor="${name}",topic="${input}",partition="0"\\} 0`));
+    expect(text).toContain(`ipt_handler_latency_seconds_count{processor="${name}"} 500`);
+    await proc.stop();
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    await server.close();
+  });
+});

@@ -26,6 +26,8 @@ export interface CompletionsClientOptions {
   backoffMs?: number;
   maxBackoffMs?: number;
   apiKey?: string;
+  /** Extra fields sent with every completion request (guided-decoding constraints, server-specific options). */
+  extraBody?: Record<string, unknown>;
 }
 
 /** A request that failed for good, after its retries (or at once, for a request the server calls invalid). */
@@ -66,7 +68,7 @@ const RETRIABLE_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
  */
 export class CompletionsClient {
   private readonly sem: Semaphore;
-  private readonly opts: Required<Omit<CompletionsClientOptions, 'apiKey'>> & { apiKey?: string };
+  private readonly opts: Required<Omit<CompletionsClientOptions, 'apiKey' | 'extraBody'>> & { apiKey?: string; extraBody?: Record<string, unknown> };
 
   constructor(opts: CompletionsClientOptions) {
     this.opts = { concurrency: 32, retries: 4, timeoutMs: 120_000, backoffMs: 500, maxBackoffMs: 20_000, ...opts, url: opts.url.replace(/\/+$/, '') };
@@ -87,7 +89,7 @@ export class CompletionsClient {
   }
 
   private async withRetries(req: CompletionRequest): Promise<CompletionResult> {
-    const body = JSON.stringify({ model: this.opts.model, prompt: req.prompt, max_tokens: req.maxTokens, temperature: req.temperature, ...(req.stop ? { stop: req.stop } : {}) });
+    const body = JSON.stringify({ ...this.opts.extraBody, model: this.opts.model, prompt: req.prompt, max_tokens: req.maxTokens, temperature: req.temperature, ...(req.stop ? { stop: req.stop } : {}) });
     let lastError = '';
     for (let attempt = 1; attempt <= this.opts.retries + 1; attempt++) {
       const started = performance.now();

@@ -4,7 +4,7 @@ import { intOption, parse, UsageError } from './args.ts';
 const USAGE = `usage: ipt augment --input FILE(.jsonl|.parquet) --output FILE.jsonl --llm-url URL
   [--collections-output FILE.jsonl] [--rounds M=2] [--model NAME] [--max-model-len N=4096] [--max-new-tokens N=400]
   [--length-estimate words|tokens=tokens] [--tokenizer tokenizer.json] [--temperature T=0] [--seed S=0]
-  [--concurrency N=32] [--retries N=4] [--timeout-ms MS=120000] [--allow-rejects] [--json]`;
+  [--concurrency N=32] [--retries N=4] [--timeout-ms MS=120000] [--guided off|gbnf|regex=off] [--allow-rejects] [--json]`;
 
 export async function augmentCommand(argv: string[]): Promise<number> {
   const { values } = parse('augment', argv, {
@@ -23,12 +23,15 @@ export async function augmentCommand(argv: string[]): Promise<number> {
     concurrency: { type: 'string' },
     retries: { type: 'string' },
     'timeout-ms': { type: 'string' },
+    guided: { type: 'string' },
     'allow-rejects': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (!values.input || !values.output || !values['llm-url']) throw new UsageError(`augment: --input, --output and --llm-url are required\n${USAGE}`);
   const lengthEstimate = values['length-estimate'] ?? 'tokens';
   if (lengthEstimate !== 'words' && lengthEstimate !== 'tokens') throw new UsageError(`augment: --length-estimate must be words or tokens (got ${lengthEstimate})`);
+  const guided = values.guided ?? 'off';
+  if (guided !== 'off' && guided !== 'gbnf' && guided !== 'regex') throw new UsageError(`augment: --guided must be off, gbnf or regex (got ${guided})`);
   const temperature = Number(values.temperature ?? 0);
   if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError(`augment: --temperature must be a number ≥ 0 (got ${values.temperature})`);
   const maxModelLen = intOption('augment', 'max-model-len', values['max-model-len'], 4096);
@@ -50,6 +53,7 @@ export async function augmentCommand(argv: string[]): Promise<number> {
     concurrency: intOption('augment', 'concurrency', values.concurrency, 32),
     retries: intOption('augment', 'retries', values.retries, 4, 0),
     timeoutMs: intOption('augment', 'timeout-ms', values['timeout-ms'], 120_000),
+    guided,
     progress: process.stderr.isTTY === true && !values.json,
     log: (l) => process.stderr.write(`${l}\n`),
   });

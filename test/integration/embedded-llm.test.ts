@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer } from 'node:net';
+import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
+import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
+import { CompletionsClient } from '../../connectors/llm/completions-client.ts';
+import { guidedFields } from '../../connectors/llm/pair-grammar.ts';
+import { formatSynthesizerInput, parseSynthesizerOutput } from 'instruct-pt';
+
+// The small model is not trained on the pair format; tight bounds let it close pairs within a short budget.
+const TIGHT = { maxPairs: 2, maxLine: 50, maxLines: 1 };
+const TEXTS = [
+  'Photosynthesis takes place in chloroplasts and releases oxygen.',
+  'The Moon orbits Earth roughly every 27 days.',
+  'Sound travels faster in water than in air.',
+  'Insulin is a hormone made by the pancreas.',
+];
+
+let synth: EmbeddedSynthesizer;
+let server: Awaited<ReturnType<typeof startEmbeddedServer>>;
+beforeAll(async () => {
+  synth = await EmbeddedSynthesizer.load({ modelPath: inject('smallModel'), parallel: 4, contextSize: 1024 });
+  server = await startEmbeddedServer(synth, { modelName: 'smollm2' });
+});
+afterAll(async () => {
+  await server.app.close();
+  await synth.dispose();
+});
+
+async function post(path: string, body: unknown): Promise<{ status: number; json: any }> {
+  const origin = new URL(server.url).origin;
+  const res = await fetch(`${path.startsWith('/v1') ? origin : origin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, json: await res.json() };
+}
+
+describe('the embedded llama.cpp synthesizer behind the OpenAI completions API (real model)', () => {
+  it('completes a prompt and a prompt array, with usage from the model’s own tokenizer', async () => {
+    const prompts = TEXTS.slice(0, 2).map(formatSynthesizerInput);
+    const one = await post('/v1/completions', { model: 'smollm2', prompt: prompts[0], max_tokens: 12, temperature: 0 });
+    expect(one.status).toBe(200);
+    expect(one.json.choices).toHaveLength(1);
+    expect(one.json.choices[0].text.length).toBeGreaterThan(0);
+    expect(one.json.usage.prompt_tokens).toBe(synth.tokenize(prompts[0]!).length);
+    expect(one.json.usage.completion_tokens).toBeLessThanOrEqual(12);
+    const batch = await post('/v1/completions', { model: 'smollm2', prompt: prompts, max_tokens: 12, temperature: 0 });
+    expect(batch.json.choices.map((c: { index: number }) => c.index)).toEqual([0, 1]);
+    // Deterministic at temperature 0, alone or batched.
+    expect(batch.json.choices[0].text).toBe(one.json.choices[0].text);
+  });
+
+  it('counts tokens on /tokenize (vLLM and llama.cpp request shapes)', async () => {
+    const text = formatSynthesizerInput(TEXTS[0]!);
+    expect((await post('/tokenize', { model: 'smollm2', prompt: text })).json.count).toBe(synth.tokenize(text).length);
+    expect((await post('/tokenize', { content: text })).json.tokens).toHaveLength(synth.tokenize(text).length);
+    const client = new CompletionsClient({ url: server.url, model: 'smollm2' });
+    expect(await client.countTokens(text)).toBe(synth.tokenize(text).length);
+  });
+
+  it('rejects invalid requests with 400, which the client does not retry', async () => {
+    expect((await post('/v1/completions', { prompt: 5, max_tokens: 3 })).status).toBe(400);
+    const client = new CompletionsClient({ url: server.url, model: 'smollm2', retries: 3, backoffMs: 10 });
+    const tooLong = 'word '.repeat(2000);
+    await expect(client.complete({ prompt: tooLong, maxTokens: 10, temperature: 0 })).rejects.toMatchObject({ attempts: 1, status: 400 });
+  });
+
+  it('guided decoding (GBNF) turns unparseable output into parseable pairs', async () => {
+    const rate = async (extra: Record<string, unknown>) => {
+      const client = new CompletionsClient({ url: server.url, model: 'smollm2', extraBody: extra });
+      const outs = await Promise.all(TEXTS.map((t) => client.complete({ prompt: formatSynthesizerInput(t), maxTokens: 80, temperature: 0 })));
+      return outs.filter((o) => parseSynthesizerOutput(o.text).length > 0).length / outs.length;
+    };
+    const free = await rate({ repeat_penalty: 1.3 });
+    const guided = await rate({ repeat_penalty: 1.3, ...guidedFields('gbnf', TIGHT) });
+    expect(guided).toBe(1);
+    expect(free).toBeLessThan(guided);
+  });
+});
+
+describe('client failure handling against a real server', () => {
+  it('backs off while the server is down and resumes when it comes back, losing no request', async () => {
+    const port = await freePort();
+    const client = new CompletionsClient({ url: `http://127.0.0.1:${port}/v1`, model: 'smollm2', retries: 8, backoffMs: 100, maxBackoffMs: 800, timeoutMs: 30_000 });
+    const started = Date.now();
+    const pending = Promise.all(TEXTS.map((t) => client.complete({ prompt: formatSynthesizerInput(t), maxTokens: 4, temperature: 0 })));
+    await sleep(1200);
+    const late = await startEmbeddedServer(synth, { port });
+    try {
+      const results = await pending;
+      expect(results).toHaveLength(TEXTS.length);
+      expect(results.every((r) => r.attempts > 1)).toBe(true);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1200);
+    } finally {
+      await late.app.close();
+    }
+  });
+
+  it('reports a prompt that fails every try with the reason', async () => {
+    const port = await freePort();
+    const client = new CompletionsClient({ url: `http://127.0.0.1:${port}/v1`, model: 'smollm2', retries: 2, backoffMs: 20 });
+    await expect(client.complete({ prompt: 'x', maxTokens: 2, temperature: 0 })).rejects.toThrow(/failed after 3 attempts: .*(ECONNREFUSED|fetch failed)/);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}

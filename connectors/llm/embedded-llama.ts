@@ -134,6 +134,11 @@ export class EmbeddedSynthesizer {
     }
   }
 
+  /** Empties every free sequence's KV cache (benchmarks compare runs from a cold cache). */
+  async clearCaches(): Promise<void> {
+    for (const seq of this.free) await seq.clearHistory();
+  }
+
   async dispose(): Promise<void> {
     await this.context.dispose();
     await this.model.dispose();

@@ -1,6 +1,9 @@
 import tokenizers from '@anush008/tokenizers';
 import type { LengthEstimator } from '../../processors/templating/length-estimators.ts';
-import type { CompletionsClient } from './completions-client.ts';
+/** Anything that can ask a server for a token count (the completions client, the synthesis pool). */
+export interface TokenCounter {
+  countTokens(text: string): Promise<number | undefined>;
+}
 
 /** The `tokens` estimator from a local Hugging Face tokenizer.json (the same Rust library as Python's tokenizers). */
 export function localTokenizerEstimator(tokenizerJson: string): LengthEstimator {
@@ -9,7 +12,7 @@ export function localTokenizerEstimator(tokenizerJson: string): LengthEstimator 
 }
 
 /** The `tokens` estimator from the LLM server's tokenize endpoint; fails clearly when the server has none. */
-export async function serverTokenEstimator(client: CompletionsClient): Promise<LengthEstimator> {
+export async function serverTokenEstimator(client: TokenCounter): Promise<LengthEstimator> {
   const probe = await client.countTokens('probe');
   if (probe === undefined) throw new Error('--length-estimate tokens: the LLM server has no tokenize endpoint; pass --tokenizer FILE (a tokenizer.json) or use --length-estimate words');
   return async (text: string) => {

@@ -27,8 +27,21 @@ export async function benchCommand(argv: string[]): Promise<number> {
       print(result, values.json, `runtime ${result.runtimeRecordsPerSec} rec/s vs bare kafkajs ${result.bareRecordsPerSec} rec/s: ratio ${result.ratio} (goal ≥ 0.8)`);
       return 0;
     }
+    case 'synthesis': {
+      const { synthesisBench } = await import('../bench/synthesis-bench.ts');
+      const { installSmallModel } = await import('../stack/models.ts');
+      const { stackConfig } = await import('../stack/stack-config.ts');
+      const result = await synthesisBench({ modelPath: installSmallModel(stackConfig(), log), log, runs: intOption('bench', 'runs', values.runs, 3) });
+      print(
+        result,
+        values.json,
+        `simulated ${result.simulated.ratio} of capacity (goal ≥ 0.95); llamacpp pipeline/direct ${result.llamacpp.ratio} (goal ≥ 0.9); ` +
+          `prefix affinity/round-robin ${result.prefixAffinity.ratio} (goal > 1); parse rate ${result.parseRate.unguided} unguided, ${result.parseRate.guided} guided`,
+      );
+      return 0;
+    }
     default:
-      throw new UsageError('usage: ipt bench runtime [--json] [--records N] [--runs R] [--record-bytes B]');
+      throw new UsageError('usage: ipt bench runtime|synthesis [--json] [--records N] [--runs R] [--record-bytes B]');
   }
 }
 

@@ -1,7 +1,8 @@
 import cliProgress from 'cli-progress';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
 import { JsonlWriter } from '../../connectors/files/jsonl-writer.ts';
-import { CompletionsClient } from '../../connectors/llm/completions-client.ts';
+import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
+import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
 import { localTokenizerEstimator, serverTokenEstimator } from '../../connectors/llm/token-estimators.ts';
 import { guidedFields, type GrammarBounds, type GuidedDecoding } from '../../connectors/llm/pair-grammar.ts';
 import { wordsEstimate, type LengthEstimator } from '../../processors/templating/length-estimators.ts';
@@ -15,6 +16,7 @@ export interface AugmentOptions {
   output: string;
   collectionsOutput?: string;
   rounds: number;
+  /** One or more OpenAI-compatible base URLs, comma-separated. */
   llmUrl: string;
   model: string;
   maxModelLen: number;
@@ -85,7 +87,16 @@ export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> 
       opts.log(`augment: rejected ${r.reason}`);
     }
   }
-  const client = new CompletionsClient({ url: opts.llmUrl, model: opts.model, concurrency: opts.concurrency, retries: opts.retries, timeoutMs: opts.timeoutMs, extraBody: { ...opts.extraBody, ...guidedFields(opts.guided ?? 'off', opts.grammarBounds) } });
+  const client = new SynthesisPool({
+    endpoints: opts.llmUrl.split(',').map((u) => u.trim()).filter(Boolean),
+    model: opts.model,
+    initialWindow: Math.min(8, opts.concurrency),
+    maxWindow: opts.concurrency,
+    maxAttempts: opts.retries + 1,
+    timeoutMs: opts.timeoutMs,
+    backoffMs: 500,
+    extraBody: { ...opts.extraBody, ...guidedFields(opts.guided ?? 'off', opts.grammarBounds) },
+  });
   const estimate: LengthEstimator =
     opts.lengthEstimate === 'words' ? wordsEstimate : opts.tokenizer ? localTokenizerEstimator(opts.tokenizer) : await serverTokenEstimator(client);
   const budget: LengthBudget = { maxModelLen: opts.maxModelLen, maxNewTokens: opts.maxNewTokens, estimate };
@@ -133,7 +144,10 @@ export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> 
             }
           }
           rs.llmCalls++;
-          const res = await client.complete({ prompt, maxTokens: opts.maxNewTokens, temperature: opts.temperature });
+          // A collection keeps one affinity key across rounds (its first text), so its growing few-shot history goes
+          // back to the endpoint whose prefix cache holds it.
+          const affinityKey = String(hashString(plan.plans[i]!.collection?.[0]?.context ?? t.text));
+          const res = await client.complete({ prompt, maxTokens: opts.maxNewTokens, temperature: opts.temperature, affinityKey });
           summary.promptTokens += res.promptTokens ?? 0;
           summary.completionTokens += res.completionTokens ?? 0;
           const pairs = plainPairs(parseSynthesizerOutput(res.text));

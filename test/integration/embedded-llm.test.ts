@@ -79,7 +79,8 @@ describe('the embedded llama.cpp synthesizer behind the OpenAI completions API (
 describe('client failure handling against a real server', () => {
   it('backs off while the server is down and resumes when it comes back, losing no request', async () => {
     const port = await freePort();
-    const client = new CompletionsClient({ url: `http://127.0.0.1:${port}/v1`, model: 'smollm2', retries: 8, backoffMs: 100, maxBackoffMs: 800, timeoutMs: 30_000 });
+    // Full-jitter waits can be short: 40 tries of up to 300 ms cannot all fall inside the 1.2 s outage (p < 1e-20).
+    const client = new CompletionsClient({ url: `http://127.0.0.1:${port}/v1`, model: 'smollm2', retries: 40, backoffMs: 100, maxBackoffMs: 300, timeoutMs: 30_000 });
     const started = Date.now();
     const pending = Promise.all(TEXTS.map((t) => client.complete({ prompt: formatSynthesizerInput(t), maxTokens: 4, temperature: 0 })));
     await sleep(1200);

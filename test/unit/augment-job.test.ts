@@ -86,6 +86,25 @@ describe('ipt augment against a recorded-response completions server', () => {
     expect(out.find((o) => o.includes(t[1]!))).toContain(t[6]!);
   });
 
+  it('spreads over several endpoints and sends each collection’s next round to the endpoint holding its history', async () => {
+    const second = new RecordedCompletionsServer(recorded);
+    await second.start();
+    try {
+      const summary = await runAugment(options({ llmUrl: `${server.url},${second.url}` }));
+      expect(summary.pairsOut).toBe(11);
+      expect(server.prompts.length).toBeGreaterThan(0);
+      expect(second.prompts.length).toBeGreaterThan(0);
+      // A few-shot prompt starts with its history's first text: that text's round-0 prompt went to the same server.
+      const firstContext = (p: string) => p.slice('<s> <CON> '.length, p.indexOf(' </CON>'));
+      for (const s of [server, second]) {
+        const zeroShot = new Set(s.prompts.filter((p) => !p.includes('</s>')).map(firstContext));
+        for (const p of s.prompts.filter((q) => q.includes('</s>'))) expect(zeroShot.has(firstContext(p))).toBe(true);
+      }
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('is deterministic for a seed', async () => {
     await runAugment(options());
     const first = readFileSync(join(dir, 'out.jsonl'), 'utf8');
@@ -102,7 +121,7 @@ describe('ipt augment against a recorded-response completions server', () => {
     const summary = await runAugment(options({ retries: 2 }));
     expect(summary.failed).toHaveLength(1);
     expect(summary.failed[0]).toMatchObject({ id: 'doc-2', line: 3, round: 0 });
-    expect(summary.failed[0]!.reason).toMatch(/after 3 attempts.*HTTP 500/);
+    expect(summary.failed[0]!.reason).toMatch(/after 3 attempts: HTTP 500/);
     expect(summary.pairsOut).toBe(10);
     const out = readFileSync(join(dir, 'out.jsonl'), 'utf8');
     expect(out).toContain(JSON.stringify(t[2]).slice(1, -1));
@@ -158,7 +177,7 @@ describe('ipt augment against a recorded-response completions server', () => {
     const t = corpus.map((c) => c.text);
     server.delays.set(t[3]!, 2000);
     const summary = await runAugment(options({ timeoutMs: 300, retries: 1 }));
-    expect(summary.failed).toEqual([{ id: 'doc-3', line: 4, round: 0, reason: 'completion failed after 2 attempts: timed out after 300 ms' }]);
+    expect(summary.failed).toEqual([{ id: 'doc-3', line: 4, round: 0, reason: `completion failed after 2 attempts: timed out after 300 ms at ${server.url}` }]);
     expect(server.prompts.filter((p) => p === formatSynthesizerInput(t[3]!))).toHaveLength(2);
     expect(summary.textsIn).toBe(9);
   });

@@ -1,0 +1,264 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
+import { CompletionError, type CompletionRequest, type CompletionResult } from './completions-client.ts';
+
+export interface PoolOptions {
+  /** Base URLs of OpenAI-compatible servers (…/v1). */
+  endpoints: string[];
+  model: string;
+  /** Starting in-flight window per endpoint; it doubles per window of successes until the first congestion signal. */
+  initialWindow?: number;
+  minWindow?: number;
+  maxWindow?: number;
+  /** Whole-record budget: retries stop when the next attempt could not start before it. */
+  deadlineMs?: number;
+  /** Attempts per record at most (first try included). */
+  maxAttempts?: number;
+  timeoutMs?: number;
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Route requests with the same affinity key to the same endpoint (rendezvous hashing), for its prefix cache. */
+  affinity?: boolean;
+  extraBody?: Record<string, unknown>;
+  apiKey?: string;
+}
+
+export interface PoolRequest extends CompletionRequest {
+  /** Requests sharing a prompt prefix (a few-shot history) share a key. */
+  affinityKey?: string;
+}
+
+interface Pending {
+  req: PoolRequest;
+  deadline: number;
+  attempts: number;
+  lastError: string;
+  resolve: (r: CompletionResult) => void;
+  reject: (e: Error) => void;
+}
+
+class EndpointState {
+  window: number;
+  inFlight = 0;
+  slowStart = true;
+  /** Lowest latency per generated token seen recently: the uncongested baseline. */
+  baseline = Infinity;
+  baselineAt = 0;
+  downUntil = 0;
+  /** After a decrease, further congestion signals are ignored until this many completions (one round trip). */
+  holdUntil = 0;
+  completed = 0;
+  errors = 0;
+  tokens = 0;
+  readonly queue: Pending[] = [];
+  constructor(
+    readonly url: string,
+    window: number,
+  ) {
+    this.window = window;
+  }
+  get hasRoom(): boolean {
+    return this.inFlight < Math.floor(this.window) && Date.now() >= this.downUntil;
+  }
+}
+
+/** murmur3's finaliser: FNV-1a alone leaves similar strings (ports, key suffixes) with correlated high bits. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const RETRIABLE = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
+const CONGESTION = new Set([429, 503]);
+
+/**
+ * Keeps several inference servers saturated: a per-endpoint in-flight window that grows while latency and errors
+ * stay flat (doubling at first, then by one per window of successes) and halves on 429, 503 and timeouts; requests
+ * wait in per-endpoint queues, never in a busy loop; an endpoint that refuses connections is skipped until its
+ * backoff passes and then tried again, so traffic resumes when it returns. With affinity, prompts that share a
+ * few-shot history go to the same endpoint so its prefix cache is reused.
+ */
+export class SynthesisPool {
+  private readonly eps: EndpointState[];
+  private readonly opts: Required<Omit<PoolOptions, 'extraBody' | 'apiKey'>> & Pick<PoolOptions, 'extraBody' | 'apiKey'>;
+  private rr = 0;
+
+  constructor(opts: PoolOptions) {
+    if (opts.endpoints.length === 0) throw new Error('SynthesisPool needs at least one endpoint');
+    this.opts = {
+      initialWindow: 8,
+      minWindow: 1,
+      maxWindow: 1024,
+      deadlineMs: 600_000,
+      maxAttempts: 8,
+      timeoutMs: 120_000,
+      backoffMs: 250,
+      maxBackoffMs: 10_000,
+      affinity: true,
+      ...opts,
+    };
+    this.eps = opts.endpoints.map((u) => new EndpointState(u.replace(/\/+$/, ''), this.opts.initialWindow));
+  }
+
+  stats() {
+    return this.eps.map((e) => ({ url: e.url, window: Math.round(e.window * 10) / 10, inFlight: e.inFlight, queued: e.queue.length, completed: e.completed, errors: e.errors, tokens: e.tokens }));
+  }
+
+  complete(req: PoolRequest): Promise<CompletionResult> {
+    return new Promise((resolve, reject) => {
+      const p: Pending = { req, deadline: Date.now() + this.opts.deadlineMs, attempts: 0, lastError: '', resolve, reject };
+      this.enqueue(p);
+    });
+  }
+
+  /** Rendezvous hashing: the key's endpoint stays the same while the endpoint set does. */
+  private route(p: Pending): EndpointState {
+    const key = p.req.affinityKey;
+    if (this.opts.affinity && key !== undefined) {
+      let best = this.eps[0]!;
+      let bestScore = -1;
+      for (const e of this.eps) {
+        const score = mix32(hashString(`${e.url}\u0000${key}`));
+        if (score > bestScore) {
+          best = e;
+          bestScore = score;
+        }
+      }
+      // A down endpoint hands its keys to the least-loaded live one until it returns.
+      if (Date.now() >= best.downUntil) return best;
+    }
+    // Least loaded relative to its window; ties round-robin.
+    let chosen = this.eps[this.rr++ % this.eps.length]!;
+    for (const e of this.eps) {
+      const load = (e.inFlight + e.queue.length) / Math.max(1, e.window) + (Date.now() < e.downUntil ? 1e6 : 0);
+      const chosenLoad = (chosen.inFlight + chosen.queue.length) / Math.max(1, chosen.window) + (Date.now() < chosen.downUntil ? 1e6 : 0);
+      if (load < chosenLoad) chosen = e;
+    }
+    return chosen;
+  }
+
+  private enqueue(p: Pending): void {
+    this.route(p).queue.push(p);
+    this.pump();
+  }
+
+  private pump(): void {
+    for (const e of this.eps) {
+      while (e.queue.length > 0 && e.hasRoom) void this.send(e, e.queue.shift()!);
+      if (e.queue.length > 0 && Date.now() < e.downUntil) {
+        // Re-check once the endpoint's backoff has passed; no polling loop.
+        const wait = e.downUntil - Date.now();
+        setTimeout(() => this.pump(), wait).unref();
+      }
+    }
+  }
+
+  private async send(e: EndpointState, p: Pending): Promise<void> {
+    e.inFlight++;
+    p.attempts++;
+    const started = performance.now();
+    let outcome: { ok: CompletionResult } | { retry: string; congestion: boolean; down: boolean } | { fatal: CompletionError };
+    try {
+      const res = await fetch(`${e.url}/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}) },
+        body: JSON.stringify({ ...this.opts.extraBody, model: this.opts.model, prompt: p.req.prompt, max_tokens: p.req.maxTokens, temperature: p.req.temperature, ...(p.req.stop ? { stop: p.req.stop } : {}) }),
+        signal: AbortSignal.timeout(Math.max(1, Math.min(this.opts.timeoutMs, p.deadline - Date.now()))),
+      });
+      const text = await res.text();
+      if (res.ok) {
+        const json = JSON.parse(text) as { choices?: { text?: string; finish_reason?: string | null }[]; usage?: { prompt_tokens?: number; completion_tokens?: number } };
+        const choice = json.choices?.[0];
+        if (!choice || typeof choice.text !== 'string') outcome = { fatal: new CompletionError(`response has no choices[0].text: ${text.slice(0, 200)}`, p.attempts) };
+        else
+          outcome = {
+            ok: {
+              text: choice.text,
+              finishReason: choice.finish_reason ?? null,
+              promptTokens: json.usage?.prompt_tokens ?? null,
+              completionTokens: json.usage?.completion_tokens ?? null,
+              latencyMs: performance.now() - started,
+              attempts: p.attempts,
+            },
+          };
+      } else if (RETRIABLE.has(res.status)) {
+        outcome = { retry: `HTTP ${res.status} from ${e.url}: ${text.slice(0, 200)}`, congestion: CONGESTION.has(res.status), down: false };
+      } else {
+        outcome = { fatal: new CompletionError(`completion request rejected by ${e.url}: HTTP ${res.status}: ${text.slice(0, 300)}`, p.attempts, res.status) };
+      }
+    } catch (err) {
+      const x = err as Error & { cause?: { code?: string; message?: string } };
+      const timeout = x.name === 'TimeoutError';
+      outcome = { retry: timeout ? `timed out after ${Math.min(this.opts.timeoutMs, Math.max(1, p.deadline - Date.now()))} ms at ${e.url}` : `${x.message}${x.cause ? ` (${x.cause.code ?? x.cause.message})` : ''} at ${e.url}`, congestion: timeout, down: !timeout };
+    }
+    e.inFlight--;
+    if ('ok' in outcome) {
+      this.onSuccess(e, outcome.ok);
+      p.resolve(outcome.ok);
+    } else if ('fatal' in outcome) {
+      e.errors++;
+      p.reject(outcome.fatal);
+    } else {
+      e.errors++;
+      if (outcome.congestion) this.onCongestion(e);
+      const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (p.attempts - 1));
+      if (outcome.down) e.downUntil = Math.max(e.downUntil, Date.now() + wait);
+      p.lastError = outcome.retry;
+      if (p.attempts >= this.opts.maxAttempts) {
+        p.reject(new CompletionError(`completion failed after ${p.attempts} attempts: ${p.lastError}`, p.attempts));
+      } else if (Date.now() + wait >= p.deadline) {
+        p.reject(new CompletionError(`completion failed after ${p.attempts} attempts within the ${this.opts.deadlineMs} ms deadline: ${p.lastError}`, p.attempts));
+      } else {
+        await sleep(wait);
+        this.enqueue(p);
+      }
+    }
+    this.pump();
+  }
+
+  private onSuccess(e: EndpointState, r: CompletionResult): void {
+    e.completed++;
+    e.tokens += r.completionTokens ?? 0;
+    const perToken = r.latencyMs / Math.max(1, r.completionTokens ?? 1);
+    // The baseline drifts up by 1% a second, so that one lucky fast request does not pin it forever, while a
+    // run of queued (slow) requests cannot talk it up within a round trip.
+    const now = performance.now();
+    if (e.baseline !== Infinity) e.baseline *= 1 + 0.01 * ((now - e.baselineAt) / 1000);
+    e.baselineAt = now;
+    e.baseline = Math.min(e.baseline, perToken);
+    if (perToken > 8 * e.baseline) {
+      // Latency far above the uncongested baseline: the server's queue is long. Queueing keeps its batch full, so
+      // ease off only a little, and once per round trip.
+      this.decrease(e, 0.8);
+      return;
+    }
+    e.window = Math.min(this.opts.maxWindow, e.slowStart ? e.window + 1 : e.window + 1 / e.window);
+  }
+
+  private onCongestion(e: EndpointState): void {
+    this.decrease(e, 0.5);
+  }
+
+  private decrease(e: EndpointState, factor: number): void {
+    e.slowStart = false;
+    if (e.completed + e.errors < e.holdUntil) return;
+    e.window = Math.max(this.opts.minWindow, e.window * factor);
+    e.holdUntil = e.completed + e.errors + Math.ceil(e.window);
+  }
+
+  /** Token count from the first endpoint that offers /tokenize. */
+  async countTokens(text: string): Promise<number | undefined> {
+    for (const e of this.eps) {
+      const res = await fetch(`${new URL(e.url).origin}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: this.opts.model, prompt: text, content: text }) }).catch(() => undefined);
+      if (!res?.ok) continue;
+      const json = (await res.json()) as { count?: number; tokens?: unknown[] };
+      if (typeof json.count === 'number') return json.count;
+      if (Array.isArray(json.tokens)) return json.tokens.length;
+    }
+    return undefined;
+  }
+}

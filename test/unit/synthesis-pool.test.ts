@@ -1,0 +1,107 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatSynthesizerInput } from 'instruct-pt';
+import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
+import { SimulatedBatchingServer } from '../../ops/bench/simulated-batching-server.ts';
+import { RecordedCompletionsServer } from '../fixtures/recorded-completions-server.ts';
+
+const toStop: { stop(): Promise<void> }[] = [];
+afterEach(async () => {
+  while (toStop.length) await toStop.pop()!.stop();
+});
+
+async function sim(tokensPerSecond = 50_000, maxBatch = 32) {
+  const s = new SimulatedBatchingServer({ tokensPerSecond, maxBatch });
+  await s.start();
+  toStop.push(s);
+  return s;
+}
+
+async function recorded(texts: string[]) {
+  const s = new RecordedCompletionsServer(Object.fromEntries(texts.map((t) => [t, `<QUE> About ${t}? <ANS> yes </END>`])));
+  await s.start();
+  toStop.push(s);
+  return s;
+}
+
+describe('SynthesisPool', () => {
+  it('grows its in-flight window past the server’s batch and keeps it saturated', async () => {
+    // Modest request rates: client and simulator share this process. `ipt bench synthesis` measures the ratio.
+    const s = await sim(8_000, 32);
+    const pool = new SynthesisPool({ endpoints: [s.url], model: 'sim', initialWindow: 2 });
+    s.resetClock();
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 600 }, () => pool.complete({ prompt: 'p', maxTokens: 40, temperature: 0 })));
+    const rate = (600 * 40) / ((performance.now() - t0) / 1000);
+    expect(pool.stats()[0]!.window).toBeGreaterThanOrEqual(32);
+    expect(rate / 8_000).toBeGreaterThan(0.75);
+  });
+
+  it('sends the same affinity key to the same endpoint, and spreads keys over endpoints', async () => {
+    const texts = Array.from({ length: 40 }, (_, i) => `text ${i}`);
+    const a = await recorded(texts);
+    const b = await recorded(texts);
+    const pool = new SynthesisPool({ endpoints: [a.url, b.url], model: 'r', affinity: true });
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(texts.map((t, i) => pool.complete({ prompt: formatSynthesizerInput(t), maxTokens: 8, temperature: 0, affinityKey: `collection-${i}` })));
+    }
+    const where = (s: RecordedCompletionsServer) => new Set(s.prompts.map((p) => RecordedCompletionsServer.lastContext(p)));
+    const onA = where(a);
+    const onB = where(b);
+    expect([...onA].filter((t) => onB.has(t))).toEqual([]);
+    expect(onA.size + onB.size).toBe(40);
+    expect(Math.min(onA.size, onB.size)).toBeGreaterThan(8);
+    expect(a.prompts.length + b.prompts.length).toBe(120);
+  });
+
+  it('halves the window on 503 and retries until the request succeeds', async () => {
+    const s = await recorded(['t']);
+    s.transientFailures.set('t', 3);
+    const pool = new SynthesisPool({ endpoints: [s.url], model: 'r', initialWindow: 16, backoffMs: 10 });
+    const r = await pool.complete({ prompt: formatSynthesizerInput('t'), maxTokens: 8, temperature: 0 });
+    expect(r.attempts).toBe(4);
+    // Three 503s in one round trip halve the window once (16 → 8); the success then adds 1/8.
+    expect(pool.stats()[0]!.window).toBeCloseTo(8.1, 5);
+  });
+
+  it('moves work off a dead endpoint and reports a record whose deadline passes', async () => {
+    const s = await recorded(['t', 'u']);
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    const pool = new SynthesisPool({ endpoints: [dead, s.url], model: 'r', backoffMs: 20, affinity: false });
+    const rs = await Promise.all(['t', 'u', 't', 'u'].map((x) => pool.complete({ prompt: formatSynthesizerInput(x), maxTokens: 8, temperature: 0 })));
+    expect(rs.every((r) => r.text.includes('<ANS> yes'))).toBe(true);
+    const onlyDead = new SynthesisPool({ endpoints: [dead], model: 'r', backoffMs: 50, deadlineMs: 400 });
+    await expect(onlyDead.complete({ prompt: 'x', maxTokens: 1, temperature: 0 })).rejects.toThrow(/within the 400 ms deadline/);
+  });
+
+  it('resumes traffic when a server comes back', async () => {
+    const port = await freePort();
+    const pool = new SynthesisPool({ endpoints: [`http://127.0.0.1:${port}/v1`], model: 'sim', backoffMs: 50, maxBackoffMs: 200 });
+    const pending = Promise.all(Array.from({ length: 10 }, () => pool.complete({ prompt: 'p', maxTokens: 3, temperature: 0 })));
+    await sleep(500);
+    const s = new SimulatedBatchingServer({ tokensPerSecond: 10_000, maxBatch: 8 });
+    const app = await s.startOn(port);
+    toStop.push(s);
+    void app;
+    const results = await pending;
+    expect(results.every((r) => r.attempts > 1 && r.completionTokens === 3)).toBe(true);
+  });
+
+  it('does not retry a request the server calls invalid', async () => {
+    const s = await recorded([]);
+    const pool = new SynthesisPool({ endpoints: [s.url], model: 'r' });
+    await expect(pool.complete({ prompt: formatSynthesizerInput('unknown'), maxTokens: 1, temperature: 0 })).rejects.toMatchObject({ attempts: 1, status: 404 });
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}

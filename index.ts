@@ -25,7 +25,11 @@ export { runtimeConfig, type RuntimeConfig } from './processors/runtime/runtime-
 export { AvroSerde, IncompatibleSchemaError } from './processors/runtime/serde.ts';
 export { locateStack } from './ops/stack/locate.ts';
 
-export { CompletionsClient, CompletionError } from './connectors/llm/completions-client.ts';
+export { SynthesisPool, type PoolOptions, type PoolRequest } from './connectors/llm/synthesis-pool.ts';
+export { CompletionError, type CompletionRequest, type CompletionResult } from './connectors/llm/completion-types.ts';
+export { EmbeddedSynthesizer } from './connectors/llm/embedded-llama.ts';
+export { startEmbeddedServer } from './connectors/llm/embedded-server.ts';
+export { pairGrammarGbnf, pairGrammarRegex, guidedFields } from './connectors/llm/pair-grammar.ts';
 export { localTokenizerEstimator, serverTokenEstimator } from './connectors/llm/token-estimators.ts';
 export { readTextRecords } from './connectors/files/text-records.ts';
 export { runAugment, type AugmentOptions, type AugmentSummary } from './ops/jobs/augment.ts';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
-import { CompletionError, type CompletionRequest, type CompletionResult } from './completions-client.ts';
+import { CompletionError, type CompletionRequest, type CompletionResult } from './completion-types.ts';
 
 export interface PoolOptions {
   /** Base URLs of OpenAI-compatible servers (…/v1). */

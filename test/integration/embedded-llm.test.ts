@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer } from 'node:net';
+import { freePort } from '../fixtures/free-port.ts';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
-import { CompletionsClient } from '../../connectors/llm/completions-client.ts';
+import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
 import { guidedFields } from '../../connectors/llm/pair-grammar.ts';
 import { formatSynthesizerInput, parseSynthesizerOutput } from 'instruct-pt';
 
@@ -52,20 +52,20 @@ describe('the embedded llama.cpp synthesizer behind the OpenAI completions API (
     const text = formatSynthesizerInput(TEXTS[0]!);
     expect((await post('/tokenize', { model: 'smollm2', prompt: text })).json.count).toBe(synth.tokenize(text).length);
     expect((await post('/tokenize', { content: text })).json.tokens).toHaveLength(synth.tokenize(text).length);
-    const client = new CompletionsClient({ url: server.url, model: 'smollm2' });
+    const client = new SynthesisPool({ endpoints: [server.url], model: 'smollm2' });
     expect(await client.countTokens(text)).toBe(synth.tokenize(text).length);
   });
 
   it('rejects invalid requests with 400, which the client does not retry', async () => {
     expect((await post('/v1/completions', { prompt: 5, max_tokens: 3 })).status).toBe(400);
-    const client = new CompletionsClient({ url: server.url, model: 'smollm2', retries: 3, backoffMs: 10 });
+    const client = new SynthesisPool({ endpoints: [server.url], model: 'smollm2', maxAttempts: 4, backoffMs: 10 });
     const tooLong = 'word '.repeat(2000);
     await expect(client.complete({ prompt: tooLong, maxTokens: 10, temperature: 0 })).rejects.toMatchObject({ attempts: 1, status: 400 });
   });
 
   it('guided decoding (GBNF) turns unparseable output into parseable pairs', async () => {
     const rate = async (extra: Record<string, unknown>) => {
-      const client = new CompletionsClient({ url: server.url, model: 'smollm2', extraBody: extra });
+      const client = new SynthesisPool({ endpoints: [server.url], model: 'smollm2', extraBody: extra });
       const outs = await Promise.all(TEXTS.map((t) => client.complete({ prompt: formatSynthesizerInput(t), maxTokens: 80, temperature: 0 })));
       return outs.filter((o) => parseSynthesizerOutput(o.text).length > 0).length / outs.length;
     };
@@ -80,7 +80,7 @@ describe('client failure handling against a real server', () => {
   it('backs off while the server is down and resumes when it comes back, losing no request', async () => {
     const port = await freePort();
     // Full-jitter waits can be short: 40 tries of up to 300 ms cannot all fall inside the 1.2 s outage (p < 1e-20).
-    const client = new CompletionsClient({ url: `http://127.0.0.1:${port}/v1`, model: 'smollm2', retries: 40, backoffMs: 100, maxBackoffMs: 300, timeoutMs: 30_000 });
+    const client = new SynthesisPool({ endpoints: [`http://127.0.0.1:${port}/v1`], model: 'smollm2', maxAttempts: 41, backoffMs: 100, maxBackoffMs: 300, timeoutMs: 30_000 });
     const started = Date.now();
     const pending = Promise.all(TEXTS.map((t) => client.complete({ prompt: formatSynthesizerInput(t), maxTokens: 4, temperature: 0 })));
     await sleep(1200);
@@ -97,18 +97,7 @@ describe('client failure handling against a real server', () => {
 
   it('reports a prompt that fails every try with the reason', async () => {
     const port = await freePort();
-    const client = new CompletionsClient({ url: `http://127.0.0.1:${port}/v1`, model: 'smollm2', retries: 2, backoffMs: 20 });
+    const client = new SynthesisPool({ endpoints: [`http://127.0.0.1:${port}/v1`], model: 'smollm2', maxAttempts: 3, backoffMs: 20 });
     await expect(client.complete({ prompt: 'x', maxTokens: 2, temperature: 0 })).rejects.toThrow(/failed after 3 attempts: .*(ECONNREFUSED|fetch failed)/);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../fixtures/free-port.ts';
 import { formatSynthesizerInput } from 'instruct-pt';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
 import { SimulatedBatchingServer } from '../../ops/bench/simulated-batching-server.ts';
@@ -94,14 +94,3 @@ describe('SynthesisPool', () => {
     await expect(pool.complete({ prompt: formatSynthesizerInput('unknown'), maxTokens: 1, temperature: 0 })).rejects.toMatchObject({ attempts: 1, status: 404 });
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}

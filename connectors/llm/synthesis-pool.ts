@@ -17,6 +17,11 @@ export interface PoolOptions {
   timeoutMs?: number;
   backoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Prompts per request at most, sent as a `prompt` array (vLLM, llama.cpp, TGI accept arrays); 1 sends one per
+   * request. A server that answers an array with a 4xx is sent single prompts from then on.
+   */
+  batchPrompts?: number;
   /** Route requests with the same affinity key to the same endpoint (rendezvous hashing), for its prefix cache. */
   affinity?: boolean;
   extraBody?: Record<string, unknown>;
@@ -51,6 +56,7 @@ class EndpointState {
   errors = 0;
   tokens = 0;
   readonly queue: Pending[] = [];
+  acceptsArrays = true;
   constructor(
     readonly url: string,
     window: number,
@@ -60,6 +66,10 @@ class EndpointState {
   get hasRoom(): boolean {
     return this.inFlight < Math.floor(this.window) && Date.now() >= this.downUntil;
   }
+}
+
+function sameParameters(a: CompletionRequest, b: CompletionRequest): boolean {
+  return a.maxTokens === b.maxTokens && a.temperature === b.temperature && JSON.stringify(a.stop ?? null) === JSON.stringify(b.stop ?? null);
 }
 
 /** murmur3's finaliser: FNV-1a alone leaves similar strings (ports, key suffixes) with correlated high bits. */
@@ -99,6 +109,7 @@ export class SynthesisPool {
       backoffMs: 250,
       maxBackoffMs: 10_000,
       affinity: true,
+      batchPrompts: 1,
       ...opts,
     };
     this.eps = opts.endpoints.map((u) => new EndpointState(u.replace(/\/+$/, ''), this.opts.initialWindow));
@@ -141,83 +152,140 @@ export class SynthesisPool {
     return chosen;
   }
 
+  private pumpScheduled = false;
+
+  /** Requests made in one synchronous burst are dispatched together, so they can share prompt arrays. */
   private enqueue(p: Pending): void {
     this.route(p).queue.push(p);
-    this.pump();
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
     for (const e of this.eps) {
-      while (e.queue.length > 0 && e.hasRoom) void this.send(e, e.queue.shift()!);
+      while (e.queue.length > 0 && e.hasRoom) {
+        const room = Math.floor(e.window) - e.inFlight;
+        const max = Math.max(1, Math.min(room, e.acceptsArrays ? this.opts.batchPrompts : 1));
+        const first = e.queue.shift()!;
+        const group = [first];
+        // Only prompts with the same generation parameters share a request; the rest keep their queue order.
+        for (let i = 0; i < e.queue.length && group.length < max; ) {
+          if (sameParameters(e.queue[i]!.req, first.req)) group.push(e.queue.splice(i, 1)[0]!);
+          else i++;
+        }
+        void this.send(e, group);
+      }
       if (e.queue.length > 0 && Date.now() < e.downUntil) {
         // Re-check once the endpoint's backoff has passed; no polling loop.
-        const wait = e.downUntil - Date.now();
-        setTimeout(() => this.pump(), wait).unref();
+        setTimeout(() => this.pump(), e.downUntil - Date.now()).unref();
       }
     }
   }
 
-  private async send(e: EndpointState, p: Pending): Promise<void> {
-    e.inFlight++;
-    p.attempts++;
+  /** One HTTP request for a group of records: a string prompt for one, a prompt array for several. */
+  private async send(e: EndpointState, group: Pending[]): Promise<void> {
+    e.inFlight += group.length;
+    for (const p of group) p.attempts++;
+    const req = group[0]!.req;
+    const deadline = Math.min(...group.map((p) => p.deadline));
+    const timeoutMs = Math.max(1, Math.min(this.opts.timeoutMs, deadline - Date.now()));
     const started = performance.now();
-    let outcome: { ok: CompletionResult } | { retry: string; congestion: boolean; down: boolean } | { fatal: CompletionError };
+    let outcome: { ok: CompletionResult[] } | { retry: string; congestion: boolean; down: boolean } | { fatal: string; status?: number };
     try {
       const res = await fetch(`${e.url}/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}) },
-        body: JSON.stringify({ ...this.opts.extraBody, model: this.opts.model, prompt: p.req.prompt, max_tokens: p.req.maxTokens, temperature: p.req.temperature, ...(p.req.stop ? { stop: p.req.stop } : {}) }),
-        signal: AbortSignal.timeout(Math.max(1, Math.min(this.opts.timeoutMs, p.deadline - Date.now()))),
+        body: JSON.stringify({
+          ...this.opts.extraBody,
+          model: this.opts.model,
+          prompt: group.length === 1 ? req.prompt : group.map((p) => p.req.prompt),
+          max_tokens: req.maxTokens,
+          temperature: req.temperature,
+          ...(req.stop ? { stop: req.stop } : {}),
+        }),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       const text = await res.text();
       if (res.ok) {
-        const json = JSON.parse(text) as { choices?: { text?: string; finish_reason?: string | null }[]; usage?: { prompt_tokens?: number; completion_tokens?: number } };
-        const choice = json.choices?.[0];
-        if (!choice || typeof choice.text !== 'string') outcome = { fatal: new CompletionError(`response has no choices[0].text: ${text.slice(0, 200)}`, p.attempts) };
-        else
-          outcome = {
-            ok: {
-              text: choice.text,
-              finishReason: choice.finish_reason ?? null,
-              promptTokens: json.usage?.prompt_tokens ?? null,
-              completionTokens: json.usage?.completion_tokens ?? null,
-              latencyMs: performance.now() - started,
-              attempts: p.attempts,
-            },
-          };
+        outcome = this.results(text, group, performance.now() - started);
       } else if (RETRIABLE.has(res.status)) {
         outcome = { retry: `HTTP ${res.status} from ${e.url}: ${text.slice(0, 200)}`, congestion: CONGESTION.has(res.status), down: false };
       } else {
-        outcome = { fatal: new CompletionError(`completion request rejected by ${e.url}: HTTP ${res.status}: ${text.slice(0, 300)}`, p.attempts, res.status) };
+        outcome = { fatal: `completion request rejected by ${e.url}: HTTP ${res.status}: ${text.slice(0, 300)}`, status: res.status };
       }
     } catch (err) {
       const x = err as Error & { cause?: { code?: string; message?: string } };
       const timeout = x.name === 'TimeoutError';
-      outcome = { retry: timeout ? `timed out after ${Math.min(this.opts.timeoutMs, Math.max(1, p.deadline - Date.now()))} ms at ${e.url}` : `${x.message}${x.cause ? ` (${x.cause.code ?? x.cause.message})` : ''} at ${e.url}`, congestion: timeout, down: !timeout };
+      outcome = { retry: timeout ? `timed out after ${timeoutMs} ms at ${e.url}` : `${x.message}${x.cause ? ` (${x.cause.code ?? x.cause.message})` : ''} at ${e.url}`, congestion: timeout, down: !timeout };
     }
-    e.inFlight--;
-    if ('ok' in outcome) {
-      this.onSuccess(e, outcome.ok);
-      p.resolve(outcome.ok);
-    } else if ('fatal' in outcome) {
-      e.errors++;
-      p.reject(outcome.fatal);
-    } else {
-      e.errors++;
-      if (outcome.congestion) this.onCongestion(e);
-      const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (p.attempts - 1));
-      if (outcome.down) e.downUntil = Math.max(e.downUntil, Date.now() + wait);
-      p.lastError = outcome.retry;
-      if (p.attempts >= this.opts.maxAttempts) {
-        p.reject(new CompletionError(`completion failed after ${p.attempts} attempts: ${p.lastError}`, p.attempts));
-      } else if (Date.now() + wait >= p.deadline) {
-        p.reject(new CompletionError(`completion failed after ${p.attempts} attempts within the ${this.opts.deadlineMs} ms deadline: ${p.lastError}`, p.attempts));
-      } else {
-        await sleep(wait);
-        this.enqueue(p);
+    e.inFlight -= group.length;
+    if ('fatal' in outcome && group.length > 1 && outcome.status !== undefined && outcome.status < 500) {
+      // A server that refuses prompt arrays: stop batching for it and send these again one by one, uncounted.
+      e.acceptsArrays = false;
+      for (const p of group) {
+        p.attempts--;
+        e.queue.unshift(p);
       }
+    } else if ('ok' in outcome) {
+      outcome.ok.forEach((r, i) => {
+        this.onSuccess(e, r);
+        group[i]!.resolve(r);
+      });
+    } else if ('fatal' in outcome) {
+      e.errors += group.length;
+      for (const p of group) p.reject(new CompletionError(outcome.fatal, p.attempts, outcome.status));
+    } else {
+      e.errors += group.length;
+      if (outcome.congestion) this.onCongestion(e);
+      await Promise.all(group.map((p) => this.retryLater(e, p, (outcome as { retry: string; down: boolean }).retry, (outcome as { down: boolean }).down)));
     }
     this.pump();
+  }
+
+  /** Per-record results from a response; batched usage is shared out by each choice's share of the text. */
+  private results(body: string, group: Pending[], latencyMs: number): { ok: CompletionResult[] } | { fatal: string } {
+    let json: { choices?: { index?: number; text?: string; finish_reason?: string | null }[]; usage?: { prompt_tokens?: number; completion_tokens?: number } };
+    try {
+      json = JSON.parse(body);
+    } catch {
+      return { fatal: `response is not JSON: ${body.slice(0, 200)}` };
+    }
+    const choices = json.choices ?? [];
+    const texts = group.map((_, i) => choices.find((c) => (c.index ?? 0) === i)?.text);
+    if (texts.some((t) => typeof t !== 'string')) return { fatal: `response lacks choices for ${group.length} prompt(s): ${body.slice(0, 200)}` };
+    const totalChars = texts.reduce((s, t) => s + t!.length, 0) || 1;
+    const usage = json.usage;
+    return {
+      ok: group.map((p, i) => {
+        const share = group.length === 1 ? 1 : texts[i]!.length / totalChars;
+        return {
+          text: texts[i]!,
+          finishReason: choices.find((c) => (c.index ?? 0) === i)?.finish_reason ?? null,
+          promptTokens: usage?.prompt_tokens === undefined ? null : Math.round(usage.prompt_tokens / group.length),
+          completionTokens: usage?.completion_tokens === undefined ? null : Math.round(usage.completion_tokens * share),
+          latencyMs,
+          attempts: p.attempts,
+        };
+      }),
+    };
+  }
+
+  private async retryLater(e: EndpointState, p: Pending, reason: string, down: boolean): Promise<void> {
+    const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (p.attempts - 1));
+    if (down) e.downUntil = Math.max(e.downUntil, Date.now() + wait);
+    p.lastError = reason;
+    if (p.attempts >= this.opts.maxAttempts) {
+      p.reject(new CompletionError(`completion failed after ${p.attempts} attempts: ${p.lastError}`, p.attempts));
+    } else if (Date.now() + wait >= p.deadline) {
+      p.reject(new CompletionError(`completion failed after ${p.attempts} attempts within the ${this.opts.deadlineMs} ms deadline: ${p.lastError}`, p.attempts));
+    } else {
+      await sleep(wait);
+      this.enqueue(p);
+    }
   }
 
   private onSuccess(e: EndpointState, r: CompletionResult): void {

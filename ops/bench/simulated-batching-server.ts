@@ -14,6 +14,7 @@ export class SimulatedBatchingServer {
   private t0 = 0;
   private timer: NodeJS.Timeout | undefined;
   tokensServed = 0;
+  httpRequests = 0;
   url = '';
 
   constructor(readonly opts: { tokensPerSecond: number; maxBatch: number }) {}
@@ -46,10 +47,14 @@ export class SimulatedBatchingServer {
   async startOn(port: number): Promise<string> {
     const app = Fastify({ logger: false, forceCloseConnections: true, keepAliveTimeout: 60_000 });
     app.post('/v1/completions', async (req) => {
-      const body = req.body as { max_tokens?: number };
+      const body = req.body as { max_tokens?: number; prompt?: string | string[] };
+      this.httpRequests++;
       const total = Math.max(1, body.max_tokens ?? 16);
-      await new Promise<void>((done) => this.queue.push({ left: total, total, done }));
-      return { object: 'text_completion', choices: [{ index: 0, text: ' tok'.repeat(total), finish_reason: 'length' }], usage: { prompt_tokens: 1, completion_tokens: total, total_tokens: total + 1 } };
+      const n = Array.isArray(body.prompt) ? body.prompt.length : 1;
+      // Each prompt of an array is its own sequence in the batch, as on vLLM.
+      await Promise.all(Array.from({ length: n }, () => new Promise<void>((done) => this.queue.push({ left: total, total, done }))));
+      const choices = Array.from({ length: n }, (_, index) => ({ index, text: ' tok'.repeat(total), finish_reason: 'length' }));
+      return { object: 'text_completion', choices, usage: { prompt_tokens: n, completion_tokens: n * total, total_tokens: n * (total + 1) } };
     });
     await app.listen({ port, host: '127.0.0.1' });
     const addr = app.server.address();

@@ -4,7 +4,7 @@ import { intOption, parse, UsageError } from './args.ts';
 const USAGE = `usage: ipt augment --input FILE(.jsonl|.parquet) --output FILE.jsonl --llm-url URL[,URL…]
   [--collections-output FILE.jsonl] [--rounds M=2] [--model NAME] [--max-model-len N=4096] [--max-new-tokens N=400]
   [--length-estimate words|tokens=tokens] [--tokenizer tokenizer.json] [--temperature T=0] [--seed S=0]
-  [--concurrency N=32 per endpoint] [--retries N=4] [--timeout-ms MS=120000] [--guided off|gbnf|regex=off] [--allow-rejects] [--json]`;
+  [--concurrency N=32 per endpoint] [--retries N=4] [--timeout-ms MS=120000] [--guided off|gbnf|regex=off] [--batch-prompts N=1] [--allow-rejects] [--json]`;
 
 export async function augmentCommand(argv: string[]): Promise<number> {
   const { values } = parse('augment', argv, {
@@ -24,6 +24,7 @@ export async function augmentCommand(argv: string[]): Promise<number> {
     retries: { type: 'string' },
     'timeout-ms': { type: 'string' },
     guided: { type: 'string' },
+    'batch-prompts': { type: 'string' },
     'allow-rejects': { type: 'boolean' },
     json: { type: 'boolean' },
   });
@@ -54,6 +55,7 @@ export async function augmentCommand(argv: string[]): Promise<number> {
     retries: intOption('augment', 'retries', values.retries, 4, 0),
     timeoutMs: intOption('augment', 'timeout-ms', values['timeout-ms'], 120_000),
     guided,
+    batchPrompts: intOption('augment', 'batch-prompts', values['batch-prompts'], 1),
     progress: process.stderr.isTTY === true && !values.json,
     log: (l) => process.stderr.write(`${l}\n`),
   });

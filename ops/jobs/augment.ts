@@ -28,6 +28,8 @@ export interface AugmentOptions {
   concurrency: number;
   retries: number;
   timeoutMs: number;
+  /** Prompts per request (a prompt array) where the server accepts it; 1 sends one per request. */
+  batchPrompts?: number;
   /** Constrain the output to the pair format: `gbnf` (llama.cpp `grammar`), `regex` (vLLM/SGLang), or `off`. */
   guided?: GuidedDecoding;
   grammarBounds?: GrammarBounds;
@@ -95,6 +97,7 @@ export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> 
     maxAttempts: opts.retries + 1,
     timeoutMs: opts.timeoutMs,
     backoffMs: 500,
+    batchPrompts: opts.batchPrompts ?? 1,
     extraBody: { ...opts.extraBody, ...guidedFields(opts.guided ?? 'off', opts.grammarBounds) },
   });
   const estimate: LengthEstimator =

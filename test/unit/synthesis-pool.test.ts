@@ -88,6 +88,24 @@ describe('SynthesisPool', () => {
     expect(results.every((r) => r.attempts > 1 && r.completionTokens === 3)).toBe(true);
   });
 
+  it('batches queued prompts into prompt arrays, with per-prompt results', async () => {
+    const s = await sim(20_000, 64);
+    const pool = new SynthesisPool({ endpoints: [s.url], model: 'sim', initialWindow: 64, batchPrompts: 16 });
+    const rs = await Promise.all(Array.from({ length: 256 }, () => pool.complete({ prompt: 'p', maxTokens: 5, temperature: 0 })));
+    expect(rs.every((r) => r.completionTokens === 5 && r.text === ' tok'.repeat(5))).toBe(true);
+    expect(s.httpRequests).toBeLessThanOrEqual(256 / 4);
+  });
+
+  it('falls back to one prompt per request for a server that refuses arrays', async () => {
+    const texts = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const s = await recorded(texts);
+    const pool = new SynthesisPool({ endpoints: [s.url], model: 'r', initialWindow: 8, batchPrompts: 4 });
+    const rs = await Promise.all(texts.map((t) => pool.complete({ prompt: formatSynthesizerInput(t), maxTokens: 8, temperature: 0 })));
+    expect(rs.map((r) => r.text)).toEqual(texts.map((t) => `<QUE> About ${t}? <ANS> yes </END>`));
+    expect(rs.every((r) => r.attempts === 1)).toBe(true);
+    expect(s.prompts).toHaveLength(6);
+  });
+
   it('does not retry a request the server calls invalid', async () => {
     const s = await recorded([]);
     const pool = new SynthesisPool({ endpoints: [s.url], model: 'r' });

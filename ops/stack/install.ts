@@ -63,3 +63,22 @@ export function installClickhouse(): string {
 export function copyIfMissing(from: string, to: string): void {
   if (!existsSync(to)) copyFileSync(from, to);
 }
+
+/** PostgreSQL's server binaries (initdb, postgres, pg_isready) from the distribution's packages. */
+export function installPostgres(): string {
+  const find = () => {
+    try {
+      return execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1'], { encoding: 'utf8' }).trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const found = find();
+  if (found) return found;
+  if (!which('apt-get')) throw new Error('PostgreSQL is not installed and apt-get is not available to install it');
+  run('apt-get', ['update', '-q'], 'package lists');
+  run('apt-get', ['install', '-y', '-q', 'postgresql'], 'postgresql', { DEBIAN_FRONTEND: 'noninteractive' });
+  const installed = find();
+  if (!installed) throw new Error('apt-get installed postgresql but its server binaries were not found under /usr/lib/postgresql');
+  return installed;
+}

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StackConfig } from './stack-config.ts';
 import { nativeEndpoints } from './stack-config.ts';
-import { installClickhouse, installKafka, installRegistry } from './install.ts';
+import { installClickhouse, installKafka, installPostgres, installRegistry } from './install.ts';
 import { startDetached } from './processes.ts';
 import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
 
@@ -105,7 +105,10 @@ export function registryService(cfg: StackConfig): Service {
           '  host: "127.0.0.1"',
           `  port: ${cfg.registryPort}`,
           'storage:',
-          '  type: memory',
+          ...(cfg.registryStorage === 'memory'
+            ? ['  type: memory']
+            : ['  type: postgresql', '  postgresql:', '    host: 127.0.0.1', `    port: ${cfg.registryStorePort}`, '    database: postgres', '    user: ipt', // trust auth: the password is not checked, but an empty one would break the registry's connection string.
+                '    password: ipt', '    ssl_mode: disable']),
           'compatibility:',
           '  default_level: BACKWARD',
           'logging:',
@@ -181,6 +184,53 @@ const CLICKHOUSE_USERS = `<?xml version="1.0"?>
 </yandex>
 `;
 
+/**
+ * The registry's schema store: a PostgreSQL cluster of the stack's own, so that schema ids outlive restarts as
+ * the records in Kafka that carry them do. PostgreSQL refuses to run as root; as root it runs as `postgres`.
+ */
+export function registryStoreService(cfg: StackConfig): Service {
+  const dir = join(cfg.dir, 'registry-store');
+  const dataDir = join(dir, 'data');
+  const logFile = join(dir, 'logs', 'postgres.log');
+  let bin = '';
+  const asPostgres = (cmd: string, args: string[]): [string, string[]] => (process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+  return {
+    name: 'registry-store',
+    dir,
+    logFile,
+    pidFile: join(dir, 'postgres.pid'),
+    endpoint: `postgresql://127.0.0.1:${cfg.registryStorePort}`,
+    startTimeoutMs: 30_000,
+    install() {
+      bin = installPostgres();
+    },
+    start() {
+      for (const d of [dataDir, join(dir, 'logs'), join(dir, 'run')]) mkdirSync(d, { recursive: true });
+      if (process.getuid?.() === 0) {
+        const pg = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+        const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+        for (const d of [dir, dataDir, join(dir, 'logs'), join(dir, 'run')]) chownSync(d, pg, gid);
+      }
+      if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+        const [cmd, args] = asPostgres(join(bin, 'initdb'), ['-D', dataDir, '-U', 'ipt', '--auth=trust', '-E', 'UTF8', '--no-instructions']);
+        execFileSync(cmd, args, { stdio: 'ignore' });
+      }
+      const [cmd, args] = asPostgres(join(bin, 'postgres'), ['-D', dataDir, '-p', String(cfg.registryStorePort), '-h', '127.0.0.1', '-k', join(dir, 'run')]);
+      return startDetached(cmd, args, { cwd: dir, logFile, pidFile: join(dir, 'postgres.pid') });
+    },
+    healthy: async () => {
+      if (!bin) bin = installPostgres();
+      try {
+        execFileSync(join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(cfg.registryStorePort), '-U', 'ipt', '-d', 'postgres'], { stdio: 'ignore', timeout: 3000 });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
 export function allServices(cfg: StackConfig): Service[] {
-  return [kafkaService(cfg), registryService(cfg), clickhouseService(cfg)];
+  const store = cfg.registryStorage === 'postgresql' ? [registryStoreService(cfg)] : [];
+  return [kafkaService(cfg), ...store, registryService(cfg), clickhouseService(cfg)];
 }

@@ -6,6 +6,9 @@ export interface StackConfig {
   kafkaPort: number;
   kafkaControllerPort: number;
   registryPort: number;
+  /** Where the registry keeps schemas: a PostgreSQL of the stack's own (durable), or memory. */
+  registryStorage: 'postgresql' | 'memory';
+  registryStorePort: number;
   clickhouseHttpPort: number;
   clickhouseTcpPort: number;
   kafkaVersion: string;
@@ -22,12 +25,20 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return n;
 }
 
+function storage(raw: string | undefined): 'postgresql' | 'memory' {
+  if (raw === undefined || raw === '' || raw === 'postgresql') return 'postgresql';
+  if (raw === 'memory') return 'memory';
+  throw new Error(`IPT_REGISTRY_STORAGE=${raw}: expected postgresql or memory`);
+}
+
 export function stackConfig(env: NodeJS.ProcessEnv = process.env, root = process.cwd()): StackConfig {
   return {
     dir: resolve(root, env.IPT_STACK_DIR ?? '.stack'),
     kafkaPort: port(env, 'IPT_KAFKA_PORT', 9092),
     kafkaControllerPort: port(env, 'IPT_KAFKA_CONTROLLER_PORT', 9093),
     registryPort: port(env, 'IPT_REGISTRY_PORT', 8081),
+    registryStorage: storage(env.IPT_REGISTRY_STORAGE),
+    registryStorePort: port(env, 'IPT_REGISTRY_STORE_PORT', 5433),
     clickhouseHttpPort: port(env, 'IPT_CLICKHOUSE_HTTP_PORT', 8123),
     clickhouseTcpPort: port(env, 'IPT_CLICKHOUSE_TCP_PORT', 9000),
     kafkaVersion: '3.9.1',

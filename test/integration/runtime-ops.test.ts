@@ -1,4 +1,8 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { stackConfig } from '../../ops/stack/stack-config.ts';
+import { registryService } from '../../ops/stack/services.ts';
+import { stopPid } from '../../ops/stack/processes.ts';
+import { stackUp } from '../../ops/stack/stack.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import { identityProcessor, type RawText } from '../../processors/identity/identity-processor.ts';
@@ -85,5 +89,22 @@ describe('runtime operations on the real stack', () => {
     await proc.stop();
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
     await server.close();
+  });
+
+  // The native stack's registry keeps schemas in its own PostgreSQL; the Docker path's keeps them in Kafka.
+  it.runIf(inject('stack').source === 'native')('keeps schema ids across a registry restart, so records already in Kafka stay readable', async () => {
+    const topic = uniq('it.durable');
+    await createTopics(kafka, [topic]);
+    const serde = await serdeFor([topic]);
+    await produceAll(kafka, topic, rawTextMessages(serde, topic, sampleTexts(5, { runId: topic })));
+    const cfg = stackConfig();
+    expect(await stopPid(registryService(cfg).pidFile)).toBe(true);
+    await stackUp(cfg);
+    // A fresh serde knows nothing: it must fetch the writer schema by the id in each record, from the restarted registry.
+    const fresh = await serdeFor([]);
+    const got = await readTopic(kafka, topic, { count: 5, timeoutMs: 30_000 });
+    await fresh.prefetch(got.messages.map((m) => m.value));
+    const { loadSchema } = await import('../../processors/runtime/schemas.ts');
+    expect(got.messages.map((m) => (fresh.decode(m.value, loadSchema('raw-text')) as RawText).id).sort()).toEqual(sampleTexts(5, { runId: topic }).map((t) => t.id));
   });
 });

@@ -37,6 +37,11 @@ describe('runtime configuration', () => {
     expect(() => runtimeConfig({ IPT_EXACTLY_ONCE: 'maybe' })).toThrow(/IPT_EXACTLY_ONCE/);
     expect(() => runtimeConfig({ IPT_REGISTRY_URL: 'not a url' })).toThrow(/IPT_REGISTRY_URL/);
   });
+  it('keeps registry schemas in PostgreSQL unless told memory', () => {
+    expect(stackConfig({}).registryStorage).toBe('postgresql');
+    expect(stackConfig({ IPT_REGISTRY_STORAGE: 'memory' }).registryStorage).toBe('memory');
+    expect(() => stackConfig({ IPT_REGISTRY_STORAGE: 'redis' })).toThrow(/IPT_REGISTRY_STORAGE/);
+  });
   it('validates stack ports', () => {
     expect(stackConfig({ IPT_KAFKA_PORT: '19092' }).kafkaPort).toBe(19092);
     expect(() => stackConfig({ IPT_REGISTRY_PORT: '70000' })).toThrow(/IPT_REGISTRY_PORT/);

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StackConfig } from './stack-config.ts';
@@ -11,6 +12,8 @@ import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
 export interface Service {
   name: string;
   dir: string;
+  /** What `stack down --wipe` deletes. */
+  dataDir: string;
   logFile: string;
   pidFile: string;
   endpoint: string;
@@ -29,6 +32,7 @@ export function kafkaService(cfg: StackConfig): Service {
   return {
     name: 'kafka',
     dir,
+    dataDir,
     logFile,
     pidFile: join(dir, 'kafka.pid'),
     endpoint: ep.brokers.join(','),
@@ -88,6 +92,7 @@ export function registryService(cfg: StackConfig): Service {
   return {
     name: 'schema-registry',
     dir,
+    dataDir: join(dir, 'data'),
     logFile,
     pidFile: join(dir, 'registry.pid'),
     endpoint: ep.registryUrl,
@@ -134,6 +139,7 @@ export function clickhouseService(cfg: StackConfig): Service {
   return {
     name: 'clickhouse',
     dir,
+    dataDir: join(dir, 'data'),
     logFile,
     pidFile: join(dir, 'clickhouse.pid'),
     endpoint: ep.clickhouseUrl,
@@ -190,13 +196,19 @@ const CLICKHOUSE_USERS = `<?xml version="1.0"?>
  */
 export function registryStoreService(cfg: StackConfig): Service {
   const dir = join(cfg.dir, 'registry-store');
-  const dataDir = join(dir, 'data');
+  const root = process.getuid?.() === 0;
+  // As root the cluster runs as `postgres`, which may not be able to traverse the checkout's parents (a clone in
+  // a 0700 temporary folder, say): its files then live under postgres's home, one cluster per stack folder.
+  const pgDir = root ? join(postgresHome(), 'instruct-pt', createHash('sha256').update(cfg.dir).digest('hex').slice(0, 16)) : dir;
+  const dataDir = join(pgDir, 'data');
+  const socketDir = join(pgDir, 'run');
   const logFile = join(dir, 'logs', 'postgres.log');
   let bin = '';
-  const asPostgres = (cmd: string, args: string[]): [string, string[]] => (process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+  const asPostgres = (cmd: string, args: string[]): [string, string[]] => (root ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
   return {
     name: 'registry-store',
     dir,
+    dataDir,
     logFile,
     pidFile: join(dir, 'postgres.pid'),
     endpoint: `postgresql://127.0.0.1:${cfg.registryStorePort}`,
@@ -205,18 +217,24 @@ export function registryStoreService(cfg: StackConfig): Service {
       bin = installPostgres();
     },
     start() {
-      for (const d of [dataDir, join(dir, 'logs'), join(dir, 'run')]) mkdirSync(d, { recursive: true });
-      if (process.getuid?.() === 0) {
-        const pg = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+      for (const d of [dataDir, socketDir, join(dir, 'logs')]) mkdirSync(d, { recursive: true });
+      if (root) {
+        const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
         const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-        for (const d of [dir, dataDir, join(dir, 'logs'), join(dir, 'run')]) chownSync(d, pg, gid);
+        for (const d of [join(postgresHome(), 'instruct-pt'), pgDir, dataDir, socketDir]) chownSync(d, uid, gid);
       }
       if (!existsSync(join(dataDir, 'PG_VERSION'))) {
         const [cmd, args] = asPostgres(join(bin, 'initdb'), ['-D', dataDir, '-U', 'ipt', '--auth=trust', '-E', 'UTF8', '--no-instructions']);
-        execFileSync(cmd, args, { stdio: 'ignore' });
+        try {
+          execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        } catch (err) {
+          const e = err as { stderr?: Buffer; message: string };
+          throw new Error(`initdb failed: ${e.stderr?.toString().trim() || e.message}`);
+        }
       }
-      const [cmd, args] = asPostgres(join(bin, 'postgres'), ['-D', dataDir, '-p', String(cfg.registryStorePort), '-h', '127.0.0.1', '-k', join(dir, 'run')]);
-      return startDetached(cmd, args, { cwd: dir, logFile, pidFile: join(dir, 'postgres.pid') });
+      // The log file is opened here and handed over as stdout/stderr, so `postgres` needs no access to it.
+      const [cmd, args] = asPostgres(join(bin, 'postgres'), ['-D', dataDir, '-p', String(cfg.registryStorePort), '-h', '127.0.0.1', '-k', socketDir]);
+      return startDetached(cmd, args, { cwd: '/', logFile, pidFile: join(dir, 'postgres.pid') });
     },
     healthy: async () => {
       if (!bin) bin = installPostgres();
@@ -228,6 +246,14 @@ export function registryStoreService(cfg: StackConfig): Service {
       }
     },
   };
+}
+
+function postgresHome(): string {
+  try {
+    return execFileSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' }).trim().split(':')[5] || '/var/lib/postgresql';
+  } catch {
+    return '/var/lib/postgresql';
+  }
 }
 
 export function allServices(cfg: StackConfig): Service[] {

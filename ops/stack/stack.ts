@@ -63,7 +63,7 @@ export async function stackDown(cfg: StackConfig, opts: { wipe?: boolean } = {},
   }
   if (opts.wipe) {
     for (const svc of allServices(cfg)) {
-      rmSync(`${svc.dir}/data`, { recursive: true, force: true });
+      rmSync(svc.dataDir, { recursive: true, force: true });
     }
     log('data wiped');
   }

@@ -92,8 +92,9 @@ describe('ipt augment against a recorded-response completions server', () => {
     try {
       const summary = await runAugment(options({ llmUrl: `${server.url},${second.url}` }));
       expect(summary.pairsOut).toBe(11);
-      expect(server.prompts.length).toBeGreaterThan(0);
-      expect(second.prompts.length).toBeGreaterThan(0);
+      // Which endpoint a collection hashes to depends on the servers' (random) ports; with five collections both
+      // may land on one. Spreading is tested with many keys in synthesis-pool.test.ts; here, the affinity.
+      expect(server.prompts.length + second.prompts.length).toBe(8);
       // A few-shot prompt starts with its history's first text: that text's round-0 prompt went to the same server.
       const firstContext = (p: string) => p.slice('<s> <CON> '.length, p.indexOf(' </CON>'));
       for (const s of [server, second]) {

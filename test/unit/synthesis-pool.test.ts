@@ -51,7 +51,8 @@ describe('SynthesisPool', () => {
     const onB = where(b);
     expect([...onA].filter((t) => onB.has(t))).toEqual([]);
     expect(onA.size + onB.size).toBe(40);
-    expect(Math.min(onA.size, onB.size)).toBeGreaterThan(8);
+    // Binomial(40, ½): below 6 on either side has a chance of about 2e-6.
+    expect(Math.min(onA.size, onB.size)).toBeGreaterThan(5);
     expect(a.prompts.length + b.prompts.length).toBe(120);
   });
 

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { nativeEndpoints, stackConfig, type StackEndpoints } from './stack-config.ts';
 import { stackUp } from './stack.ts';
 
@@ -11,7 +12,7 @@ export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l:
   if (env.IPT_KAFKA_BROKERS && env.IPT_REGISTRY_URL && env.IPT_CLICKHOUSE_URL) {
     return { brokers: env.IPT_KAFKA_BROKERS.split(','), registryUrl: env.IPT_REGISTRY_URL, clickhouseUrl: env.IPT_CLICKHOUSE_URL, source: 'env' };
   }
-  if (env.IPT_STACK !== 'native' && dockerEngineReachable(env)) {
+  if (env.IPT_STACK !== 'native' && (await dockerEngineReachable(env))) {
     const { startContainers } = await import('./containers.ts');
     return startContainers(log);
   }
@@ -20,9 +21,23 @@ export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l:
   return nativeEndpoints(cfg);
 }
 
-function dockerEngineReachable(env: NodeJS.ProcessEnv): boolean {
+/** An engine answers `GET /_ping` on its socket (or DOCKER_HOST); a leftover socket file with nothing behind it does not. */
+async function dockerEngineReachable(env: NodeJS.ProcessEnv): Promise<boolean> {
   if (env.DOCKER_HOST) return true;
-  return existsSync('/var/run/docker.sock');
+  const socketPath = '/var/run/docker.sock';
+  if (!existsSync(socketPath)) return false;
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/_ping', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
 }
 
 /** Environment variables that hand the located endpoints to child processes (CLI runs, processors). */

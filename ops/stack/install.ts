@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StackConfig } from './stack-config.ts';
@@ -58,10 +58,6 @@ export function installClickhouse(): string {
   const installed = which('clickhouse-server');
   if (!installed) throw new Error('apt-get installed clickhouse-server but it is not on PATH');
   return installed;
-}
-
-export function copyIfMissing(from: string, to: string): void {
-  if (!existsSync(to)) copyFileSync(from, to);
 }
 
 /** PostgreSQL's server binaries (initdb, postgres, pg_isready) from the distribution's packages. */

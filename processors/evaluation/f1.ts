@@ -1,3 +1,5 @@
+import { PY_SPACE } from '../round-feedback/python-whitespace.ts';
+
 /** Token F1 and exact match as the official SQuAD v2.0 evaluation script computes them (SPEC §7), exactly. */
 
 // Python's string.punctuation.
@@ -5,7 +7,7 @@ const PUNCTUATION = new Set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~');
 // Python's re \b on str patterns: word characters are Unicode letters, numbers and the underscore.
 const ARTICLES = /(?<![\p{L}\p{N}_])(a|an|the)(?![\p{L}\p{N}_])/gu;
 // Python's str.split() with no argument splits on runs of str.isspace() characters.
-const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+const PY_WHITESPACE = new RegExp(`[${PY_SPACE}]+`);
 
 export function normalizeAnswer(s: string): string {
   const lower = s.toLowerCase();

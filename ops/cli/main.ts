@@ -11,6 +11,7 @@ const HELP = `ipt — instruct-pt
   ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
   ipt bench runtime [--json] [--records N] [--runs R]
   ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (see README)
+  ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (see README)
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -23,6 +24,7 @@ const commands: Record<string, () => Promise<Command>> = {
   augment: async () => (await import('./augment-command.ts')).augmentCommand,
   demo: async () => (await import('./demo-command.ts')).demoCommand,
   models: async () => (await import('./models-command.ts')).modelsCommand,
+  pipeline: async () => (await import('./pipeline-command.ts')).pipelineCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
 };
 

@@ -23,8 +23,11 @@ export interface Emit<Outputs extends string = string> {
   headers?: Record<string, string>;
 }
 
-/** What a handler returns per record: outputs, or a deliberate counted skip (an empty array with a reason). */
-export type HandlerResult<Outputs extends string> = Emit<Outputs>[] | { skip: string };
+/**
+ * What a handler returns per record: outputs; a deliberate counted skip; or outputs together with a dead letter
+ * of the input (a record that failed for good but whose failure downstream stages must still learn of).
+ */
+export type HandlerResult<Outputs extends string> = Emit<Outputs>[] | { skip: string } | { emits: Emit<Outputs>[]; deadLetter: string };
 
 /**
  * A processor: its input topic(s) and schema, its named outputs with their schemas, and a handler.

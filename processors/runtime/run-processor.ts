@@ -24,6 +24,8 @@ interface Outcome {
   emits: Emit[];
   failure?: { stage: FailureStage; reason: string };
   skip?: string;
+  /** Emits go out and the input is dead-lettered too. */
+  deadLetter?: string;
 }
 
 /**
@@ -108,7 +110,9 @@ export async function startProcessor<In, Outputs extends string>(
   const handlerLatency = metrics.handlerLatency.labels({ processor: spec.name });
   const finish = (result: HandlerResult<Outputs>, started: number): Outcome => {
     handlerLatency.observe((performance.now() - started) / 1000);
-    return Array.isArray(result) ? { emits: result } : { emits: [], skip: result.skip };
+    if (Array.isArray(result)) return { emits: result };
+    if ('skip' in result) return { emits: [], skip: result.skip };
+    return { emits: result.emits, deadLetter: result.deadLetter };
   };
   const handlerFailed = (err: unknown): Outcome => ({ emits: [], failure: { stage: 'handler', reason: errorText(err) } });
 
@@ -165,6 +169,10 @@ export async function startProcessor<In, Outputs extends string>(
         continue;
       }
       if (outcome.skip !== undefined) metrics.skipped.inc({ processor: spec.name, reason: outcome.skip });
+      if (outcome.deadLetter !== undefined) {
+        metrics.deadLettered.inc({ processor: spec.name, stage: 'handler' });
+        push(dlqTopic, deadLetterMessage(spec.name, msg, source, 'handler', outcome.deadLetter));
+      }
       for (const [t, m] of encoded) {
         push(t, m);
         outCounts.set(t, (outCounts.get(t) ?? 0) + 1);

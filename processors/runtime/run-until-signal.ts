@@ -1,9 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from './logger.ts';
-import type { RunningProcessor } from './run-processor.ts';
 
 /** Graceful shutdown on SIGTERM/SIGINT: stop fetching, finish in-flight work, commit, close, then exit. */
-export function stopOnSignals(running: RunningProcessor[], logger: Logger, server?: FastifyInstance): Promise<void> {
+/** Anything that can be stopped and says when it stopped by itself (a processor, a whole pipeline). */
+export interface Stoppable {
+  stop(): Promise<void>;
+  done: Promise<void>;
+}
+
+export function stopOnSignals(running: Stoppable[], logger: Logger, server?: FastifyInstance): Promise<void> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (signal: string) => {

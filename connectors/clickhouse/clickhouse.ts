@@ -1,0 +1,53 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ops', 'clickhouse', 'migrations');
+
+export function clickhouseClient(url: string, database = 'default'): ClickHouseClient {
+  // Debian's ClickHouse 18.16 rejects settings it does not know, so none are sent beyond the defaults.
+  return createClient({ url, database, request_timeout: 60_000, clickhouse_settings: {} });
+}
+
+/**
+ * Creates the database and applies the migrations in ops/clickhouse/migrations that have not run yet, in file
+ * order, recording each in `schema_migrations`. The SQL is written for both ClickHouse 18.16 and current releases.
+ */
+export async function migrate(url: string, database: string): Promise<string[]> {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`ClickHouse database name "${database}" must be letters, digits and "_"`);
+  const root = clickhouseClient(url);
+  try {
+    await root.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+  } finally {
+    await root.close();
+  }
+  const ch = clickhouseClient(url, database);
+  const applied: string[] = [];
+  try {
+    await ch.command({ query: 'CREATE TABLE IF NOT EXISTS schema_migrations (name String, applied_ms UInt64) ENGINE = TinyLog' });
+    const done = new Set((await (await ch.query({ query: 'SELECT name FROM schema_migrations', format: 'JSONEachRow' })).json<{ name: string }>()).map((r) => r.name));
+    for (const file of readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort()) {
+      if (done.has(file)) continue;
+      const sql = readFileSync(join(MIGRATIONS_DIR, file), 'utf8').replace(/^--.*$/gm, '');
+      for (const statement of sql.split(/;\s*$/m).map((s) => s.trim()).filter(Boolean)) {
+        try {
+          await ch.command({ query: statement });
+        } catch (err) {
+          throw new Error(`ClickHouse migration ${file} failed: ${(err as Error).message}`);
+        }
+      }
+      await ch.insert({ table: 'schema_migrations', values: [{ name: file, applied_ms: Date.now() }], format: 'JSONEachRow' });
+      applied.push(file);
+    }
+  } finally {
+    await ch.close();
+  }
+  return applied;
+}
+
+/** Runs a query and returns its rows. */
+export async function queryRows<T>(ch: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  const rs = await ch.query({ query, format: 'JSONEachRow', query_params: params });
+  return rs.json<T>();
+}

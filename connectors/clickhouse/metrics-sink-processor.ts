@@ -1,0 +1,61 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { defineProcessor } from '../../processors/runtime/processor.ts';
+import { stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
+import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import type { MetricEventRecord } from '../../processors/pipeline/records.ts';
+import { BatchInserter } from './batch-inserter.ts';
+
+/** A metric event as a row of its table (ops/clickhouse/migrations); version = when it was stored, so the newest copy wins. */
+export function metricRow(m: MetricEventRecord): { table: string; row: Record<string, unknown> } {
+  const version = Date.now();
+  if (m.kind === 'evaluation') {
+    return {
+      table: 'evaluations',
+      row: { id: m.id, run_id: m.runId, record_id: m.recordId, time_ms: m.time, dataset: m.dataset, shots: m.shots, seen: m.seen ? 1 : 0, f1: m.f1, exact_match: m.exactMatch, response: m.response, latency_ms: m.latencyMs, version },
+    };
+  }
+  if (m.kind !== 'synthesis') throw new Error(`metric event ${m.id}: unknown kind "${m.kind}"`);
+  return {
+    table: 'synthesis_metrics',
+    row: {
+      id: m.id,
+      run_id: m.runId,
+      round: m.round,
+      record_id: m.recordId,
+      time_ms: m.time,
+      outcome: m.outcome,
+      few_shot: m.fewShot ? 1 : 0,
+      pairs: m.pairs,
+      parsed_pieces: m.parsedPieces,
+      parse_ok: m.parseOk ? 1 : 0,
+      kind_free: m.kindFree,
+      kind_mc: m.kindMc,
+      kind_cot: m.kindCot,
+      kind_mc_cot: m.kindMcCot,
+      text_chars: m.textChars,
+      output_chars: m.outputChars,
+      question_chars: m.questionChars,
+      answer_chars: m.answerChars,
+      grounding: m.grounding,
+      latency_ms: m.latencyMs,
+      prompt_tokens: m.promptTokens,
+      completion_tokens: m.completionTokens,
+      version,
+    },
+  };
+}
+
+/** Metric events → ClickHouse, batched; offsets are committed only after the rows are stored. */
+export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClient) {
+  const inserter = new BatchInserter(ch);
+  return defineProcessor<MetricEventRecord, never>({
+    name: stageGroup(topics, 'clickhouse-sink'),
+    input: { topics: [topics.metrics], schema: 'metric-event' },
+    outputs: {} as Record<never, { topic: string; schema: string }>,
+    handle: async ({ value }) => {
+      const { table, row } = metricRow(value);
+      await inserter.add(table, row);
+      return [];
+    },
+  });
+}

@@ -1,0 +1,73 @@
+import { createLogger } from '../../processors/runtime/logger.ts';
+import { startOpsServer } from '../../processors/runtime/ops-server.ts';
+import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
+import { startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { runPipeline } from '../jobs/pipeline-run.ts';
+import { parse, intOption, UsageError } from './args.ts';
+import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
+
+const USAGE = `usage:
+  ipt pipeline up [--stages templating,synthesis,…] [--llm-url URL[,URL…]] [--model NAME] [--prefix ipt] [--partitions 4]
+  ipt pipeline run --input FILE(.jsonl|.parquet|-) --llm-url URL[,URL…] [--rounds M] [--preset from-scratch|domain-adaptive]
+      [--model NAME] [--max-model-len 4096] [--max-new-tokens 400] [--length-estimate tokens|words] [--tokenizer FILE]
+      [--temperature 0] [--seed 0] [--run ID] [--convert-fraction F] [--general FILE] [--general-weight W] [--general-restart]
+      [--evaluation FILE] [--external] [--timeout-ms MS=1800000] [--json]`;
+
+export async function pipelineCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'up') return up(rest);
+  if (sub === 'run') return run(rest);
+  throw new UsageError(USAGE);
+}
+
+/** All stages (or --stages) in this process against the stack, until SIGTERM/SIGINT. */
+async function up(argv: string[]): Promise<number> {
+  const { values } = parse('pipeline up', argv, PIPELINE_FLAGS);
+  const opts = pipelineOptions('pipeline up', values);
+  const logger = createLogger('ipt-pipeline', opts.runtime.logLevel);
+  const pipeline = await startPipeline({ ...opts, logger });
+  logger.info({ stages: pipeline.processors.map((p) => p.name) }, 'pipeline up');
+  const server = opts.runtime.metricsPort !== undefined ? await startOpsServer({ port: opts.runtime.metricsPort, registry: pipeline.metrics.registry, readiness: pipeline.processors }) : undefined;
+  await stopOnSignals([{ stop: () => pipeline.stop(), done: Promise.race(pipeline.processors.map((p) => p.done)) }], logger, server);
+  return 0;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values } = parse('pipeline run', argv, {
+    ...PIPELINE_FLAGS,
+    ...RUN_FLAGS,
+    input: { type: 'string' },
+    general: { type: 'string' },
+    evaluation: { type: 'string' },
+    external: { type: 'boolean' },
+    'timeout-ms': { type: 'string' },
+    'run-timeout-ms': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (!values.input) throw new UsageError(`pipeline run: --input is required\n${USAGE}`);
+  const opts = pipelineOptions('pipeline run', values);
+  if (opts.llm.endpoints.length === 0 && !values.external) throw new UsageError(`pipeline run: --llm-url (or IPT_LLM_URL) is required\n${USAGE}`);
+  const logger = createLogger('ipt-pipeline', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const summary = await runPipeline({
+    input: values.input,
+    settings: runSettings('pipeline run', values),
+    general: values.general,
+    evaluation: values.evaluation,
+    pipeline: opts,
+    startStages: !values.external,
+    timeoutMs: intOption('pipeline run', 'run-timeout-ms', values['run-timeout-ms'], 1_800_000),
+    log: (l) => process.stderr.write(`${l}\n`),
+    logger,
+  });
+  if (values.json) console.log(JSON.stringify(summary));
+  else {
+    console.log(
+      `pipeline: run ${summary.runId}: ${summary.ingested} texts ingested (${summary.rejected} rejected) → ${summary.augmented} augmented, ${summary.raw} kept raw, ` +
+        `${summary.deadLettered} dead-lettered; ${summary.pairs} pairs in ${summary.outputTexts} texts; mixed ${summary.mixed.records} (${summary.mixed.general} general, share ${summary.mixed.generalShare}); ` +
+        `ClickHouse rows ${summary.metricRows.synthesis} synthesis, ${summary.metricRows.evaluation} evaluation; ${summary.seconds}s`,
+    );
+    for (const r of summary.perRound) console.log(`  round ${r.round}: ${r.texts} texts, ${r.fewShot} few-shot, ${r.pairs} pairs, ${r.failed} failed, parse success ${r.parseSuccess}`);
+    for (const d of summary.deadLetters) console.log(`  dead-lettered ${d.id} (${d.stage}): ${d.reason}`);
+  }
+  return summary.rejected + summary.deadLettered > 0 ? 1 : 0;
+}

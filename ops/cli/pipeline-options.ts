@@ -1,0 +1,104 @@
+import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
+import { isPreset, type PresetName } from '../../processors/pipeline/run-config.ts';
+import { STAGES, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
+import type { PipelineOptions } from '../../processors/pipeline/start-pipeline.ts';
+import type { RunSettings } from '../../connectors/ingest/run-ingest.ts';
+import { intOption, UsageError } from './args.ts';
+
+/** Flags shared by `ipt pipeline up|run`, `ipt serve` and `ipt rounds`. */
+export const PIPELINE_FLAGS = {
+  'llm-url': { type: 'string' },
+  model: { type: 'string' },
+  concurrency: { type: 'string' },
+  retries: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  tokenizer: { type: 'string' },
+  prefix: { type: 'string' },
+  partitions: { type: 'string' },
+  stages: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+} as const;
+
+export const RUN_FLAGS = {
+  run: { type: 'string' },
+  rounds: { type: 'string' },
+  preset: { type: 'string' },
+  'convert-fraction': { type: 'string' },
+  'general-weight': { type: 'string' },
+  'general-restart': { type: 'boolean' },
+  'max-model-len': { type: 'string' },
+  'length-estimate': { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+type Values = Record<string, string | boolean | undefined>;
+
+function num(cmd: string, name: string, raw: unknown, fallback: number, min: number, max = Infinity): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${cmd}: --${name} must be a number in [${min}, ${max}] (got ${raw})`);
+  return n;
+}
+
+/** Pipeline settings from flags and environment (IPT_LLM_URL, IPT_CLICKHOUSE_URL, IPT_CLICKHOUSE_DB, IPT_TOPIC_PREFIX), validated once. */
+export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv = process.env): Omit<PipelineOptions, 'logger'> {
+  const runtime = runtimeConfig(env);
+  const llmUrl = (v['llm-url'] as string | undefined) ?? env.IPT_LLM_URL ?? '';
+  const endpoints = llmUrl.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of endpoints) {
+    try {
+      new URL(u);
+    } catch {
+      throw new UsageError(`${cmd}: --llm-url "${u}" is not a URL`);
+    }
+  }
+  const stages = v.stages === undefined ? undefined : (String(v.stages).split(',').map((s) => s.trim()) as StageName[]);
+  for (const s of stages ?? []) if (!STAGES.includes(s)) throw new UsageError(`${cmd}: unknown stage "${s}" (stages: ${STAGES.join(', ')})`);
+  const clickhouseUrl = env.IPT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
+  const database = env.IPT_CLICKHOUSE_DB ?? 'instruct_pt';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError(`IPT_CLICKHOUSE_DB=${database}: letters, digits and "_" only`);
+  return {
+    runtime,
+    prefix: (v.prefix as string | undefined) ?? env.IPT_TOPIC_PREFIX ?? 'ipt',
+    partitions: intOption(cmd, 'partitions', v.partitions as string | undefined, 4),
+    stages,
+    llm: {
+      endpoints,
+      concurrency: intOption(cmd, 'concurrency', v.concurrency as string | undefined, 32),
+      retries: intOption(cmd, 'retries', v.retries as string | undefined, 4, 0),
+      timeoutMs: intOption(cmd, 'timeout-ms', v['timeout-ms'] as string | undefined, 120_000),
+      tokenizer: v.tokenizer as string | undefined,
+    },
+    evaluation: {
+      model: (v.model as string | undefined) ?? 'instruction-pretrain/instruction-synthesizer',
+      maxNewTokens: intOption(cmd, 'max-new-tokens', v['max-new-tokens'] as string | undefined, 400),
+      temperature: num(cmd, 'temperature', v.temperature, 0, 0),
+    },
+    clickhouse: { url: clickhouseUrl, database },
+  };
+}
+
+export function runSettings(cmd: string, v: Values): Omit<RunSettings, 'runId'> & { runId?: string } {
+  const preset = (v.preset as string | undefined) ?? 'none';
+  if (!isPreset(preset)) throw new UsageError(`${cmd}: --preset must be from-scratch or domain-adaptive (got ${preset})`);
+  const lengthEstimate = (v['length-estimate'] as string | undefined) ?? 'tokens';
+  if (lengthEstimate !== 'words' && lengthEstimate !== 'tokens') throw new UsageError(`${cmd}: --length-estimate must be words or tokens (got ${lengthEstimate})`);
+  const maxModelLen = intOption(cmd, 'max-model-len', v['max-model-len'] as string | undefined, 4096);
+  const maxNewTokens = intOption(cmd, 'max-new-tokens', v['max-new-tokens'] as string | undefined, 400);
+  if (maxNewTokens >= maxModelLen) throw new UsageError(`${cmd}: --max-new-tokens must be smaller than --max-model-len`);
+  return {
+    runId: v.run as string | undefined,
+    preset: preset as PresetName,
+    rounds: v.rounds === undefined ? undefined : intOption(cmd, 'rounds', v.rounds as string, 1),
+    convertFraction: v['convert-fraction'] === undefined ? undefined : num(cmd, 'convert-fraction', v['convert-fraction'], 1, 0, 1),
+    generalWeight: v['general-weight'] === undefined ? undefined : num(cmd, 'general-weight', v['general-weight'], 0, 0, 0.999),
+    generalOnExhausted: v['general-restart'] ? 'restart' : 'leave',
+    seed: intOption(cmd, 'seed', v.seed as string | undefined, 0, 0),
+    model: (v.model as string | undefined) ?? 'instruction-pretrain/instruction-synthesizer',
+    maxModelLen,
+    maxNewTokens,
+    lengthEstimate,
+    temperature: num(cmd, 'temperature', v.temperature, 0, 0),
+  };
+}

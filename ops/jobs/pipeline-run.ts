@@ -1,0 +1,207 @@
+import { randomUUID } from 'node:crypto';
+import { readTextRecords } from '../../connectors/files/text-records.ts';
+import { readEvaluationRecords } from '../../connectors/files/evaluation-records.ts';
+import { planRun, PipelineWriter, type InputText, type RunSettings } from '../../connectors/ingest/run-ingest.ts';
+import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
+import { f1ByDataset, metricRowCounts, roundAggregates, type F1Row, type RoundAggregate } from '../../connectors/clickhouse/run-queries.ts';
+import { createKafka } from '../../processors/runtime/kafka-client.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import type { Logger } from '../../processors/runtime/logger.ts';
+import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import type { EvaluationRecord } from '../../processors/pipeline/records.ts';
+import type { RunConfig } from '../../processors/pipeline/run-config.ts';
+import { RunMonitor, type DeadLetter } from './run-monitor.ts';
+
+export interface PipelineRunOptions {
+  input: string;
+  settings: Omit<RunSettings, 'runId'> & { runId?: string };
+  general?: string;
+  evaluation?: string;
+  pipeline: Omit<PipelineOptions, 'logger'>;
+  /** false when `ipt pipeline up` already runs the stages elsewhere. */
+  startStages: boolean;
+  timeoutMs: number;
+  log: (line: string) => void;
+  logger: Logger;
+}
+
+export interface PipelineRunSummary {
+  runId: string;
+  preset: string;
+  rounds: number;
+  ingested: number;
+  rejected: number;
+  rejects: { line: number; reason: string }[];
+  augmented: number;
+  raw: number;
+  deadLettered: number;
+  deadLetters: DeadLetter[];
+  pairs: number;
+  outputTexts: number;
+  perRound: { round: number; texts: number; fewShot: number; pairs: number; failed: number; skipped: number; parseSuccess: number; duplicateRate: number; grounding: number }[];
+  mixed: { records: number; augmented: number; raw: number; general: number; domainTokens: number; generalTokens: number; generalShare: number };
+  metricRows: { synthesis: number; evaluation: number };
+  evaluation: F1Row[];
+  seconds: number;
+}
+
+async function readTexts(path: string): Promise<{ texts: InputText[]; rejects: { line: number; reason: string }[] }> {
+  const texts: InputText[] = [];
+  const rejects: { line: number; reason: string }[] = [];
+  const seen = new Map<string, number>();
+  for await (const r of readTextRecords(path)) {
+    if (!r.ok) rejects.push({ line: r.line, reason: r.reason });
+    else if (seen.has(r.id)) rejects.push({ line: r.line, reason: `${path}:${r.line}: id "${r.id}" already used on line ${seen.get(r.id)}` });
+    else {
+      seen.set(r.id, r.line);
+      texts.push({ id: r.id, text: r.text, source: `${path}:${r.line}` });
+    }
+  }
+  return { texts, rejects };
+}
+
+/**
+ * The bounded form of the pipeline: ingests a file as one run, runs the chain over Kafka until every text of the
+ * run is accounted for (converted, kept raw, or dead-lettered), the mixed stream holds every domain text and
+ * ClickHouse holds every metric event, then returns one summary.
+ */
+export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRunSummary> {
+  const started = Date.now();
+  const runId = opts.settings.runId ?? `run-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomUUID().slice(0, 6)}`;
+  const { texts, rejects } = await readTexts(opts.input);
+  for (const r of rejects) opts.log(`pipeline: rejected ${r.reason}`);
+  const { run, records } = planRun({ ...opts.settings, runId }, texts);
+  const general = opts.general ? await readTexts(opts.general) : undefined;
+  for (const r of general?.rejects ?? []) opts.log(`pipeline: general instructions: rejected ${r.reason}`);
+  let evaluations: EvaluationRecord[] = [];
+  if (opts.evaluation) {
+    for (const e of await readEvaluationRecords(opts.evaluation)) {
+      if (e.ok) evaluations.push({ ...e.record, runId });
+      else opts.log(`pipeline: evaluation: rejected ${e.reason}`);
+    }
+  }
+
+  const { runtime, clickhouse } = opts.pipeline;
+  const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
+  await migrate(clickhouse.url, clickhouse.database);
+  const kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-run`, logger: opts.logger });
+  const serde = new AvroSerde(runtime.registryUrl);
+  const writer = new PipelineWriter(kafka, serde, topics);
+  const monitor = new RunMonitor(kafka, serde, topics, runId);
+  const ch = clickhouseClient(clickhouse.url, clickhouse.database);
+  let pipeline: RunningPipeline | undefined;
+  try {
+    await writer.start();
+    await writer.writeRun(run);
+    if (general) await writer.writeGeneral(runId, general.texts);
+    if (opts.startStages) pipeline = await startPipeline({ ...opts.pipeline, logger: opts.logger });
+    await monitor.start();
+    await writer.writeTexts(records);
+    await writer.writeEvaluations(evaluations);
+    opts.log(`pipeline: run ${runId}: ${records.length} texts ingested (${run.convertedTexts} to convert in ${run.rounds} round(s)), ${rejects.length} rejected`);
+
+    const expected = new Set(records.map((r) => r.id));
+    const deadline = started + opts.timeoutMs;
+    const left = () => Math.max(1, deadline - Date.now());
+    let last = -1;
+    await monitor.until(
+      () => {
+        const n = monitor.accounted(expected);
+        if (n !== last) {
+          last = n;
+          opts.log(`pipeline: ${n}/${expected.size} texts accounted for`);
+        }
+        return n === expected.size;
+      },
+      left(),
+      () => `every text to be accounted for (${monitor.accounted(expected)}/${expected.size}; e.g. not yet: ${monitor.unaccounted(expected).join(', ')})`,
+    );
+    await monitor.until(() => monitor.mixedDomain() >= monitor.domainTexts(), left(), () => `the mixed stream (${monitor.mixedDomain()}/${monitor.domainTexts()} domain texts)`);
+    const synthesisEvents = () => [...monitor.metrics.values()].filter((m) => m.kind === 'synthesis').length;
+    const expectedEvaluations = evaluations.reduce((s, e) => s + (e.examples.length > 0 ? 2 : 1), 0);
+    await monitor.until(
+      () => synthesisEvents() >= (run.convertedTexts ?? 0) && [...monitor.metrics.values()].filter((m) => m.kind === 'evaluation').length >= expectedEvaluations - evaluationDeadLetters(monitor, evaluations),
+      left(),
+      () => `metric events (${monitor.metrics.size})`,
+    );
+    let rows = await metricRowCounts(ch, runId);
+    const wantRows = { synthesis: synthesisEvents(), evaluation: monitor.metrics.size - synthesisEvents() };
+    while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ClickHouse: ${JSON.stringify(rows)} of ${JSON.stringify(wantRows)} metric rows stored`);
+      await new Promise((r) => setTimeout(r, 250));
+      rows = await metricRowCounts(ch, runId);
+    }
+    return summarize(run, records.length, rejects, monitor, expected, rows, await roundAggregates(ch, runId), await f1ByDataset(ch, runId), started);
+  } finally {
+    await monitor.stop().catch(() => undefined);
+    await pipeline?.stop();
+    await writer.stop().catch(() => undefined);
+    await ch.close();
+  }
+}
+
+function evaluationDeadLetters(monitor: RunMonitor, evaluations: EvaluationRecord[]): number {
+  let n = 0;
+  for (const e of evaluations) if (monitor.deadLetters.has(e.id)) n += e.examples.length > 0 ? 2 : 1;
+  return n;
+}
+
+function summarize(
+  run: RunConfig,
+  ingested: number,
+  rejects: { line: number; reason: string }[],
+  monitor: RunMonitor,
+  expected: Set<string>,
+  metricRows: { synthesis: number; evaluation: number },
+  rounds: RoundAggregate[],
+  evaluation: F1Row[],
+  started: number,
+): PipelineRunSummary {
+  const dead = [...monitor.deadLetters.values()].filter((d) => expected.has(d.id));
+  const augmented = [...expected].filter((id) => monitor.convertedIds.has(id)).length;
+  const raw = [...expected].filter((id) => monitor.rawIds.has(id)).length;
+  const converted = [...monitor.augmented.values()].filter((a) => a.converted);
+  const mixed = [...monitor.mixed.values()];
+  const tokens = (src: string[]) => mixed.filter((m) => src.includes(m.source)).reduce((s, m) => s + m.tokens, 0);
+  const domainTokens = tokens(['augmented', 'raw']);
+  const generalTokens = tokens(['general']);
+  return {
+    runId: run.runId,
+    preset: run.preset,
+    rounds: run.rounds,
+    ingested,
+    rejected: rejects.length,
+    rejects: rejects.slice(0, 20),
+    augmented,
+    raw,
+    deadLettered: dead.length,
+    deadLetters: dead.slice(0, 20),
+    pairs: converted.reduce((s, a) => s + a.pairs, 0),
+    outputTexts: converted.length,
+    perRound: rounds.map((r) => ({
+      round: r.round,
+      texts: r.texts,
+      fewShot: r.few_shot_texts,
+      pairs: r.pairs_total,
+      failed: r.failed,
+      skipped: r.skipped,
+      parseSuccess: round3(r.parse_success),
+      duplicateRate: round3(r.duplicate_rate),
+      grounding: round3(r.grounding_avg),
+    })),
+    mixed: {
+      records: mixed.length,
+      augmented: mixed.filter((m) => m.source === 'augmented').length,
+      raw: mixed.filter((m) => m.source === 'raw').length,
+      general: mixed.filter((m) => m.source === 'general').length,
+      domainTokens,
+      generalTokens,
+      generalShare: domainTokens + generalTokens === 0 ? 0 : round3(generalTokens / (domainTokens + generalTokens)),
+    },
+    metricRows,
+    evaluation: evaluation.map((e) => ({ ...e, f1: round3(e.f1), exact_match: round3(e.exact_match) })),
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;

@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka } from 'kafkajs';
+import type { AvroSerde } from '../../processors/runtime/serde.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
+import { runOfKey, stageGroup, STAGES, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import type { AugmentedTextRecord, MetricEventRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
+
+export interface DeadLetter {
+  id: string;
+  stage: string;
+  reason: string;
+}
+
+/**
+ * Follows one run through the pipeline's output topics: which raw texts came out converted or raw, which were
+ * dead-lettered (and why), the mixed stream and the metric events. Everything is kept by id, so duplicates
+ * from a restarted at-least-once stage count once.
+ */
+export class RunMonitor {
+  readonly augmented = new Map<string, AugmentedTextRecord>();
+  readonly convertedIds = new Set<string>();
+  readonly rawIds = new Set<string>();
+  readonly deadLetters = new Map<string, DeadLetter>();
+  readonly mixed = new Map<string, MixedTextRecord>();
+  readonly metrics = new Map<string, MetricEventRecord>();
+  private consumer: Consumer | undefined;
+  private listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly serde: AvroSerde,
+    private readonly topics: PipelineTopics,
+    readonly runId: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const t = this.topics;
+    const schemas = new Map([
+      [t.augmented, loadSchema('augmented-text')],
+      [t.mixed, loadSchema('mixed-text')],
+      [t.metrics, loadSchema('metric-event')],
+    ]);
+    const dlqs = new Set(STAGES.map((s) => `${stageGroup(t, s)}.dlq`));
+    this.consumer = this.kafka.consumer({ groupId: `ipt-monitor-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [...schemas.keys(), ...dlqs], fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const schema = schemas.get(batch.topic);
+        if (schema) await this.serde.prefetch(batch.messages.map((m) => m.value));
+        for (const m of batch.messages) {
+          const key = m.key?.toString();
+          if (runOfKey(key) !== this.runId) continue;
+          if (!schema) {
+            const h = (name: string) => m.headers?.[name]?.toString() ?? '';
+            const id = key!.slice(this.runId.length + 1);
+            this.deadLetters.set(id, { id, stage: h(DLQ_HEADERS.processor), reason: h(DLQ_HEADERS.reason) });
+            continue;
+          }
+          const v = this.serde.decode(m.value, schema);
+          if (batch.topic === t.augmented) {
+            const a = v as AugmentedTextRecord;
+            this.augmented.set(a.id, a);
+            for (const id of a.textIds) (a.converted ? this.convertedIds : this.rawIds).add(id);
+          } else if (batch.topic === t.mixed) {
+            const x = v as MixedTextRecord;
+            this.mixed.set(x.id, x);
+          } else {
+            const e = v as MetricEventRecord;
+            this.metrics.set(e.id, e);
+          }
+        }
+        for (const l of this.listeners) l();
+      },
+    });
+  }
+
+  /** Of the expected texts, those accounted for: converted, kept raw, or dead-lettered (each id once). */
+  accounted(expected: ReadonlySet<string>): number {
+    let n = 0;
+    for (const id of expected) if (this.convertedIds.has(id) || this.rawIds.has(id) || this.deadLetters.has(id)) n++;
+    return n;
+  }
+
+  unaccounted(expected: ReadonlySet<string>, limit = 10): string[] {
+    const out: string[] = [];
+    for (const id of expected) {
+      if (out.length >= limit) break;
+      if (!this.convertedIds.has(id) && !this.rawIds.has(id) && !this.deadLetters.has(id)) out.push(id);
+    }
+    return out;
+  }
+
+  /** Domain texts (converted or raw, non-empty) that reached the mixed stream. */
+  mixedDomain(): number {
+    let n = 0;
+    for (const x of this.mixed.values()) if (x.source !== 'general') n++;
+    return n;
+  }
+
+  domainTexts(): number {
+    let n = 0;
+    for (const a of this.augmented.values()) if (a.text !== '') n++;
+    return n;
+  }
+
+  /** Resolves when cond() holds, re-checking after every batch read (and every second). */
+  until(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (cond()) {
+          cleanup();
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`));
+      }, timeoutMs);
+      const tick = setInterval(check, 1000);
+      const cleanup = () => {
+        clearTimeout(timer);
+        clearInterval(tick);
+        this.listeners = this.listeners.filter((l) => l !== check);
+      };
+      this.listeners.push(check);
+      check();
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}

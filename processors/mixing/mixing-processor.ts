@@ -1,0 +1,104 @@
+import { defineProcessor, type Emit } from '../runtime/processor.ts';
+import { TopicTable } from '../runtime/topic-table.ts';
+import { MixSampler } from './mix-sampler.ts';
+import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import type { PipelineContext } from '../pipeline/pipeline-context.ts';
+import type { AugmentedTextRecord, MixedTextRecord, MixerStateRecord, RawTextRecord } from '../pipeline/records.ts';
+import type { RunConfig } from '../pipeline/run-config.ts';
+
+type Out = 'mixed' | 'state';
+const DOMAIN = 0;
+const GENERAL = 1;
+
+/**
+ * Augmented texts (converted, or kept raw by the preset) + general instructions → the mixed training stream, by
+ * token weight (SPEC §5). Every domain text is emitted as it arrives; general instructions, read in topic order,
+ * fill in whenever their deficit w·T − t is the largest, so the general share stays within one record of its
+ * target at every prefix. The per-run counts go to a compacted changelog in the same batch as the outputs (the
+ * same transaction under exactly-once), and a restarted mixer goes on from them.
+ */
+export function mixingProcessor(ctx: PipelineContext) {
+  const t = ctx.topics;
+  // General instructions are ingested per run; each run's are kept in topic order under "<run>/<index>".
+  const counts = new Map<string, number>();
+  const general = new TopicTable<RawTextRecord>(ctx.kafka, ctx.serde, t.general, 'raw-text', (g) => {
+    const i = counts.get(g.runId) ?? 0;
+    counts.set(g.runId, i + 1);
+    return `${g.runId}/${i}`;
+  });
+  const saved = new TopicTable<MixerStateRecord>(ctx.kafka, ctx.serde, t.mixerState, 'mixer-state', (s) => s.runId);
+  const states = new Map<string, { sampler: MixSampler; state: MixerStateRecord }>();
+  const tokensOf = ctx.mixTokens();
+  // Per-run counts change in record order: each handler's update is queued when it is called, in input order.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const stateOf = (run: RunConfig) => {
+    let s = states.get(run.runId);
+    if (!s) {
+      const sampler = new MixSampler([
+        { name: 'domain', weight: 1 - run.generalWeight },
+        { name: 'general', weight: run.generalWeight },
+      ]);
+      const state = saved.peek(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0 };
+      sampler.emitted[DOMAIN] = state.emittedTokens[DOMAIN]!;
+      sampler.emitted[GENERAL] = state.emittedTokens[GENERAL]!;
+      sampler.total = sampler.emitted[DOMAIN]! + sampler.emitted[GENERAL]!;
+      if (state.generalLeft) sampler.leave(GENERAL);
+      states.set(run.runId, (s = { sampler, state: { ...state } }));
+    }
+    return s;
+  };
+
+  const spec = defineProcessor<AugmentedTextRecord, Out>({
+    name: stageGroup(t, 'mixing'),
+    input: { topics: [t.augmented], schema: 'augmented-text' },
+    outputs: { mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 }, state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1 } },
+    handle: (rec) => {
+      const a = rec.value;
+      const tokens = a.text === '' ? 0 : tokensOf(a.text);
+      const step = queue.then(async () => {
+        if (a.text === '') return { skip: 'empty text: nothing to train on' };
+        const run = await ctx.run(a.runId);
+        const { sampler, state } = stateOf(run);
+        const emits: Emit<Out>[] = [];
+        const emit = (m: Omit<MixedTextRecord, 'runId' | 'mixIndex'>) => {
+          const value: MixedTextRecord = { ...m, runId: a.runId, mixIndex: state.mixIndex++ };
+          emits.push({ to: 'mixed', key: recordKey(a.runId, m.id), value });
+        };
+        const n = await tokens;
+        emit({ id: a.id, source: a.converted ? 'augmented' : 'raw', sourceId: a.id, text: a.text, tokens: n });
+        sampler.record(DOMAIN, n);
+        while (sampler.next() === GENERAL) {
+          let g = general.peek(`${a.runId}/${state.generalCursor}`);
+          if (!g && run.generalOnExhausted === 'restart' && state.generalCursor > 0) g = general.peek(`${a.runId}/${(state.generalCursor = 0)}`);
+          if (!g) {
+            sampler.leave(GENERAL);
+            state.generalLeft = true;
+            break;
+          }
+          const gt = await tokensOf(g.text);
+          emit({ id: `general/${state.generalCursor}/${state.mixIndex}`, source: 'general', sourceId: g.id, text: g.text, tokens: gt });
+          sampler.record(GENERAL, gt);
+          state.generalCursor++;
+        }
+        state.emittedTokens = [sampler.emitted[DOMAIN]!, sampler.emitted[GENERAL]!];
+        emits.push({ to: 'state', key: a.runId, value: { ...state } });
+        return emits;
+      });
+      queue = step.catch(() => undefined);
+      return step;
+    },
+  });
+  return {
+    spec,
+    start: async () => {
+      await general.start();
+      await saved.start();
+      await Promise.all([general.ready(), saved.ready()]);
+    },
+    stop: async () => {
+      await general.stop();
+      await saved.stop();
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createKafka } from '../runtime/kafka-client.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { ProcessorMetrics } from '../runtime/metrics.ts';
+import type { ProcessorSpec } from '../runtime/processor.ts';
+import { startProcessor, type RunningProcessor } from '../runtime/run-processor.ts';
+import type { RuntimeConfig } from '../runtime/runtime-config.ts';
+import { AvroSerde } from '../runtime/serde.ts';
+import { ensureTopics } from '../runtime/topics.ts';
+import { templatingProcessor } from '../templating/templating-processor.ts';
+import { templatingPoolProcessor } from '../templating/templating-pool-processor.ts';
+import { synthesisProcessor } from '../synthesis/synthesis-processor.ts';
+import { roundFeedbackProcessor } from '../round-feedback/round-feedback-processor.ts';
+import { mixingProcessor } from '../mixing/mixing-processor.ts';
+import { evaluationProcessor, type EvaluationSettings } from '../evaluation/evaluation-processor.ts';
+import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
+import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
+import { PipelineContext, type LlmSettings } from './pipeline-context.ts';
+import { pipelineTopics, STAGES, topicSpecs, type PipelineTopics, type StageName } from './pipeline-topics.ts';
+
+export interface PipelineOptions {
+  runtime: RuntimeConfig;
+  prefix: string;
+  partitions: number;
+  llm: LlmSettings;
+  evaluation: EvaluationSettings;
+  clickhouse: { url: string; database: string };
+  /** Stages to run in this process (all by default): several processes can share the work, one stage each. */
+  stages?: readonly StageName[];
+  logger: Logger;
+  metrics?: ProcessorMetrics;
+  waitMs?: number;
+}
+
+export interface RunningPipeline {
+  topics: PipelineTopics;
+  processors: RunningProcessor[];
+  metrics: ProcessorMetrics;
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+/** Creates the pipeline's topics (retained or compacted), so a run can be ingested before any stage starts. */
+export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime' | 'prefix' | 'partitions' | 'logger'>): Promise<PipelineTopics> {
+  const topics = pipelineTopics(opts.prefix);
+  const kafka = createKafka({ brokers: opts.runtime.brokers, clientId: `${opts.runtime.clientId}-admin`, logger: opts.logger });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, topicSpecs(topics, opts.partitions));
+  } finally {
+    await admin.disconnect();
+  }
+  return topics;
+}
+
+/**
+ * Starts the chosen stages in this process, each a processor on the runtime in its own consumer group:
+ * templating, templating-pool, synthesis, round-feedback, mixing, evaluation and the ClickHouse sink.
+ */
+export async function startPipeline(opts: PipelineOptions): Promise<RunningPipeline> {
+  const topics = await ensurePipelineTopics(opts);
+  const stages = new Set(opts.stages ?? STAGES);
+  const metrics = opts.metrics ?? new ProcessorMetrics();
+  const kafka = createKafka({ brokers: opts.runtime.brokers, clientId: opts.runtime.clientId, logger: opts.logger });
+  const serde = new AvroSerde(opts.runtime.registryUrl);
+  const ctx = new PipelineContext(kafka, serde, topics, opts.llm, opts.logger, opts.waitMs);
+  await ctx.start();
+
+  let ch: ClickHouseClient | undefined;
+  const extras: { stop(): Promise<void> }[] = [];
+  const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
+  const add = <In, O extends string>(spec: ProcessorSpec<In, O>, overrides: Partial<RuntimeConfig> = {}) => specs.push([spec as unknown as ProcessorSpec<never, string>, overrides]);
+
+  if (stages.has('templating')) add(templatingProcessor(ctx));
+  if (stages.has('templating-pool')) {
+    const p = templatingPoolProcessor(ctx);
+    await p.start();
+    extras.push(p);
+    add(p.spec);
+  }
+  // The LLM stages keep as many records in flight as the pool may send at once.
+  if (stages.has('synthesis')) add(synthesisProcessor(ctx), { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * opts.llm.endpoints.length) });
+  if (stages.has('round-feedback')) add(roundFeedbackProcessor(ctx));
+  if (stages.has('mixing')) {
+    const m = mixingProcessor(ctx);
+    await m.start();
+    extras.push(m);
+    add(m.spec);
+  }
+  if (stages.has('evaluation')) add(evaluationProcessor(ctx, opts.evaluation));
+  if (stages.has('clickhouse-sink')) {
+    await migrate(opts.clickhouse.url, opts.clickhouse.database);
+    ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
+    // Rows wait in the inserter's batch, so the whole chunk is in flight at once.
+    add(metricsSinkProcessor(topics, ch), { concurrency: opts.runtime.batchSize });
+  }
+
+  const processors: RunningProcessor[] = [];
+  try {
+    for (const [spec, overrides] of specs) processors.push(await startProcessor(spec, { ...opts.runtime, ...overrides }, { metrics, logger: opts.logger, kafka }));
+  } catch (err) {
+    await Promise.allSettled(processors.map((p) => p.stop()));
+    throw err;
+  }
+  return {
+    topics,
+    processors,
+    metrics,
+    ready: () => processors.every((p) => p.ready()),
+    async stop() {
+      await Promise.allSettled(processors.map((p) => p.stop()));
+      await Promise.allSettled(extras.map((e) => e.stop()));
+      await ctx.stop();
+      await ch?.close();
+    },
+  };
+}

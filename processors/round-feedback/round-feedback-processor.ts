@@ -1,0 +1,68 @@
+import { defineProcessor, type Emit } from '../runtime/processor.ts';
+import { appendEntry } from '../templating/multi-round.ts';
+import { parseSynthesizerOutput, plainPairs } from './parse-output.ts';
+import { countPairPieces, pairQuality } from './quality.ts';
+import { templatedRecords } from './templated-records.ts';
+import { closeCollection } from '../templating/templating-pool-processor.ts';
+import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import { METRIC_DEFAULTS, type MetricEventRecord, type PipelineEntry, type RoundCollectionRecord, type SynthesisResultRecord } from '../pipeline/records.ts';
+import type { PipelineContext } from '../pipeline/pipeline-context.ts';
+
+type Out = 'pool' | 'augmented' | 'metrics';
+
+/**
+ * Synthesis results → the round pool or augmented texts, plus a metric event per text. The output is parsed
+ * (SPEC §2) and appended to its collection with its flags (SPEC §3). Before the last round the collection goes to
+ * the pool for the next round's text at the same position; after it, the collection is templated (SPEC §4).
+ * A failed text is left out of its collection (it was dead-lettered) and the collection goes on without it.
+ */
+export function roundFeedbackProcessor(ctx: PipelineContext) {
+  const t = ctx.topics;
+  return defineProcessor<SynthesisResultRecord, Out>({
+    name: stageGroup(t, 'round-feedback'),
+    input: { topics: [t.results], schema: 'synthesis-result' },
+    outputs: {
+      pool: { topic: t.pool, schema: 'round-collection' },
+      augmented: { topic: t.augmented, schema: 'augmented-text' },
+      metrics: { topic: t.metrics, schema: 'metric-event' },
+    },
+    handle: async ({ value: r }) => {
+      const run = await ctx.run(r.runId);
+      const typed = r.outcome === 'ok' ? parseSynthesizerOutput(r.output) : [];
+      let collection: PipelineEntry[];
+      if (r.outcome === 'failed') collection = closeCollection(r.collection);
+      else {
+        collection = appendEntry(r.collection, r.text, plainPairs(typed)) as PipelineEntry[];
+        collection[collection.length - 1]!.contextId = r.id;
+      }
+      const q = pairQuality(r.text, typed);
+      const metric: MetricEventRecord = {
+        ...METRIC_DEFAULTS,
+        ...q,
+        id: `synthesis/${r.runId}/${r.id}`,
+        kind: 'synthesis',
+        runId: r.runId,
+        round: r.round,
+        recordId: r.id,
+        time: r.finishedAt || Date.now(),
+        outcome: r.outcome,
+        fewShot: r.fewShot,
+        parsedPieces: r.outcome === 'ok' ? countPairPieces(r.output) : 0,
+        parseOk: typed.length > 0,
+        textChars: r.text.length,
+        outputChars: r.output.length,
+        latencyMs: r.latencyMs,
+        promptTokens: r.promptTokens,
+        completionTokens: r.completionTokens,
+      };
+      const emits: Emit<Out>[] = [{ to: 'metrics', key: recordKey(r.runId, r.id), value: metric }];
+      if (r.round < run.rounds - 1) {
+        const pooled: RoundCollectionRecord = { runId: r.runId, round: r.round, position: r.position, collectionId: collection[0]?.contextId ?? r.id, collection, finishedAt: Date.now() };
+        emits.push({ to: 'pool', key: recordKey(r.runId, `${r.round}/${r.position}`), value: pooled });
+      } else {
+        for (const a of templatedRecords(r.runId, r.round, collection, run.seed)) emits.push({ to: 'augmented', key: recordKey(r.runId, a.id), value: a });
+      }
+      return emits;
+    },
+  });
+}

@@ -1,0 +1,23 @@
+import { groupEntries, templateCollection } from '../pretrain-text/template-collection.ts';
+import type { AugmentedTextRecord, PipelineEntry } from '../pipeline/records.ts';
+
+/**
+ * A finished collection as augmented-text records (SPEC §4): one per group, with the ids of the raw texts it holds.
+ * The record id is the group's first text id, unique within the run since every text is in exactly one group.
+ */
+export function templatedRecords(runId: string, round: number, collection: PipelineEntry[], seed: number): AugmentedTextRecord[] {
+  const groups = groupEntries(collection) as PipelineEntry[][];
+  const texts = templateCollection(collection, seed);
+  return texts.map((t, i) => ({
+    id: groups[i]![0]!.contextId,
+    runId,
+    round,
+    converted: true,
+    text: t.text,
+    textIds: groups[i]!.map((e) => e.contextId),
+    pairs: t.pairs,
+    layout: t.layout,
+    inverted: t.inverted,
+    createdAt: Date.now(),
+  }));
+}

@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka } from 'kafkajs';
+import type { AvroSerde } from './serde.ts';
+import { loadSchema } from './schemas.ts';
+
+/**
+ * A topic read into memory and followed (a GlobalKTable in Kafka Streams' terms): every record from the beginning,
+ * decoded with its schema and handed to `index`, which keeps what lookups need. It commits nothing, so each
+ * process rebuilds its view from the retained topic. `get` waits for a key that has not arrived yet.
+ */
+export class TopicTable<V, K = string> {
+  private readonly values = new Map<K, V>();
+  private readonly waiters = new Map<K, ((v: V) => void)[]>();
+  private consumer: Consumer | undefined;
+  private caughtUp!: Promise<void>;
+  /** Records read; values() holds what index() kept. */
+  read = 0;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly serde: AvroSerde,
+    readonly topic: string,
+    private readonly schema: string,
+    /** The key a record is kept under; undefined to drop it. A later record with the same key replaces it. */
+    private readonly keyOf: (value: V) => K | undefined,
+  ) {}
+
+  async start(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(this.topic).finally(() => admin.disconnect());
+    const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
+    let markCaughtUp!: () => void;
+    this.caughtUp = new Promise((r) => (markCaughtUp = r));
+    if (pending.size === 0) markCaughtUp();
+    const schema = loadSchema(this.schema);
+    this.consumer = this.kafka.consumer({ groupId: `ipt-table-${this.topic}-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        await this.serde.prefetch(batch.messages.map((m) => m.value));
+        for (const m of batch.messages) {
+          this.read++;
+          let value: V;
+          try {
+            value = this.serde.decode(m.value, schema) as V;
+          } catch {
+            continue; // an undecodable record cannot be looked up; the stage that wrote it dead-letters its own failures
+          }
+          const key = this.keyOf(value);
+          if (key === undefined) continue;
+          this.values.set(key, value);
+          const ws = this.waiters.get(key);
+          if (ws) {
+            this.waiters.delete(key);
+            for (const w of ws) w(value);
+          }
+        }
+        const end = pending.get(batch.partition);
+        // Transaction markers take offsets too, so "caught up" is the last offset seen reaching the end offset.
+        if (end !== undefined && BigInt(batch.lastOffset()) + 1n >= end) {
+          pending.delete(batch.partition);
+          if (pending.size === 0) markCaughtUp();
+        }
+      },
+    });
+  }
+
+  /** Resolves once every record present at start() has been read. */
+  ready(timeoutMs = 60_000): Promise<void> {
+    return withTimeout(this.caughtUp, timeoutMs, `reading ${this.topic} to its end took longer than ${timeoutMs} ms`);
+  }
+
+  peek(key: K): V | undefined {
+    return this.values.get(key);
+  }
+
+  entries(): IterableIterator<[K, V]> {
+    return this.values.entries();
+  }
+
+  /** The value under key, waiting up to timeoutMs for it to arrive. */
+  get(key: K, timeoutMs: number): Promise<V> {
+    const v = this.values.get(key);
+    if (v !== undefined) return Promise.resolve(v);
+    let list = this.waiters.get(key);
+    if (!list) this.waiters.set(key, (list = []));
+    const p = new Promise<V>((resolve) => list!.push(resolve));
+    return withTimeout(p, timeoutMs, `no record with key ${String(key)} in ${this.topic} after ${timeoutMs} ms`);
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,57 @@
+import { defineProcessor } from '../runtime/processor.ts';
+import { TopicTable } from '../runtime/topic-table.ts';
+import { planPrompt } from './multi-round.ts';
+import { hasNextText, seqOf } from '../pipeline/run-config.ts';
+import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import { templatedRecords } from '../round-feedback/templated-records.ts';
+import type { PipelineContext } from '../pipeline/pipeline-context.ts';
+import type { PipelineEntry, RawTextRecord, RoundCollectionRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
+
+/**
+ * The round pool → synthesis requests (SPEC §3, streaming form). The collection finished at position i of round r is
+ * taken, once, by text i of round r + 1: few-shot when the history fits the length budget, else zero-shot. A
+ * collection no text of the next round reaches (the next round is shorter) is closed and templated into
+ * pre-training text here, so it is never lost. Pairing by position makes the result independent of arrival order.
+ */
+export function templatingPoolProcessor(ctx: PipelineContext) {
+  const t = ctx.topics;
+  // Texts of later rounds by "<run>/<seq>": the only raw texts this stage looks up.
+  const nextTexts = new TopicTable<RawTextRecord>(ctx.kafka, ctx.serde, t.raw, 'raw-text', (r) => (r.convert && r.round > 0 ? `${r.runId}/${r.seq}` : undefined));
+  const spec = defineProcessor<RoundCollectionRecord, 'requests' | 'augmented'>({
+    name: stageGroup(t, 'templating-pool'),
+    input: { topics: [t.pool], schema: 'round-collection' },
+    outputs: { requests: { topic: t.requests, schema: 'synthesis-request' }, augmented: { topic: t.augmented, schema: 'augmented-text' } },
+    handle: async ({ value: c }) => {
+      const run = await ctx.run(c.runId);
+      const next = { round: c.round + 1, position: c.position };
+      if (!hasNextText(run, { round: c.round, position: c.position })) {
+        const closed = closeCollection(c.collection);
+        if (closed.length === 0) return { skip: 'empty collection with no next-round text' };
+        return templatedRecords(c.runId, c.round, closed, run.seed).map((a) => ({ to: 'augmented' as const, key: recordKey(c.runId, a.id), value: a }));
+      }
+      const raw = await nextTexts.get(`${c.runId}/${seqOf(run, next)}`, ctx.waitMs);
+      const estimate = await ctx.estimator(run);
+      const plan = await planPrompt(raw.text, c.collection.length ? c.collection : undefined, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate });
+      const collection = (plan.collection ?? []) as PipelineEntry[];
+      const request: SynthesisRequestRecord = {
+        id: raw.id,
+        runId: raw.runId,
+        round: next.round,
+        position: next.position,
+        text: raw.text,
+        prompt: plan.prompt,
+        fewShot: plan.fewShot,
+        collection,
+        collectionId: collection.length ? c.collectionId : raw.id,
+        createdAt: Date.now(),
+      };
+      return [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }];
+    },
+  });
+  return { spec, start: () => nextTexts.start(), stop: () => nextTexts.stop() };
+}
+
+export function closeCollection(c: PipelineEntry[]): PipelineEntry[] {
+  const last = c[c.length - 1];
+  return last ? [...c.slice(0, -1), { ...last, followedByNext: false }] : c;
+}

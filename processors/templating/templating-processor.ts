@@ -1,0 +1,45 @@
+import { defineProcessor } from '../runtime/processor.ts';
+import { formatSynthesizerInput } from './synthesizer-format.ts';
+import { continuesCollection, placement } from '../pipeline/run-config.ts';
+import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import type { PipelineContext } from '../pipeline/pipeline-context.ts';
+import type { AugmentedTextRecord, RawTextRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
+
+/**
+ * Raw texts → synthesis requests. A text that starts a collection (round 0, or a position the previous round did
+ * not reach) gets its zero-shot prompt (SPEC §1) here; a text that continues a previous-round collection is
+ * prompted when that collection reaches the round pool (templating-pool), so here it is a counted skip. A text the
+ * preset keeps raw goes straight to the augmented-text topic, marked unconverted, for the mixer.
+ */
+export function templatingProcessor(ctx: PipelineContext) {
+  const t = ctx.topics;
+  return defineProcessor<RawTextRecord, 'requests' | 'augmented'>({
+    name: stageGroup(t, 'templating'),
+    input: { topics: [t.raw], schema: 'raw-text' },
+    outputs: { requests: { topic: t.requests, schema: 'synthesis-request' }, augmented: { topic: t.augmented, schema: 'augmented-text' } },
+    handle: async ({ value: raw }) => {
+      const run = await ctx.run(raw.runId);
+      const key = recordKey(raw.runId, raw.id);
+      if (!raw.convert) {
+        const kept: AugmentedTextRecord = { id: raw.id, runId: raw.runId, round: 0, converted: false, text: raw.text, textIds: [raw.id], pairs: 0, layout: 'raw', inverted: false, createdAt: Date.now() };
+        return [{ to: 'augmented', key, value: kept }];
+      }
+      if (raw.seq < 0) throw new Error(`text ${raw.id} of run ${raw.runId} is to be converted but has no sequence number`);
+      const p = placement(run, raw.seq);
+      if (continuesCollection(run, p)) return { skip: 'continues a previous-round collection: prompted from the round pool' };
+      const request: SynthesisRequestRecord = {
+        id: raw.id,
+        runId: raw.runId,
+        round: p.round,
+        position: p.position,
+        text: raw.text,
+        prompt: formatSynthesizerInput(raw.text),
+        fewShot: false,
+        collection: [],
+        collectionId: raw.id,
+        createdAt: Date.now(),
+      };
+      return [{ to: 'requests', key, value: request }];
+    },
+  });
+}

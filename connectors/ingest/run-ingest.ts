@@ -3,7 +3,7 @@ import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { chooseConverted, convertRank, PRESETS, validateRun, type PresetName, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
-import type { EvaluationRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
+import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 
 export interface RunSettings {
   runId: string;
@@ -95,6 +95,7 @@ export class PipelineWriter {
     await this.serde.registerValueSchema(t.raw, 'raw-text');
     await this.serde.registerValueSchema(t.general, 'raw-text');
     await this.serde.registerValueSchema(t.evalRecords, 'evaluation-record');
+    await this.serde.registerValueSchema(t.pool, 'round-collection');
     this.producer = this.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
   }
@@ -127,6 +128,10 @@ export class PipelineWriter {
       'raw-text',
       texts.map((t) => ({ key: recordKey(runId, t.id), value: { id: t.id, runId, text: t.text, source: t.source, ingestedAt: now, seq: -1, round: 0, convert: false } })),
     );
+  }
+
+  writePool(collections: readonly RoundCollectionRecord[]): Promise<void> {
+    return this.send(this.topics.pool, 'round-collection', collections.map((c) => ({ key: recordKey(c.runId, `${c.round}/${c.position}`), value: c })));
   }
 
   writeEvaluations(records: readonly EvaluationRecord[]): Promise<void> {

@@ -12,6 +12,8 @@ const HELP = `ipt — instruct-pt
   ipt bench runtime [--json] [--records N] [--runs R]
   ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (see README)
   ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (see README)
+  ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
+  ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -25,6 +27,8 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo-command.ts')).demoCommand,
   models: async () => (await import('./models-command.ts')).modelsCommand,
   pipeline: async () => (await import('./pipeline-command.ts')).pipelineCommand,
+  rounds: async () => (await import('./rounds-command.ts')).roundsCommand,
+  replay: async () => (await import('./rounds-command.ts')).replayCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
 };
 

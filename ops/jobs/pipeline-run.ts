@@ -8,7 +8,7 @@ import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
 import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
-import type { EvaluationRecord } from '../../processors/pipeline/records.ts';
+import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { RunMonitor, type DeadLetter } from './run-monitor.ts';
 
@@ -81,6 +81,28 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRun
     }
   }
 
+  return executeRun(opts, { run, records, pool: [], expected: new Set(records.map((r) => r.id)), synthesized: run.convertedTexts ?? 0, general: general?.texts, evaluations, rejects }, started);
+}
+
+/** What one run puts into the pipeline, and what it expects out. */
+export interface RunInput {
+  run: RunConfig;
+  records: RawTextRecord[];
+  /** Previous-round collections to seed the round pool with (a run that starts at a later round). */
+  pool: RoundCollectionRecord[];
+  /** Raw-text ids that must each end converted, raw or dead-lettered. */
+  expected: Set<string>;
+  /** Texts that go through synthesis (one metric event each). */
+  synthesized: number;
+  general?: InputText[];
+  evaluations: EvaluationRecord[];
+  rejects: { line: number; reason: string }[];
+}
+
+/** Writes a run's records, runs the chain (or lets running stages take it), waits until it is accounted for, and summarises it. */
+export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger'>, input: RunInput, started = Date.now()): Promise<PipelineRunSummary> {
+  const { run, records, expected, evaluations } = input;
+  const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
@@ -93,14 +115,14 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRun
   try {
     await writer.start();
     await writer.writeRun(run);
-    if (general) await writer.writeGeneral(runId, general.texts);
+    if (input.general) await writer.writeGeneral(runId, input.general);
     if (opts.startStages) pipeline = await startPipeline({ ...opts.pipeline, logger: opts.logger });
     await monitor.start();
     await writer.writeTexts(records);
+    await writer.writePool(input.pool);
     await writer.writeEvaluations(evaluations);
-    opts.log(`pipeline: run ${runId}: ${records.length} texts ingested (${run.convertedTexts} to convert in ${run.rounds} round(s)), ${rejects.length} rejected`);
+    opts.log(`pipeline: run ${runId}: ${records.length} texts ingested (${run.convertedTexts} to convert in ${run.rounds} round(s), from round ${run.startRound}), ${input.rejects.length} rejected`);
 
-    const expected = new Set(records.map((r) => r.id));
     const deadline = started + opts.timeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
     let last = -1;
@@ -117,25 +139,23 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRun
       () => `every text to be accounted for (${monitor.accounted(expected)}/${expected.size}; e.g. not yet: ${monitor.unaccounted(expected).join(', ')})`,
     );
     await monitor.until(() => monitor.mixedDomain() >= monitor.domainTexts(), left(), () => `the mixed stream (${monitor.mixedDomain()}/${monitor.domainTexts()} domain texts)`);
-    const synthesisEvents = () => [...monitor.metrics.values()].filter((m) => m.kind === 'synthesis').length;
-    const expectedEvaluations = evaluations.reduce((s, e) => s + (e.examples.length > 0 ? 2 : 1), 0);
+    const events = (kind: string) => [...monitor.metrics.values()].filter((m) => m.kind === kind).length;
+    const expectedEvaluations = evaluations.reduce((s, e) => s + (e.examples.length > 0 ? 2 : 1), 0) - evaluationDeadLetters(monitor, evaluations);
     await monitor.until(
-      () => synthesisEvents() >= (run.convertedTexts ?? 0) && [...monitor.metrics.values()].filter((m) => m.kind === 'evaluation').length >= expectedEvaluations - evaluationDeadLetters(monitor, evaluations),
+      () => events('synthesis') >= input.synthesized && events('evaluation') >= expectedEvaluations,
       left(),
-      () => `metric events (${monitor.metrics.size})`,
+      () => `metric events (${events('synthesis')}/${input.synthesized} synthesis, ${events('evaluation')}/${expectedEvaluations} evaluation)`,
     );
     let rows = await metricRowCounts(ch, runId);
-    const wantRows = { synthesis: synthesisEvents(), evaluation: monitor.metrics.size - synthesisEvents() };
+    const wantRows = { synthesis: events('synthesis'), evaluation: events('evaluation') };
     while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ClickHouse: ${JSON.stringify(rows)} of ${JSON.stringify(wantRows)} metric rows stored`);
       await new Promise((r) => setTimeout(r, 250));
       rows = await metricRowCounts(ch, runId);
     }
-    return summarize(run, records.length, rejects, monitor, expected, rows, await roundAggregates(ch, runId), await f1ByDataset(ch, runId), started);
+    return summarize(run, expected.size, input.rejects, monitor, expected, rows, await roundAggregates(ch, runId), await f1ByDataset(ch, runId), started);
   } finally {
-    await monitor.stop().catch(() => undefined);
-    await pipeline?.stop();
-    await writer.stop().catch(() => undefined);
+    await Promise.allSettled([monitor.stop(), pipeline?.stop(), writer.stop()]);
     await ch.close();
   }
 }

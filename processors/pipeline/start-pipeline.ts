@@ -109,9 +109,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     metrics,
     ready: () => processors.every((p) => p.ready()),
     async stop() {
-      await Promise.allSettled(processors.map((p) => p.stop()));
-      await Promise.allSettled(extras.map((e) => e.stop()));
-      await ctx.stop();
+      await Promise.allSettled([...processors.map((p) => p.stop()), ...extras.map((e) => e.stop()), ctx.stop()]);
       await ch?.close();
     },
   };

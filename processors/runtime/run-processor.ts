@@ -84,6 +84,8 @@ export async function startProcessor<In, Outputs extends string>(
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
     maxBytesPerPartition: 4 * 1024 * 1024,
+    // An idle fetch returns after this long; it bounds how long stop() waits for the fetch in flight.
+    maxWaitTimeInMs: 1000,
     allowAutoTopicCreation: false,
   });
   await consumer.connect();

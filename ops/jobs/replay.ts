@@ -1,0 +1,64 @@
+import type { Kafka } from 'kafkajs';
+import { stageGroup, type PipelineTopics, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
+
+/** Which stage consumes which topic: the stages a replay of that topic re-runs. */
+export function consumersOf(t: PipelineTopics, topic: string): StageName[] {
+  const map: Record<string, StageName[]> = {
+    [t.raw]: ['templating'],
+    [t.pool]: ['templating-pool'],
+    [t.requests]: ['synthesis'],
+    [t.results]: ['round-feedback'],
+    [t.augmented]: ['mixing'],
+    [t.evalRecords]: ['evaluation'],
+    [t.metrics]: ['clickhouse-sink'],
+  };
+  const stages = map[topic];
+  if (!stages) throw new Error(`no pipeline stage reads ${topic} (replayable: ${Object.keys(map).join(', ')})`);
+  return stages;
+}
+
+export type ReplayFrom = { offset: bigint } | { timestamp: number } | 'earliest';
+
+/** "earliest", an offset (an integer), or an ISO-8601 time. */
+export function parseReplayFrom(raw: string): ReplayFrom {
+  if (raw === 'earliest') return 'earliest';
+  if (/^\d+$/.test(raw)) return { offset: BigInt(raw) };
+  const ms = Date.parse(raw);
+  if (Number.isNaN(ms)) throw new Error(`--from "${raw}": expected earliest, an offset (integer) or an ISO-8601 time`);
+  return { timestamp: ms };
+}
+
+export interface ReplayResult {
+  topic: string;
+  groups: { group: string; partitions: { partition: number; offset: string }[] }[];
+}
+
+/**
+ * Moves the consumer groups of the stages that read `topic` back to `from`, so they re-process what Kafka holds
+ * from there when they next run. The stages must be stopped (Kafka refuses to move an active group's offsets).
+ * Outputs are produced again under the same ids; ClickHouse keeps one row per id, and consumers key by id.
+ */
+export async function replayTopic(kafka: Kafka, topics: PipelineTopics, topic: string, from: ReplayFrom, only?: StageName): Promise<ReplayResult> {
+  const stages = consumersOf(topics, topic).filter((s) => only === undefined || s === only);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = await admin.fetchTopicOffsets(topic);
+    let target: { partition: number; offset: string }[];
+    if (from === 'earliest') target = ends.map((o) => ({ partition: o.partition, offset: o.low }));
+    else if ('offset' in from) target = ends.map((o) => ({ partition: o.partition, offset: (from.offset < BigInt(o.low) ? BigInt(o.low) : from.offset > BigInt(o.high) ? BigInt(o.high) : from.offset).toString() }));
+    else target = (await admin.fetchTopicOffsetsByTimestamp(topic, from.timestamp)).map((o) => ({ partition: o.partition, offset: o.offset }));
+    const result: ReplayResult = { topic, groups: [] };
+    for (const stage of stages) {
+      const groupId = stageGroup(topics, stage);
+      const { groups } = await admin.describeGroups([groupId]);
+      const g = groups[0];
+      if (g && g.members.length > 0) throw new Error(`stage ${stage} (group ${groupId}) is running with ${g.members.length} member(s): stop it before replaying ${topic}`);
+      await admin.setOffsets({ groupId, topic, partitions: target });
+      result.groups.push({ group: groupId, partitions: target });
+    }
+    return result;
+  } finally {
+    await admin.disconnect();
+  }
+}

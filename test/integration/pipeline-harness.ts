@@ -1,0 +1,56 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { runPipeline, type PipelineRunOptions, type PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
+import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
+import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { logger, stackEnv } from './helpers.ts';
+
+export const tmp = () => mkdtempSync(join(tmpdir(), 'ipt-pipeline-'));
+
+/** A JSONL corpus of n texts of varied length; returns its path and the texts by id. */
+export function writeCorpus(dir: string, n: number, name = 'corpus.jsonl', prefix = 'doc'): { path: string; texts: { id: string; text: string }[] } {
+  const texts = sampleTexts(n, { runId: '', bytes: 200, prefix }).map((t, i) => ({ id: t.id, text: t.text.slice(0, 120 + ((i * 37) % 80)) }));
+  const path = join(dir, name);
+  writeFileSync(path, texts.map((t) => JSON.stringify(t)).join('\n') + '\n');
+  return { path, texts };
+}
+
+/** A recorded-response server that answers every context with made-up pairs (no model: protocol tests only). */
+export async function cannedServer(recorded: Record<string, string> = {}): Promise<RecordedCompletionsServer> {
+  const s = new RecordedCompletionsServer(recorded, undefined, cannedPairs);
+  await s.start();
+  return s;
+}
+
+/** Each test gets its own topics (prefix) and ClickHouse database, so runs never see each other. */
+export function isolated() {
+  const id = randomUUID().slice(0, 8);
+  return { prefix: `it-${id}`, database: `ipt_it_${id}` };
+}
+
+export function envFor(iso: { database: string }): NodeJS.ProcessEnv {
+  return { ...process.env, ...stackEnv(), IPT_CLICKHOUSE_DB: iso.database, IPT_CLICKHOUSE_URL: inject('stack').clickhouseUrl };
+}
+
+export async function runOnStack(
+  iso: { prefix: string; database: string },
+  input: string,
+  flags: Record<string, string | boolean>,
+  extra: Partial<PipelineRunOptions> = {},
+): Promise<PipelineRunSummary> {
+  const values = { prefix: iso.prefix, 'length-estimate': 'words', partitions: '2', ...flags };
+  return runPipeline({
+    input,
+    settings: runSettings('test', values),
+    pipeline: pipelineOptions('test', values, envFor(iso)),
+    startStages: true,
+    timeoutMs: 120_000,
+    log: () => undefined,
+    logger,
+    ...extra,
+  });
+}

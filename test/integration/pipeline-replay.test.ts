@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { inject } from 'vitest';
+import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { readTopic } from '../../processors/runtime/topic-io.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import type { AugmentedTextRecord } from '../../processors/pipeline/records.ts';
+import { pipelineTopics, stageGroup, STAGES } from '../../processors/pipeline/pipeline-topics.ts';
+import { startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { pipelineOptions } from '../../ops/cli/pipeline-options.ts';
+import { startRounds } from '../../ops/jobs/rounds-start.ts';
+import { replayTopic } from '../../ops/jobs/replay.ts';
+import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { exited, logger, spawnIpt, testKafka } from './helpers.ts';
+
+let server: RecordedCompletionsServer;
+beforeAll(async () => {
+  server = await cannedServer();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+async function augmentedOf(prefix: string, runId: string): Promise<string[]> {
+  const serde = new AvroSerde(inject('stack').registryUrl);
+  const r = await readTopic(testKafka(), pipelineTopics(prefix).augmented, { timeoutMs: 3000 });
+  await serde.prefetch(r.messages.map((m) => m.value));
+  const byId = new Map<string, string>();
+  for (const m of r.messages) {
+    const a = serde.decode(m.value, loadSchema('augmented-text')) as AugmentedTextRecord;
+    if (a.runId === runId) byId.set(a.id, a.text);
+  }
+  return [...byId.values()].sort();
+}
+
+describe('replay on the real stack', () => {
+  it('re-runs a round from what Kafka holds and gives the same output for the same seed', async () => {
+    const iso = isolated();
+    const { path } = writeCorpus(tmp(), 21, 'replay.jsonl', 'rp');
+    const first = await runOnStack(iso, path, { 'llm-url': server.url, rounds: '3', seed: '3' });
+    expect(first.augmented).toBe(21);
+    const original = await augmentedOf(iso.prefix, first.runId);
+    const values = { prefix: iso.prefix, 'llm-url': server.url, partitions: '2' };
+    const common = { pipeline: pipelineOptions('test', values, envFor(iso)), startStages: true, timeoutMs: 120_000, log: () => undefined, logger };
+    const promptsBefore = server.prompts.length;
+    for (const round of [2, 0]) {
+      const again = await startRounds({ runId: first.runId, round }, common);
+      expect(again.augmented).toBe(21);
+      expect(again.deadLettered).toBe(0);
+      expect(await augmentedOf(iso.prefix, again.runId)).toEqual(original);
+    }
+    // Round 2 alone synthesizes its 7 texts; round 0 all 21: nothing was re-ingested, and nothing more was sent.
+    expect(server.prompts.length - promptsBefore).toBe(7 + 21);
+  });
+
+  it('moves a stopped stage back to the start of its topic, and refuses while it runs', async () => {
+    const iso = isolated();
+    const { path } = writeCorpus(tmp(), 6, 'offsets.jsonl', 'off');
+    await runOnStack(iso, path, { 'llm-url': server.url, rounds: '1' });
+    const t = pipelineTopics(iso.prefix);
+    const kafka = testKafka();
+    const result = await replayTopic(kafka, t, t.raw, 'earliest');
+    expect(result.groups.map((g) => g.group)).toEqual([stageGroup(t, 'templating')]);
+    const admin = kafka.admin();
+    await admin.connect();
+    const offsets = await admin.fetchOffsets({ groupId: stageGroup(t, 'templating'), topics: [t.raw] });
+    await admin.disconnect();
+    expect(offsets[0]!.partitions.every((p) => p.offset === '0')).toBe(true);
+    const running = await startPipeline({ ...pipelineOptions('test', { prefix: iso.prefix, 'llm-url': server.url, partitions: '2', stages: 'templating' }, envFor(iso)), logger });
+    try {
+      while (!running.ready()) await sleep(100);
+      await expect(replayTopic(kafka, t, t.raw, 'earliest')).rejects.toThrow(/is running/);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('loses nothing when the synthesis process is killed and restarted mid-run', async () => {
+    const iso = isolated();
+    const { path, texts } = writeCorpus(tmp(), 40, 'kill.jsonl', 'kill');
+    const slow = await cannedServer();
+    for (const t of texts) slow.delays.set(t.text, 150);
+    const env = { IPT_CLICKHOUSE_DB: iso.database, IPT_BATCH_SIZE: '5' };
+    const args = ['pipeline', 'up', '--stages', 'synthesis', '--prefix', iso.prefix, '--partitions', '2', '--llm-url', slow.url, '--concurrency', '4'];
+    let child = spawnIpt(args, env);
+    const killer = (async () => {
+      while (slow.prompts.length < 12) await sleep(50);
+      child.kill('SIGKILL');
+      await exited(child);
+      const sentBeforeKill = slow.prompts.length;
+      await sleep(1000);
+      child = spawnIpt(args, env);
+      return sentBeforeKill;
+    })();
+    try {
+      const others = STAGES.filter((s) => s !== 'synthesis').join(',');
+      const s = await runOnStack(iso, path, { 'llm-url': slow.url, rounds: '2', stages: others });
+      const sentBeforeKill = await killer;
+      expect(sentBeforeKill).toBeLessThan(40);
+      expect(s.ingested).toBe(40);
+      expect(s.augmented).toBe(40);
+      expect(s.deadLettered).toBe(0);
+      expect(s.metricRows.synthesis).toBe(40);
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
+      await slow.stop();
+    }
+  });
+});

@@ -5,13 +5,16 @@ import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.t
 import type { MetricEventRecord } from '../../processors/pipeline/records.ts';
 import { BatchInserter } from './batch-inserter.ts';
 
+// ClickHouse 18.16 fills an omitted JSONEachRow field with the type's zero, not its DEFAULT expression.
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
 /** A metric event as a row of its table (ops/clickhouse/migrations); version = when it was stored, so the newest copy wins. */
 export function metricRow(m: MetricEventRecord): { table: string; row: Record<string, unknown> } {
   const version = Date.now();
   if (m.kind === 'evaluation') {
     return {
       table: 'evaluations',
-      row: { id: m.id, run_id: m.runId, record_id: m.recordId, time_ms: m.time, dataset: m.dataset, shots: m.shots, seen: m.seen ? 1 : 0, f1: m.f1, exact_match: m.exactMatch, response: m.response, latency_ms: m.latencyMs, version },
+      row: { id: m.id, run_id: m.runId, record_id: m.recordId, time_ms: m.time, time: seconds(m.time), dataset: m.dataset, shots: m.shots, seen: m.seen ? 1 : 0, f1: m.f1, exact_match: m.exactMatch, response: m.response, latency_ms: m.latencyMs, version },
     };
   }
   if (m.kind !== 'synthesis') throw new Error(`metric event ${m.id}: unknown kind "${m.kind}"`);
@@ -23,6 +26,7 @@ export function metricRow(m: MetricEventRecord): { table: string; row: Record<st
       round: m.round,
       record_id: m.recordId,
       time_ms: m.time,
+      time: seconds(m.time),
       outcome: m.outcome,
       few_shot: m.fewShot ? 1 : 0,
       pairs: m.pairs,

@@ -12,6 +12,7 @@ const HELP = `ipt — instruct-pt
   ipt bench runtime [--json] [--records N] [--runs R]
   ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (see README)
   ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (see README)
+  ipt serve [--with-pipeline] [--port 8080]          health, metrics, HTTP ingest, round/replay control, live dashboard
   ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
   ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
 `;
@@ -29,6 +30,7 @@ const commands: Record<string, () => Promise<Command>> = {
   pipeline: async () => (await import('./pipeline-command.ts')).pipelineCommand,
   rounds: async () => (await import('./rounds-command.ts')).roundsCommand,
   replay: async () => (await import('./rounds-command.ts')).replayCommand,
+  serve: async () => (await import('./serve-command.ts')).serveCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
 };
 

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { serve, type Served } from '../../ops/server/serve.ts';
+import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
+import { RunMonitor } from '../../ops/jobs/run-monitor.ts';
+import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { inject } from 'vitest';
+import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { logger, testKafka } from './helpers.ts';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const CHROMIUM = process.env.IPT_CHROMIUM ?? '/usr/bin/chromium';
+let llm: RecordedCompletionsServer;
+let served: Served;
+const iso = isolated();
+
+beforeAll(async () => {
+  llm = await cannedServer({ 'Paris is the capital of France.': ' Paris </END>', 'The sky is blue.': ' the sky is blue </END>' });
+  const values = { prefix: iso.prefix, 'llm-url': llm.url, partitions: '2', 'length-estimate': 'words' };
+  const { runId: _, ...runDefaults } = runSettings('test', values);
+  served = await serve({
+    port: 0,
+    host: '127.0.0.1',
+    token: TOKEN,
+    pipeline: pipelineOptions('test', values, envFor(iso)),
+    withPipeline: true,
+    limits: { maxRecords: 100, maxTextBytes: 2000, bodyBytes: 64 * 1024 },
+    lagIntervalMs: 500,
+    runDefaults,
+    logger,
+  });
+});
+afterAll(async () => {
+  await served?.close();
+  await llm?.stop();
+});
+
+const post = (path: string, body: unknown, token: string | null = TOKEN) =>
+  fetch(`${served.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+describe('ipt serve on the real stack', () => {
+  it('ingests over HTTP: bad records are rejected with reasons while the rest flow through the pipeline', async () => {
+    expect((await post('/v1/runs', { runId: 'http-run' }, null)).status).toBe(401);
+    expect((await post('/v1/runs', { runId: 'http-run' }, 'wrong-token-0123456789')).status).toBe(401);
+    const created = await post('/v1/runs', { runId: 'http-run', preset: 'none' });
+    expect(created.status).toBe(201);
+    expect((await post('/v1/runs', { runId: 'http-run' })).status).toBe(409);
+    expect((await post('/v1/runs/nope/texts', { records: [{ text: 'x' }] })).status).toBe(404);
+    expect((await post('/v1/runs/http-run/texts', '{"records": [')).status).toBe(400);
+    expect((await post('/v1/runs/http-run/texts', { records: [{ text: 'x'.repeat(70 * 1024) }] })).status).toBe(413);
+
+    const res = await post('/v1/runs/http-run/texts', {
+      records: [
+        { id: 'h1', text: 'The first text about rivers and their deltas.' },
+        { id: 'h2', text: 42 },
+        { id: 'h3', text: 'A second text, about mountains and their glaciers.' },
+        { id: 'h4', text: '   ' },
+        { id: 'h5', text: 'y'.repeat(3000) },
+        { id: 'h1', text: 'the same id again' },
+        { id: 'h6', text: 'A third text on the weather of coastal towns.' },
+      ],
+    });
+    expect(res.status).toBe(422);
+    const body = (await res.json()) as { accepted: number; ids: string[]; rejected: { index: number; id?: string; reason: string }[] };
+    expect(body.accepted).toBe(3);
+    expect(body.ids).toEqual(['h1', 'h3', 'h6']);
+    expect(body.rejected.map((r) => r.index)).toEqual([1, 3, 4, 5]);
+    expect(body.rejected[0]!.reason).toMatch(/"text" is number/);
+    expect(body.rejected[1]!.reason).toMatch(/empty/);
+    expect(body.rejected[2]!.reason).toMatch(/3000 bytes; at most 2000/);
+    expect(body.rejected[3]!.reason).toMatch(/appears twice/);
+
+    const ok = await post('/v1/runs/http-run/texts', { records: [{ id: 'h7', text: 'A fourth text on bridges.' }] });
+    expect(ok.status).toBe(202);
+
+    // Every accepted record comes out of the pipeline (converted, open run: one round).
+    const monitor = new RunMonitor(testKafka(), new AvroSerde(inject('stack').registryUrl), pipelineTopics(iso.prefix), 'http-run');
+    await monitor.start();
+    try {
+      const expected = new Set(['h1', 'h3', 'h6', 'h7']);
+      await monitor.until(() => monitor.accounted(expected) === 4, 60_000, () => 'the ingested texts');
+      expect([...monitor.convertedIds].sort()).toEqual(['h1', 'h3', 'h6', 'h7']);
+    } finally {
+      await monitor.stop();
+    }
+    const metrics = await (await fetch(`${served.url}/metrics`)).text();
+    expect(metrics).toMatch(/ipt_ingest_records_total\{result="accepted"\} 4/);
+    expect(metrics).toMatch(/ipt_records_in_total\{processor="[^"]+\.templating"/);
+  });
+
+  it('shows live charts of quality, F1, throughput and lag in headless Chromium', async () => {
+    expect(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium, or set IPT_CHROMIUM)`).toBe(true);
+    const dir = tmp();
+    const { path } = writeCorpus(dir, 12, 'dash.jsonl', 'dash');
+    const evalFile = join(dir, 'eval.jsonl');
+    writeFileSync(
+      evalFile,
+      [
+        { id: 'e1', dataset: 'capitals', seen: true, context: 'Paris is the capital of France.', instruction: 'Capital of France?', response: 'Paris', examples: [{ context: 'Rome is in Italy.', pairs: [{ question: 'Where is Rome?', answer: 'Italy' }] }] },
+        { id: 'e2', dataset: 'weather', seen: false, context: 'The sky is blue.', instruction: 'What color is the sky?', response: 'blue' },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    // The stages run inside the server; this run only ingests and waits.
+    const s = await runOnStack(iso, path, { 'llm-url': llm.url, rounds: '2' }, { startStages: false, evaluation: evalFile });
+    expect(s.augmented).toBe(12);
+    expect(s.metricRows.evaluation).toBe(3);
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+      await page.goto(`${served.url}/`);
+      await page.waitForFunction(() => (window as unknown as { dashboardState: { updates: number } }).dashboardState.updates >= 1, null, { timeout: 30_000 });
+      // Lag is sampled every 500 ms into ClickHouse; the page refreshes every 5 s.
+      await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.lag > 0, null, { timeout: 30_000 });
+      const points = await page.evaluate(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points);
+      for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag']) expect(points[chart], chart).toBeGreaterThan(0);
+      // Canvases hold drawn pixels, not blank bitmaps.
+      const inked = await page.evaluate(() =>
+        [...document.querySelectorAll('canvas')].map((c) => {
+          const ctx = (c as HTMLCanvasElement).getContext('2d')!;
+          const { data } = ctx.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height);
+          let n = 0;
+          for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
+          return n;
+        }),
+      );
+      expect(inked.every((n) => n > 500)).toBe(true);
+      const rows = await page.locator('#rounds tr').count();
+      expect(rows).toBeGreaterThanOrEqual(3);
+      const shot = join(process.env.IPT_SCREENSHOT_DIR ?? dir, 'dashboard.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      expect(statSync(shot).size).toBeGreaterThan(20_000);
+    } finally {
+      await browser.close();
+    }
+  });
+});

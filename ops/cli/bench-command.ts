@@ -10,6 +10,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     records: { type: 'string' },
     runs: { type: 'string' },
     'record-bytes': { type: 'string' },
+    rounds: { type: 'string' },
   });
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const what = positionals[0];
@@ -40,8 +41,27 @@ export async function benchCommand(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case 'pipeline': {
+      const ep = await locateStack(process.env, log);
+      const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
+      const { pipelineBench } = await import('../bench/pipeline-bench.ts');
+      const result = await pipelineBench(cfg, createLogger('ipt-bench', 'warn'), {
+        texts: intOption('bench', 'records', values.records, 20_000),
+        runs: intOption('bench', 'runs', values.runs, 3),
+        textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        rounds: intOption('bench', 'rounds', values.rounds, 2),
+        log,
+      });
+      print(
+        result,
+        values.json,
+        `pipeline ${result.pipelineTextsPerSec} texts/s vs identity ${result.identityTextsPerSec} texts/s: ratio ${result.ratio} (goal ≥ 0.5); ` +
+          `added latency p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms at ${result.latency.ratePerSec} texts/s`,
+      );
+      return 0;
+    }
     default:
-      throw new UsageError('usage: ipt bench runtime|synthesis [--json] [--records N] [--runs R] [--record-bytes B]');
+      throw new UsageError('usage: ipt bench runtime|synthesis|pipeline [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M]');
   }
 }
 

@@ -17,7 +17,12 @@ export interface LlmSettings {
   /** A local tokenizer.json for the `tokens` estimate and mixing weights; else the server's tokenize endpoint. */
   tokenizer?: string;
   extraBody?: Record<string, unknown>;
+  /** A client to use instead of HTTP endpoints (the pipeline benchmark's instant recorded backend). */
+  client?: LlmClient;
 }
+
+/** What the stages need of an LLM client: the synthesis pool, or anything that answers the same way. */
+export type LlmClient = Pick<SynthesisPool, 'complete' | 'countTokens'>;
 
 /** What the pipeline's stages share in one process: clients, the run table, LLM pools and length estimators. */
 export class PipelineContext {
@@ -53,7 +58,8 @@ export class PipelineContext {
   }
 
   /** One pool per model name, all on the configured endpoints. */
-  pool(model: string, extra: Partial<PoolOptions> = {}): SynthesisPool {
+  pool(model: string, extra: Partial<PoolOptions> = {}): LlmClient {
+    if (this.llm.client) return this.llm.client;
     let p = this.pools.get(model);
     if (!p) {
       if (this.llm.endpoints.length === 0) throw new Error('no LLM endpoint configured (--llm-url or IPT_LLM_URL)');

@@ -25,7 +25,6 @@ export interface SynthesisRequestRecord {
   round: number;
   position: number;
   text: string;
-  prompt: string;
   fewShot: boolean;
   collection: PipelineEntry[];
   collectionId: string;
@@ -34,7 +33,7 @@ export interface SynthesisRequestRecord {
 
 export type SynthesisOutcome = 'ok' | 'skipped' | 'failed';
 
-export interface SynthesisResultRecord extends Omit<SynthesisRequestRecord, 'prompt' | 'createdAt'> {
+export interface SynthesisResultRecord extends Omit<SynthesisRequestRecord, 'createdAt'> {
   outcome: SynthesisOutcome;
   reason: string;
   output: string;

@@ -98,7 +98,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
 
   const processors: RunningProcessor[] = [];
   try {
-    for (const [spec, overrides] of specs) processors.push(await startProcessor(spec, { ...opts.runtime, ...overrides }, { metrics, logger: opts.logger, kafka }));
+    // Downstream first: when a stage starts consuming, the stages it feeds are already in their groups.
+    for (const [spec, overrides] of [...specs].reverse()) processors.push(await startProcessor(spec, { ...opts.runtime, ...overrides }, { metrics, logger: opts.logger, kafka }));
   } catch (err) {
     await Promise.allSettled(processors.map((p) => p.stop()));
     throw err;

@@ -1,4 +1,3 @@
-import { normalizeAnswer } from '../evaluation/f1.ts';
 import type { TypedPair } from './pair-kinds.ts';
 import { pyStrip } from './parse-output.ts';
 
@@ -11,13 +10,13 @@ export interface PairQuality {
   kindMcCot: number;
   questionChars: number;
   answerChars: number;
-  /** Share of the answers' normalised tokens that occur in the normalised text (1 when there are no answer tokens). */
+  /** Share of the answers' words (lower-cased runs of letters and digits) that occur in the text (1 when answers have none). */
   grounding: number;
 }
 
 export function pairQuality(text: string, pairs: readonly TypedPair[]): PairQuality {
   const q: PairQuality = { pairs: pairs.length, kindFree: 0, kindMc: 0, kindCot: 0, kindMcCot: 0, questionChars: 0, answerChars: 0, grounding: 0 };
-  const vocabulary = new Set(normalizeAnswer(text).split(' ').filter(Boolean));
+  const vocabulary = pairs.length === 0 ? new Set<string>() : new Set(words(text));
   let tokens = 0;
   let found = 0;
   for (const p of pairs) {
@@ -27,14 +26,19 @@ export function pairQuality(text: string, pairs: readonly TypedPair[]): PairQual
     else if (p.kind === 'mc-cot') q.kindMcCot++;
     q.questionChars += p.question.length;
     q.answerChars += p.answer.length;
-    for (const t of normalizeAnswer(p.answer).split(' ')) {
-      if (!t) continue;
+    for (const t of words(p.answer)) {
       tokens++;
       if (vocabulary.has(t)) found++;
     }
   }
   q.grounding = pairs.length === 0 ? 0 : tokens === 0 ? 1 : found / tokens;
   return q;
+}
+
+const WORD_SEPARATORS = /[^\p{L}\p{N}]+/u;
+
+function words(s: string): string[] {
+  return s.toLowerCase().split(WORD_SEPARATORS).filter((w) => w !== '');
 }
 
 /** Pieces that parse as pairs before the lower-cased de-duplication (SPEC §2 step 3): duplicates = pieces − pairs. */

@@ -1,5 +1,6 @@
 import { defineProcessor } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
+import { requestPrompt } from '../templating/request-prompt.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { SynthesisRequestRecord, SynthesisResultRecord } from '../pipeline/records.ts';
@@ -19,7 +20,8 @@ export function synthesisProcessor(ctx: PipelineContext) {
     handle: async ({ value: q }) => {
       const run = await ctx.run(q.runId);
       const key = recordKey(q.runId, q.id);
-      const { prompt, createdAt: _, ...rest } = q;
+      const { createdAt: _, ...rest } = q;
+      const prompt = requestPrompt(q);
       const base: SynthesisResultRecord = { ...rest, outcome: 'ok', reason: '', output: '', promptChars: prompt.length, promptTokens: 0, completionTokens: 0, latencyMs: 0, attempts: 0, finishedAt: 0 };
       const done = (r: Partial<SynthesisResultRecord>) => [{ to: 'results' as const, key, value: { ...base, ...r, finishedAt: Date.now() } }];
       if (q.text === '') return done({ outcome: 'skipped', reason: 'empty text' });

@@ -39,7 +39,6 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
         round: next.round,
         position: next.position,
         text: raw.text,
-        prompt: plan.prompt,
         fewShot: plan.fewShot,
         collection,
         collectionId: collection.length ? c.collectionId : raw.id,

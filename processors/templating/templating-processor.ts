@@ -1,5 +1,4 @@
 import { defineProcessor } from '../runtime/processor.ts';
-import { formatSynthesizerInput } from './synthesizer-format.ts';
 import { continuesCollection, placement } from '../pipeline/run-config.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
@@ -33,7 +32,6 @@ export function templatingProcessor(ctx: PipelineContext) {
         round: p.round,
         position: p.position,
         text: raw.text,
-        prompt: formatSynthesizerInput(raw.text),
         fewShot: false,
         collection: [],
         collectionId: raw.id,

@@ -117,7 +117,7 @@ describe('ipt serve on the real stack', () => {
       await page.goto(`${served.url}/`);
       await page.waitForFunction(() => (window as unknown as { dashboardState: { updates: number } }).dashboardState.updates >= 1, null, { timeout: 30_000 });
       // Lag is sampled every 500 ms into ClickHouse; the page refreshes every 5 s.
-      await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.lag > 0, null, { timeout: 30_000 });
+      await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.lag! > 0, null, { timeout: 30_000 });
       const points = await page.evaluate(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points);
       for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag']) expect(points[chart], chart).toBeGreaterThan(0);
       // Canvases hold drawn pixels, not blank bitmaps.

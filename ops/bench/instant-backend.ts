@@ -1,0 +1,24 @@
+import { cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
+import type { LlmClient } from '../../processors/pipeline/pipeline-context.ts';
+import type { CompletionResult } from '../../connectors/llm/completion-types.ts';
+
+/**
+ * The pipeline benchmark's LLM: recorded-style answers (two made-up pairs from the prompt's last context), returned
+ * at once in-process, so the benchmark measures the stages and Kafka rather than inference or HTTP.
+ */
+export function instantRecordedBackend(): LlmClient & { calls: number } {
+  const backend = {
+    calls: 0,
+    async complete(req: { prompt: string }): Promise<CompletionResult> {
+      backend.calls++;
+      const at = req.prompt.lastIndexOf('<s> <CON> ');
+      const end = req.prompt.lastIndexOf(' </CON>\n\n');
+      const context = at >= 0 && end > at ? req.prompt.slice(at + 10, end) : '';
+      return { text: cannedPairs(context), finishReason: 'stop', promptTokens: null, completionTokens: null, latencyMs: 0, attempts: 1 };
+    },
+    async countTokens(): Promise<number | undefined> {
+      return undefined;
+    },
+  };
+  return backend;
+}

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admin, Kafka } from 'kafkajs';
+import { identityProcessor } from '../../processors/identity/identity-processor.ts';
+import { createKafka } from '../../processors/runtime/kafka-client.ts';
+import type { Logger } from '../../processors/runtime/logger.ts';
+import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { startProcessor } from '../../processors/runtime/run-processor.ts';
+import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import { readTopic } from '../../processors/runtime/topic-io.ts';
+import { ensurePipelineTopics, startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { pipelineTopics, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import type { MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
+import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
+import { instantRecordedBackend } from './instant-backend.ts';
+import { median, round } from './stats.ts';
+
+export interface PipelineBenchResult {
+  bench: 'pipeline';
+  texts: number;
+  textBytes: number;
+  rounds: number;
+  runs: number;
+  pipelineTextsPerSec: number;
+  identityTextsPerSec: number;
+  ratio: number;
+  pipelineRuns: number[];
+  identityRuns: number[];
+  latency: { texts: number; ratePerSec: number; p50Ms: number; p99Ms: number; maxMs: number };
+}
+
+const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'] as const;
+
+/** Timestamps (ms) of every record of a topic, read once complete. */
+async function timestamps(kafka: Kafka, topic: string, n: number): Promise<number[]> {
+  const got = await readTopic(kafka, topic, { count: n, timeoutMs: 600_000 });
+  if (got.messages.length < n) throw new Error(`bench: ${topic} has ${got.messages.length} of ${n} records`);
+  return got.messages.map((m) => Number(m.timestamp));
+}
+
+async function waitForRecords(admin: Admin, topic: string, n: number): Promise<void> {
+  const deadline = Date.now() + 600_000;
+  while (Date.now() < deadline) {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    if (offsets.reduce((s, o) => s + Number(o.high), 0) >= n) return;
+    await sleep(200);
+  }
+  throw new Error(`bench: ${topic} did not reach ${n} records`);
+}
+
+function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger) {
+  return {
+    runtime: cfg,
+    prefix,
+    partitions: 1,
+    llm: { endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() },
+    evaluation: { model: 'recorded', maxNewTokens: 400, temperature: 0 },
+    clickhouse: { url: '', database: 'unused' },
+    stages: STAGES,
+    logger,
+  };
+}
+
+async function ingest(kafka: Kafka, serde: AvroSerde, topics: PipelineTopics, runId: string, texts: RawTextRecord[]): Promise<void> {
+  const writer = new PipelineWriter(kafka, serde, topics);
+  await writer.start();
+  await writer.writeTexts(texts);
+  await writer.stop();
+}
+
+/**
+ * Texts per second through templating → synthesis (an instant recorded backend) → round feedback → mixing, all in
+ * one process on one core, against the runtime's identity processor over the same raw-text records. Each side's
+ * rate is texts / (last output's timestamp − first output's), so group joins and start-up count on neither side.
+ * Then the added latency per text (raw record's timestamp → its mixed record's), at a steady ingest rate below
+ * capacity, with LLM time ≈ 0.
+ */
+export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; log: (l: string) => void }): Promise<PipelineBenchResult> {
+  const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-bench', logger });
+  const serde = new AvroSerde(cfg.registryUrl);
+  const admin = kafka.admin();
+  await admin.connect();
+  const settings = { preset: 'none' as const, rounds: opts.rounds, seed: 0, model: 'recorded', maxModelLen: 1 << 20, maxNewTokens: 400, lengthEstimate: 'words' as const, temperature: 0 };
+  const pipelineRuns: number[] = [];
+  const identityRuns: number[] = [];
+  const created: string[] = [];
+  try {
+    for (let r = 0; r < opts.runs; r++) {
+      const id = randomUUID().slice(0, 8);
+      const topics = pipelineTopics(`bench-${id}`);
+      await ensurePipelineTopics({ runtime: cfg, prefix: topics.prefix, partitions: 1, logger });
+      created.push(...(await admin.listTopics()).filter((t) => t.startsWith(topics.prefix)));
+      const texts = sampleTexts(opts.texts, { runId: id, bytes: opts.textBytes }).map((t) => ({ id: t.id, text: t.text, source: t.source }));
+      const { run, records } = planRun({ ...settings, runId: `bench-${id}` }, texts);
+      const writer = new PipelineWriter(kafka, serde, topics);
+      await writer.start();
+      await writer.writeRun(run);
+      await writer.stop();
+      await ingest(kafka, serde, topics, run.runId, records);
+      const groups = Math.ceil(opts.texts / run.roundSize) > 0 ? run.roundSize : 0; // one mixed record per collection
+      const sides = r % 2 === 0 ? (['identity', 'pipeline'] as const) : (['pipeline', 'identity'] as const);
+      for (const side of sides) {
+        if (side === 'identity') {
+          const out = `${topics.prefix}.identity.out`;
+          created.push(out);
+          const proc = await startProcessor(identityProcessor({ name: `${topics.prefix}.identity`, input: topics.raw, output: out }), cfg, { logger, kafka });
+          await waitForRecords(admin, out, opts.texts);
+          await proc.stop();
+          const ts = await timestamps(kafka, out, opts.texts);
+          identityRuns.push(opts.texts / Math.max((Math.max(...ts) - Math.min(...ts)) / 1000, 0.001));
+        } else {
+          const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger));
+          const cpu0 = process.cpuUsage();
+          const wall0 = performance.now();
+          await waitForRecords(admin, topics.mixed, groups);
+          const cpu = process.cpuUsage(cpu0);
+          if (process.env.IPT_BENCH_SPANS) opts.log(`  process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms`);
+          await pipeline.stop();
+          // From the first record the first stage wrote to the last mixed record.
+          const first = Math.min(...(await timestamps(kafka, topics.requests, 1)));
+          const last = Math.max(...(await timestamps(kafka, topics.mixed, groups)));
+          pipelineRuns.push(opts.texts / Math.max((last - first) / 1000, 0.001));
+          if (process.env.IPT_BENCH_SPANS) {
+            for (const [t, n] of [[topics.requests, opts.texts], [topics.results, opts.texts], [topics.pool, run.roundSize], [topics.augmented, groups], [topics.mixed, groups]] as const) {
+              const ts = await timestamps(kafka, t, n);
+              opts.log(`  ${t}: ${n} records from +${Math.min(...ts) - first} ms to +${Math.max(...ts) - first} ms`);
+            }
+          }
+        }
+      }
+      opts.log(`bench pipeline: run ${r + 1}/${opts.runs}: pipeline ${Math.round(pipelineRuns[r]!)} texts/s, identity ${Math.round(identityRuns[r]!)} texts/s`);
+    }
+    const latency = await latencyRun(kafka, serde, admin, cfg, logger, opts, median(pipelineRuns), created);
+    const p = median(pipelineRuns);
+    const b = median(identityRuns);
+    return {
+      bench: 'pipeline',
+      texts: opts.texts,
+      textBytes: opts.textBytes,
+      rounds: opts.rounds,
+      runs: opts.runs,
+      pipelineTextsPerSec: Math.round(p),
+      identityTextsPerSec: Math.round(b),
+      ratio: round(p / b),
+      pipelineRuns: pipelineRuns.map(Math.round),
+      identityRuns: identityRuns.map(Math.round),
+      latency,
+    };
+  } finally {
+    await admin.deleteTopics({ topics: [...new Set(created)] }).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
+
+/** One round, texts ingested at half the measured capacity while the stages run: per-text latency raw → mixed. */
+async function latencyRun(kafka: Kafka, serde: AvroSerde, admin: Admin, cfg: RuntimeConfig, logger: Logger, opts: { textBytes: number; log: (l: string) => void }, capacity: number, created: string[]) {
+  const id = randomUUID().slice(0, 8);
+  const topics = pipelineTopics(`bench-lat-${id}`);
+  await ensurePipelineTopics({ runtime: cfg, prefix: topics.prefix, partitions: 1, logger });
+  created.push(...(await admin.listTopics()).filter((t) => t.startsWith(topics.prefix)));
+  const rate = Math.max(50, Math.round(capacity / 2));
+  const n = Math.min(20_000, rate * 8);
+  const texts = sampleTexts(n, { runId: id, bytes: opts.textBytes }).map((t) => ({ id: t.id, text: t.text, source: t.source }));
+  const { run, records } = planRun({ preset: 'none', rounds: 1, seed: 0, model: 'recorded', maxModelLen: 1 << 20, maxNewTokens: 400, lengthEstimate: 'words', temperature: 0, runId: `lat-${id}` }, texts);
+  const writer = new PipelineWriter(kafka, serde, topics);
+  await writer.start();
+  await writer.writeRun(run);
+  const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger));
+  while (!pipeline.ready()) await sleep(50);
+  opts.log(`bench pipeline: latency at ${rate} texts/s for ${n} texts`);
+  const step = 50;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += step) {
+    const due = t0 + (i / rate) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    await writer.writeTexts(records.slice(i, i + step));
+  }
+  await waitForRecords(admin, topics.mixed, n);
+  await pipeline.stop();
+  await writer.stop();
+  const raw = await readTopic(kafka, topics.raw, { count: n, timeoutMs: 60_000 });
+  const mixed = await readTopic(kafka, topics.mixed, { count: n, timeoutMs: 60_000 });
+  await serde.prefetch([...raw.messages, ...mixed.messages].map((m) => m.value));
+  const rawAt = new Map(raw.messages.map((m) => [(serde.decode(m.value, loadSchema('raw-text')) as RawTextRecord).id, Number(m.timestamp)]));
+  const lat = mixed.messages.map((m) => Number(m.timestamp) - rawAt.get((serde.decode(m.value, loadSchema('mixed-text')) as MixedTextRecord).sourceId)!).sort((a, b) => a - b);
+  const pct = (q: number) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]!;
+  return { texts: n, ratePerSec: rate, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: lat[lat.length - 1]! };
+}

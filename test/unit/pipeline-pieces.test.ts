@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { chooseConverted, continuesCollection, hasNextText, placement, roundLength, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
+import { planRun, openRun } from '../../connectors/ingest/run-ingest.ts';
+import { validateIngestBatch } from '../../connectors/ingest/http-ingest.ts';
+import { countPairPieces, pairQuality } from '../../processors/round-feedback/quality.ts';
+import { parseSynthesizerOutput } from '../../processors/round-feedback/parse-output.ts';
+import { requestPrompt } from '../../processors/templating/request-prompt.ts';
+import { planPrompt, type Collection } from '../../processors/templating/multi-round.ts';
+import { wordsEstimate } from '../../processors/templating/length-estimators.ts';
+import { evaluationPrompts, responseOf } from '../../processors/evaluation/evaluation-processor.ts';
+import { metricRow } from '../../connectors/clickhouse/metrics-sink-processor.ts';
+import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
+import { parseReplayFrom } from '../../ops/jobs/replay.ts';
+import { templatedRecords } from '../../processors/round-feedback/templated-records.ts';
+import { METRIC_DEFAULTS } from '../../processors/pipeline/records.ts';
+
+const settings = { runId: 'r1', preset: 'none' as const, seed: 5, model: 'm', maxModelLen: 4096, maxNewTokens: 400, lengthEstimate: 'words' as const, temperature: 0 };
+const texts = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `t${i}`, text: `text number ${i}`, source: `f:${i + 1}` }));
+
+describe('run geometry (SPEC §3, streaming form)', () => {
+  it('places converted texts in rounds of B = ceil(N / M), the last one short', () => {
+    const { run, records } = planRun({ ...settings, rounds: 3 }, texts(31));
+    expect(run.roundSize).toBe(11);
+    expect([0, 1, 2].map((r) => roundLength(run, r))).toEqual([11, 11, 9]);
+    expect(records.map((r) => r.round)).toEqual([...Array(11).fill(0), ...Array(11).fill(1), ...Array(9).fill(2)]);
+    expect(placement(run, 25)).toEqual({ round: 2, position: 3 });
+    expect(continuesCollection(run, { round: 0, position: 0 })).toBe(false);
+    expect(continuesCollection(run, { round: 2, position: 8 })).toBe(true);
+    // Round-1 collections 9 and 10 have no round-2 text: they are carried to the output.
+    expect(hasNextText(run, { round: 1, position: 8 })).toBe(true);
+    expect(hasNextText(run, { round: 1, position: 9 })).toBe(false);
+    expect(hasNextText(run, { round: 2, position: 0 })).toBe(false);
+  });
+
+  it('converts exactly round(fraction · N) texts, the same ones for a seed whatever the input order', () => {
+    const ids = texts(1000).map((t) => t.id);
+    const a = chooseConverted(ids, 0.2, 9);
+    expect(a.filter(Boolean).length).toBe(200);
+    const reversed = chooseConverted([...ids].reverse(), 0.2, 9).reverse();
+    expect(reversed).toEqual(a);
+    expect(chooseConverted(ids, 0.2, 10)).not.toEqual(a);
+    const { run, records } = planRun({ ...settings, preset: 'from-scratch' }, texts(50));
+    expect(run.rounds).toBe(2);
+    expect(records.filter((r) => r.convert).map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(records.filter((r) => !r.convert).every((r) => r.seq === -1)).toBe(true);
+  });
+
+  it('validates a run, naming what is wrong', () => {
+    const { run } = planRun({ ...settings, rounds: 2 }, texts(4));
+    expect(() => validateRun({ ...run, runId: 'bad id' })).toThrow(/run id/);
+    expect(() => validateRun({ ...run, maxNewTokens: 5000 })).toThrow(/max-model-len/);
+    expect(() => validateRun({ ...run, convertedTexts: null } as RunConfig)).toThrow(/open run/);
+    expect(() => validateRun({ ...run, generalWeight: 1 })).toThrow(/general weight/);
+    expect(openRun(settings).rounds).toBe(1);
+  });
+});
+
+describe('HTTP ingest validation', () => {
+  const run = openRun({ ...settings, convertFraction: 1 });
+  const limits = { maxRecords: 5, maxTextBytes: 20 };
+  it('accepts good records and rejects each bad one with its index and reason', () => {
+    const r = validateIngestBatch(run, { records: [{ id: 'a', text: 'fine' }, { text: 7 }, { id: 'a', text: 'again' }, { id: 'c', text: 'é'.repeat(11) }, { id: 'with space', text: 'x' }] }, limits);
+    if ('error' in r) throw new Error(r.error);
+    expect(r.accepted.map((a) => a.id)).toEqual(['a']);
+    expect(r.accepted[0]).toMatchObject({ runId: 'r1', convert: true, round: 0, source: 'http' });
+    expect(r.rejected.map((x) => [x.index, x.reason.split(' ')[0]])).toEqual([
+      [1, '"text"'],
+      [2, 'id'],
+      [3, '"text"'],
+      [4, '"id"'],
+    ]);
+    expect(r.rejected[2]!.reason).toMatch(/22 bytes; at most 20/);
+  });
+  it('refuses a malformed or oversized batch as a whole', () => {
+    expect(validateIngestBatch(run, { nope: 1 }, limits)).toHaveProperty('error');
+    expect(validateIngestBatch(run, { records: [] }, limits)).toHaveProperty('error');
+    expect(validateIngestBatch(run, { records: Array(6).fill({ text: 'x' }) }, limits)).toHaveProperty('error');
+  });
+});
+
+describe('stage pieces', () => {
+  it('rebuilds exactly the prompt that templating planned', async () => {
+    const prev: Collection = [
+      { context: 'first text', pairs: [{ question: 'Q1?', answer: 'A1' }], inheritFromPrev: false, followedByNext: true },
+      { context: 'second text', pairs: [{ question: 'Q2?', answer: 'A2' }], inheritFromPrev: true, followedByNext: false },
+    ];
+    const plan = await planPrompt('third text', prev, { maxModelLen: 4096, maxNewTokens: 400, estimate: wordsEstimate });
+    expect(plan.fewShot).toBe(true);
+    expect(requestPrompt({ text: 'third text', fewShot: true, collection: plan.collection!.map((e, i) => ({ ...e, contextId: `c${i}` })) })).toBe(plan.prompt);
+    const tight = await planPrompt('third text', prev, { maxModelLen: 420, maxNewTokens: 400, estimate: wordsEstimate });
+    expect(tight.fewShot).toBe(false);
+    expect(requestPrompt({ text: 'third text', fewShot: false, collection: [] })).toBe(tight.prompt);
+  });
+
+  it('counts words like split(" ") without building the array', () => {
+    for (const s of ['', ' ', 'a', 'a b', '  a  b ', 'x'.repeat(10)]) expect(wordsEstimate(s)).toBe(s.split(' ').length * 1.5);
+  });
+
+  it('measures kinds, duplicates and grounding', () => {
+    const output = '<QUE> Who? <ANS> Ada Lovelace </END>\n\n<QUE> who? <ANS> someone </END>\n\n<QUE> What year?\nOptions:\n- 1815\n- 1900 <ANS> 1815 </END>';
+    const pairs = parseSynthesizerOutput(output);
+    expect(countPairPieces(output)).toBe(3);
+    expect(pairs).toHaveLength(2);
+    const q = pairQuality('Ada Lovelace was born in 1815.', pairs);
+    expect(q).toMatchObject({ pairs: 2, kindFree: 1, kindMc: 1, grounding: 1 });
+    expect(pairQuality('Nothing here.', pairs).grounding).toBe(0);
+    expect(pairQuality('text', []).grounding).toBe(0);
+  });
+
+  it('templates a collection into records that name every raw text once', () => {
+    const coll = [
+      { contextId: 'a', context: 'A text.', pairs: [{ question: 'Q?', answer: 'A' }], inheritFromPrev: false, followedByNext: true },
+      { contextId: 'b', context: 'B text.', pairs: [{ question: 'R?', answer: 'B' }], inheritFromPrev: true, followedByNext: false },
+      { contextId: 'c', context: 'C text.', pairs: [], inheritFromPrev: false, followedByNext: false },
+    ];
+    const out = templatedRecords('run', 1, coll, 0);
+    expect(out.map((o) => o.textIds)).toEqual([['a', 'b'], ['c']]);
+    expect(out.map((o) => o.id)).toEqual(['a', 'c']);
+    expect(out[1]!.text).toBe('C text.');
+    expect(out[0]!.text).toContain('A text.');
+    expect(out[0]!.text).toContain('B text.');
+  });
+
+  it('builds zero- and few-shot evaluation prompts and reads the response up to </END>', () => {
+    const prompts = evaluationPrompts({ id: 'e', runId: 'r', dataset: 'd', seen: true, context: 'C.', instruction: 'Why?', responses: ['x'], examples: [{ context: 'E.', pairs: [{ question: 'Q', answer: 'A' }] }] });
+    expect(prompts.map((p) => p.shots)).toEqual([0, 1]);
+    expect(prompts[0]!.prompt).toBe('<s> <CON> C. </CON>\n\n<QUE> Why? <ANS>');
+    expect(prompts[1]!.prompt).toBe('<s> <CON> E. </CON>\n\n<QUE> Q <ANS> A </END></s><s> <CON> C. </CON>\n\n<QUE> Why? <ANS>');
+    expect(responseOf(' Because. </END>\n\n<QUE> more')).toBe('Because.');
+    expect(responseOf(' unfinished\n')).toBe('unfinished');
+  });
+
+  it('maps metric events to ClickHouse rows with explicit seconds, and escapes SQL strings', () => {
+    const base = { ...METRIC_DEFAULTS, id: 'm', runId: 'r', recordId: 'x', time: 1_700_000_000_123 };
+    expect(metricRow({ ...base, kind: 'synthesis' })).toMatchObject({ table: 'synthesis_metrics', row: { time: 1_700_000_000, time_ms: 1_700_000_000_123 } });
+    expect(metricRow({ ...base, kind: 'evaluation' }).table).toBe('evaluations');
+    expect(() => metricRow({ ...base, kind: 'other' as never })).toThrow(/unknown kind/);
+    expect(sqlString("it's \\ fine")).toBe("'it\\'s \\\\ fine'");
+  });
+
+  it('parses replay positions', () => {
+    expect(parseReplayFrom('earliest')).toBe('earliest');
+    expect(parseReplayFrom('42')).toEqual({ offset: 42n });
+    expect(parseReplayFrom('2026-11-24T10:00:00Z')).toEqual({ timestamp: Date.parse('2026-11-24T10:00:00Z') });
+    expect(() => parseReplayFrom('yesterday')).toThrow(/ISO-8601/);
+  });
+});

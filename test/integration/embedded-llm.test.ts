@@ -101,3 +101,26 @@ describe('client failure handling against a real server', () => {
     await expect(client.complete({ prompt: 'x', maxTokens: 2, temperature: 0 })).rejects.toThrow(/failed after 3 attempts: .*(ECONNREFUSED|fetch failed)/);
   });
 });
+
+describe('the pipeline with the embedded synthesizer (real model)', () => {
+  it('runs two rounds over Kafka with guided decoding: every text converted, pairs parsed, metrics in ClickHouse', async () => {
+    const { isolated, runOnStack, tmp } = await import('./pipeline-harness.ts');
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const iso = isolated();
+    const input = join(tmp(), 'real.jsonl');
+    writeFileSync(input, TEXTS.map((text, i) => JSON.stringify({ id: `real-${i}`, text })).join('\n') + '\n');
+    const s = await runOnStack(
+      iso,
+      input,
+      { 'llm-url': server.url, model: 'smollm2', rounds: '2', 'length-estimate': 'tokens', 'max-model-len': '1024', 'max-new-tokens': '96', concurrency: '4' },
+      { timeoutMs: 300_000 },
+      { ...guidedFields('gbnf', TIGHT), repeat_penalty: 1.3 },
+    );
+    expect(s.augmented).toBe(4);
+    expect(s.perRound.map((r) => r.texts)).toEqual([2, 2]);
+    expect(s.perRound[1]!.fewShot).toBe(2);
+    expect(s.pairs).toBeGreaterThan(0);
+    expect(s.metricRows.synthesis).toBe(4);
+  });
+});

@@ -41,12 +41,15 @@ export async function runOnStack(
   input: string,
   flags: Record<string, string | boolean>,
   extra: Partial<PipelineRunOptions> = {},
+  llmExtraBody?: Record<string, unknown>,
 ): Promise<PipelineRunSummary> {
   const values = { prefix: iso.prefix, 'length-estimate': 'words', partitions: '2', ...flags };
+  const pipeline = pipelineOptions('test', values, envFor(iso));
+  if (llmExtraBody) pipeline.llm.extraBody = llmExtraBody;
   return runPipeline({
     input,
     settings: runSettings('test', values),
-    pipeline: pipelineOptions('test', values, envFor(iso)),
+    pipeline,
     startStages: true,
     timeoutMs: 120_000,
     log: () => undefined,

@@ -11,7 +11,7 @@ const USAGE = `usage:
   ipt pipeline run --input FILE(.jsonl|.parquet|-) --llm-url URL[,URL…] [--rounds M] [--preset from-scratch|domain-adaptive]
       [--model NAME] [--max-model-len 4096] [--max-new-tokens 400] [--length-estimate tokens|words] [--tokenizer FILE]
       [--temperature 0] [--seed 0] [--run ID] [--convert-fraction F] [--general FILE] [--general-weight W] [--general-restart]
-      [--evaluation FILE] [--external] [--timeout-ms MS=1800000] [--json]`;
+      [--evaluation FILE] [--output FILE(.jsonl|.parquet)] [--external] [--timeout-ms MS=1800000] [--json]`;
 
 export async function pipelineCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -39,6 +39,7 @@ async function run(argv: string[]): Promise<number> {
     input: { type: 'string' },
     general: { type: 'string' },
     evaluation: { type: 'string' },
+    output: { type: 'string' },
     external: { type: 'boolean' },
     'timeout-ms': { type: 'string' },
     'run-timeout-ms': { type: 'string' },
@@ -53,6 +54,7 @@ async function run(argv: string[]): Promise<number> {
     settings: runSettings('pipeline run', values),
     general: values.general,
     evaluation: values.evaluation,
+    output: values.output,
     pipeline: opts,
     startStages: !values.external,
     timeoutMs: intOption('pipeline run', 'run-timeout-ms', values['run-timeout-ms'], 1_800_000),

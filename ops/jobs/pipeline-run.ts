@@ -11,12 +11,20 @@ import { ensurePipelineTopics, startPipeline, type PipelineOptions, type Running
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { RunMonitor, type DeadLetter } from './run-monitor.ts';
+import { writeMixedFile } from '../../connectors/files/mixed-file-sink.ts';
+import { extname } from 'node:path';
+
+function assertOutputFormat(path: string): void {
+  if (!['.jsonl', '.json', '.ndjson', '.parquet'].includes(extname(path).toLowerCase())) throw new Error(`--output ${path}: use a .jsonl or .parquet file`);
+}
 
 export interface PipelineRunOptions {
   input: string;
   settings: Omit<RunSettings, 'runId'> & { runId?: string };
   general?: string;
   evaluation?: string;
+  /** Write the run's mixed stream, in mix order, to this JSONL or Parquet file. */
+  output?: string;
   pipeline: Omit<PipelineOptions, 'logger'>;
   /** false when `ipt pipeline up` already runs the stages elsewhere. */
   startStages: boolean;
@@ -42,6 +50,7 @@ export interface PipelineRunSummary {
   mixed: { records: number; augmented: number; raw: number; general: number; domainTokens: number; generalTokens: number; generalShare: number };
   metricRows: { synthesis: number; evaluation: number };
   evaluation: F1Row[];
+  output?: { path: string; records: number };
   seconds: number;
 }
 
@@ -81,6 +90,7 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRun
     }
   }
 
+  if (opts.output) assertOutputFormat(opts.output);
   return executeRun(opts, { run, records, pool: [], expected: new Set(records.map((r) => r.id)), synthesized: run.convertedTexts ?? 0, general: general?.texts, evaluations, rejects }, started);
 }
 
@@ -100,7 +110,7 @@ export interface RunInput {
 }
 
 /** Writes a run's records, runs the chain (or lets running stages take it), waits until it is accounted for, and summarises it. */
-export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger'>, input: RunInput, started = Date.now()): Promise<PipelineRunSummary> {
+export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger' | 'output'>, input: RunInput, started = Date.now()): Promise<PipelineRunSummary> {
   const { run, records, expected, evaluations } = input;
   const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
@@ -153,7 +163,9 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
       await new Promise((r) => setTimeout(r, 250));
       rows = await metricRowCounts(ch, runId);
     }
-    return summarize(run, expected.size, input.rejects, monitor, expected, rows, await roundAggregates(ch, runId), await f1ByDataset(ch, runId), started);
+    const summary = summarize(run, expected.size, input.rejects, monitor, expected, rows, await roundAggregates(ch, runId), await f1ByDataset(ch, runId), started);
+    if (opts.output) summary.output = { path: opts.output, records: await writeMixedFile(opts.output, monitor.mixed.values()) };
+    return summary;
   } finally {
     await Promise.allSettled([monitor.stop(), pipeline?.stop(), writer.stop()]);
     await ch.close();

@@ -21,6 +21,8 @@ export interface Emit<Outputs extends string = string> {
   key: string | null;
   value: unknown;
   headers?: Record<string, string>;
+  /** An explicit partition (the trainer sink: one per data-parallel rank); by default the key's hash decides. */
+  partition?: number;
 }
 
 /**

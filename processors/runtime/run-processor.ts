@@ -158,7 +158,7 @@ export async function startProcessor<In, Outputs extends string>(
           for (const e of outcome.emits) {
             const out = outputSchemas.get(e.to as Outputs);
             if (!out) throw new Error(`handler emitted to undeclared output "${e.to}"`);
-            encoded.push([out.topic, { key: e.key, value: serde.encode(out.topic, out.schema, e.value), headers: e.headers }]);
+            encoded.push([out.topic, { key: e.key, value: serde.encode(out.topic, out.schema, e.value), headers: e.headers, partition: e.partition }]);
           }
         } catch (err) {
           failure = { stage: 'encode', reason: errorText(err) };

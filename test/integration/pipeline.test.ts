@@ -12,6 +12,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import type { AugmentedTextRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { testKafka } from './helpers.ts';
 
@@ -36,7 +37,8 @@ describe('the pipeline on the real stack', () => {
     const dir = tmp();
     // 31 texts in 3 rounds: B = 11, the last round has 9, so two round-1 collections are carried to the output.
     const { path, texts } = writeCorpus(dir, 31);
-    const s = await runOnStack(iso, path, { 'llm-url': server.url, rounds: '3', seed: '7' });
+    const mixedOut = join(dir, 'mixed.jsonl');
+    const s = await runOnStack(iso, path, { 'llm-url': server.url, rounds: '3', seed: '7' }, { output: mixedOut });
     expect(s.ingested).toBe(31);
     expect(s.augmented + s.raw + s.deadLettered).toBe(31);
     expect(s.augmented).toBe(31);
@@ -45,6 +47,10 @@ describe('the pipeline on the real stack', () => {
     expect(s.perRound.map((r) => r.fewShot)).toEqual([0, 11, 9]);
     expect(s.perRound.reduce((n, r) => n + r.pairs, 0)).toBe(s.pairs);
     expect(s.mixed.augmented).toBe(s.outputTexts);
+    // The file sink: the mixed stream in mix order.
+    const lines = readFileSync(mixedOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { mixIndex: number; source: string; text: string });
+    expect(s.output).toEqual({ path: mixedOut, records: s.mixed.records });
+    expect(lines.map((l) => l.mixIndex)).toEqual(lines.map((_, i) => i));
 
     // ClickHouse holds one row per text, each once.
     const ch = clickhouseClient(inject('stack').clickhouseUrl, iso.database);
@@ -74,7 +80,11 @@ describe('the pipeline on the real stack', () => {
     const dir = tmp();
     const { path } = writeCorpus(dir, 40, 'scratch.jsonl', 'fs');
     const general = writeCorpus(dir, 30, 'general.jsonl', 'gen');
-    const s = await runOnStack(iso, path, { 'llm-url': server.url, preset: 'from-scratch', 'general-weight': '0.2' }, { general: general.path });
+    const parquet = join(dir, 'mixed.parquet');
+    const s = await runOnStack(iso, path, { 'llm-url': server.url, preset: 'from-scratch', 'general-weight': '0.2' }, { general: general.path, output: parquet });
+    const rows = await parquetReadObjects({ file: await asyncBufferFromFile(parquet) });
+    expect(rows).toHaveLength(s.mixed.records);
+    expect(rows.filter((r) => r.source === 'general')).toHaveLength(s.mixed.general);
     expect(s.rounds).toBe(2);
     expect(s.augmented).toBe(8);
     expect(s.raw).toBe(32);

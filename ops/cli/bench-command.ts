@@ -60,8 +60,28 @@ export async function benchCommand(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case 'sink': {
+      const ep = await locateStack(process.env, log);
+      const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
+      const { sinkBench } = await import('../bench/sink-bench.ts');
+      const { installSmallTokenizer, SMALL_TOKENIZER } = await import('../stack/models.ts');
+      const { stackConfig } = await import('../stack/stack-config.ts');
+      const result = await sinkBench(cfg, createLogger('ipt-bench', 'warn'), {
+        texts: intOption('bench', 'records', values.records, 20_000),
+        runs: intOption('bench', 'runs', values.runs, 3),
+        textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        tokenizer: installSmallTokenizer(stackConfig(), log),
+        eosToken: SMALL_TOKENIZER.eosToken,
+        seqLen: 2048,
+        batchSize: 8,
+        worldSize: 2,
+        log,
+      });
+      print(result, values.json, `sink ${result.sinkTokensPerSec} tokens/s end to end vs bare encode ${result.bareTokensPerSec} tokens/s: ratio ${result.ratio} (goal ≥ 0.7)`);
+      return 0;
+    }
     default:
-      throw new UsageError('usage: ipt bench runtime|synthesis|pipeline [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M]');
+      throw new UsageError('usage: ipt bench runtime|synthesis|pipeline|sink [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M]');
   }
 }
 

@@ -13,6 +13,7 @@ const HELP = `ipt — instruct-pt
   ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (see README)
   ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (see README)
   ipt serve [--with-pipeline] [--port 8080]          health, metrics, HTTP ingest, round/replay control, live dashboard
+  ipt sink --tokenizer F --eos-token T --world-size N  the trainer sink: mixed texts → token batches, one partition per rank
   ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
   ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
 `;
@@ -31,6 +32,7 @@ const commands: Record<string, () => Promise<Command>> = {
   rounds: async () => (await import('./rounds-command.ts')).roundsCommand,
   replay: async () => (await import('./rounds-command.ts')).replayCommand,
   serve: async () => (await import('./serve-command.ts')).serveCommand,
+  sink: async () => (await import('./sink-command.ts')).sinkCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
 };
 

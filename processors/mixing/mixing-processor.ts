@@ -52,7 +52,7 @@ export function mixingProcessor(ctx: PipelineContext) {
   const spec = defineProcessor<AugmentedTextRecord, Out>({
     name: stageGroup(t, 'mixing'),
     input: { topics: [t.augmented], schema: 'augmented-text' },
-    outputs: { mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 }, state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1 } },
+    outputs: { mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 }, state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1, latestPerKey: true } },
     handle: (rec) => {
       const a = rec.value;
       const tokens = a.text === '' ? 0 : tokensOf(a.text);

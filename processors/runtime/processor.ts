@@ -31,6 +31,17 @@ export interface Emit<Outputs extends string = string> {
  */
 export type HandlerResult<Outputs extends string> = Emit<Outputs>[] | { skip: string } | { emits: Emit<Outputs>[]; deadLetter: string };
 
+export interface OutputSpec {
+  topic: string;
+  schema: string;
+  partitions?: number;
+  /**
+   * A changelog (state per key in a compacted topic): of the records a chunk emits under one key, only the last is
+   * sent. Offsets are committed per chunk, so the state that survives always matches the committed input.
+   */
+  latestPerKey?: boolean;
+}
+
 /**
  * A processor: its input topic(s) and schema, its named outputs with their schemas, and a handler.
  * Schemas are names of files in schemas/ (without .avsc). The processor's name is its consumer group and
@@ -39,7 +50,7 @@ export type HandlerResult<Outputs extends string> = Emit<Outputs>[] | { skip: st
 export interface ProcessorSpec<In, Outputs extends string = string> {
   name: string;
   input: { topics: string[]; schema: string };
-  outputs: Record<Outputs, { topic: string; schema: string; partitions?: number }>;
+  outputs: Record<Outputs, OutputSpec>;
   /** Partitions to create for input topics that do not exist yet. */
   inputPartitions?: number;
   handle(record: InputRecord<In>): HandlerResult<Outputs> | Promise<HandlerResult<Outputs>>;

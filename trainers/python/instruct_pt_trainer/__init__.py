@@ -1,0 +1,1 @@
+"""Distributed pre-training on instruct-pt's token batches."""

@@ -1,0 +1,149 @@
+"""Decoder-only pre-training on instruct-pt's token batches, one data-parallel rank per process (torchrun).
+
+    torchrun --nproc_per_node N -m instruct_pt_trainer.train --brokers HOST:9092 --registry http://HOST:8081 \\
+        --topic ipt.train.tokens --run-id RUN --steps 1000 --checkpoint-dir ckpt [--resume] [--init-from DIR]
+
+Rank r reads partition r of the token topic; its k-th batch is its step k. Checkpoints hold the model, the
+optimizer, the step and every rank's next offset, so --resume continues with exactly the next batch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from . import checkpoint
+from .dataset import TokenBatchStream
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="instruct_pt_trainer.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--brokers", default=os.environ.get("IPT_KAFKA_BROKERS", "127.0.0.1:9092"))
+    p.add_argument("--registry", default=os.environ.get("IPT_REGISTRY_URL", "http://127.0.0.1:8081"))
+    p.add_argument("--topic", default="ipt.train.tokens")
+    p.add_argument("--run-id", default=None, help="train on this run's batches only")
+    p.add_argument("--steps", type=int, required=True, help="train until this step (counted from the start, also on resume)")
+    p.add_argument("--checkpoint-dir", required=True)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
+    p.add_argument("--init-from", default=None, help="continual pre-training: a local transformers checkpoint directory")
+    p.add_argument("--hidden-size", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fsdp", action="store_true", help="shard with FSDP instead of DDP")
+    p.add_argument("--log-file", default=None, help="append one JSON line per rank and step (offset, loss)")
+    p.add_argument("--idle-timeout-s", type=float, default=60.0)
+    p.add_argument("--exit-after-step", type=int, default=None, help="exit abruptly after this step (fault drills)")
+    return p.parse_args(argv)
+
+
+def build_model(args: argparse.Namespace, vocab_size: int, seq_len: int) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    if args.init_from:
+        return AutoModelForCausalLM.from_pretrained(args.init_from, local_files_only=True)
+    torch.manual_seed(args.seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=args.hidden_size,
+        intermediate_size=args.hidden_size * 4,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.heads,
+        max_position_embeddings=seq_len,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if backend == "nccl" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    state = None
+    start_step = 0
+    offsets = [0] * world
+    if args.resume:
+        path = checkpoint.latest(args.checkpoint_dir)
+        if path is None:
+            raise SystemExit(f"--resume: no checkpoint in {args.checkpoint_dir}")
+        state = checkpoint.load(path)
+        if len(state["offsets"]) != world:
+            raise SystemExit(f"checkpoint {path} was written by {len(state['offsets'])} ranks; this run has {world}")
+        start_step, offsets = state["step"], state["offsets"]
+
+    stream = iter(TokenBatchStream(args.brokers, args.registry, args.topic, rank, offsets[rank], args.run_id, args.idle_timeout_s))
+    log = open(args.log_file, "a", encoding="utf-8") if args.log_file else None
+    model = optimizer = None
+    step = start_step
+    started = time.time()
+    tokens_seen = 0
+    while step < args.steps:
+        try:
+            offset, batch = next(stream)
+        except StopIteration:
+            print(f"rank {rank}: no batch within {args.idle_timeout_s}s at step {step}; stopping", file=sys.stderr)
+            break
+        if model is None:
+            base = build_model(args, batch["vocab_size"], batch["input_ids"].shape[1]).to(device)
+            if args.fsdp:
+                from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+                model = FSDP(base)
+            else:
+                model = DDP(base, device_ids=[device.index] if device.type == "cuda" else None)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+            if state is not None:
+                model.module.load_state_dict(state["model"]) if not args.fsdp else model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+        x = batch["input_ids"].to(device)
+        y = batch["labels"].to(device)
+        logits = model(input_ids=x).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        tokens_seen += y.numel()
+        offsets[rank] = offset + 1
+        if log:
+            log.write(json.dumps({"rank": rank, "step": step, "offset": offset, "globalStep": batch["global_step"], "loss": round(loss.item(), 6)}) + "\n")
+            log.flush()
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            gathered: list[list[int]] = [None] * world  # type: ignore[list-item]
+            dist.all_gather_object(gathered, offsets[rank])
+            all_offsets = [int(o) for o in gathered]
+            if rank == 0:
+                inner = model.module if not args.fsdp else model
+                path = checkpoint.save(args.checkpoint_dir, step, inner.state_dict(), optimizer.state_dict(), all_offsets, {"topic": args.topic, "run": args.run_id, "world": world})
+                print(f"checkpoint {path} (offsets {all_offsets})", file=sys.stderr)
+            dist.barrier()
+        if args.exit_after_step is not None and step >= args.exit_after_step:
+            if log:
+                log.close()
+            os._exit(3)
+    elapsed = time.time() - started
+    if rank == 0:
+        print(json.dumps({"steps": step - start_step, "tokensPerRank": tokens_seen, "seconds": round(elapsed, 3), "tokensPerSecond": round(world * tokens_seen / max(elapsed, 1e-9), 1)}))
+    if log:
+        log.close()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -65,8 +65,32 @@ def build_model(args: argparse.Namespace, vocab_size: int, seq_len: int) -> torc
     return LlamaForCausalLM(config)
 
 
+def gather_states(model, optimizer, fsdp: bool) -> tuple[dict, dict]:
+    """Full model and optimizer states (collective under FSDP: every rank calls it; rank 0 gets the full state)."""
+    if not fsdp:
+        return model.module.state_dict(), optimizer.state_dict()
+    from torch.distributed.fsdp import FullStateDictConfig, FullOptimStateDictConfig, FullyShardedDataParallel as FSDP, StateDictType
+
+    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True), FullOptimStateDictConfig(offload_to_cpu=True, rank0_only=True)):
+        return model.state_dict(), FSDP.optim_state_dict(model, optimizer)
+
+
+def load_states(model, optimizer, state: dict, fsdp: bool) -> None:
+    if not fsdp:
+        model.module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return
+    from torch.distributed.fsdp import FullStateDictConfig, FullOptimStateDictConfig, FullyShardedDataParallel as FSDP, StateDictType
+
+    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(rank0_only=False), FullOptimStateDictConfig(rank0_only=False)):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(FSDP.optim_state_dict_to_load(model, optimizer, state["optimizer"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.fsdp and not torch.cuda.is_available():
+        raise SystemExit("--fsdp needs GPUs (PyTorch's FSDP has no CPU path); on CPU the trainer uses DDP over gloo (leave out --fsdp)")
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend=backend)
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -95,21 +119,27 @@ def main(argv: list[str] | None = None) -> int:
     while step < args.steps:
         try:
             offset, batch = next(stream)
+            have = 1
         except StopIteration:
-            print(f"rank {rank}: no batch within {args.idle_timeout_s}s at step {step}; stopping", file=sys.stderr)
+            have = 0
+        # Every rank must take the step or none: a rank without a batch would leave the others in a collective.
+        flag = torch.tensor([have], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if flag.item() == 0:
+            if have == 0:
+                print(f"rank {rank}: no batch within {args.idle_timeout_s}s at step {step}; stopping", file=sys.stderr)
             break
         if model is None:
             base = build_model(args, batch["vocab_size"], batch["input_ids"].shape[1]).to(device)
             if args.fsdp:
                 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-                model = FSDP(base)
+                model = FSDP(base, device_id=device)
             else:
                 model = DDP(base, device_ids=[device.index] if device.type == "cuda" else None)
             optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
             if state is not None:
-                model.module.load_state_dict(state["model"]) if not args.fsdp else model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
+                load_states(model, optimizer, state, args.fsdp)
         x = batch["input_ids"].to(device)
         y = batch["labels"].to(device)
         logits = model(input_ids=x).logits
@@ -127,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             gathered: list[list[int]] = [None] * world  # type: ignore[list-item]
             dist.all_gather_object(gathered, offsets[rank])
             all_offsets = [int(o) for o in gathered]
+            model_state, optim_state = gather_states(model, optimizer, args.fsdp)
             if rank == 0:
-                inner = model.module if not args.fsdp else model
-                path = checkpoint.save(args.checkpoint_dir, step, inner.state_dict(), optimizer.state_dict(), all_offsets, {"topic": args.topic, "run": args.run_id, "world": world})
+                path = checkpoint.save(args.checkpoint_dir, step, model_state, optim_state, all_offsets, {"topic": args.topic, "run": args.run_id, "world": world})
                 print(f"checkpoint {path} (offsets {all_offsets})", file=sys.stderr)
             dist.barrier()
         if args.exit_after_step is not None and step >= args.exit_after_step:

@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     p.add_argument("--init-from", default=None, help="continual pre-training: a local transformers checkpoint directory")
+    p.add_argument("--save-pretrained", default=None, help="at the end, save the model in transformers' format here (for --init-from)")
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
@@ -50,7 +51,10 @@ def build_model(args: argparse.Namespace, vocab_size: int, seq_len: int) -> torc
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     if args.init_from:
-        return AutoModelForCausalLM.from_pretrained(args.init_from, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(args.init_from, local_files_only=True)
+        if model.config.vocab_size < vocab_size:
+            raise SystemExit(f"--init-from {args.init_from}: its vocabulary ({model.config.vocab_size}) is smaller than the batches' tokenizer's ({vocab_size})")
+        return model
     torch.manual_seed(args.seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -167,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                 log.close()
             os._exit(3)
     elapsed = time.time() - started
+    if args.save_pretrained and model is not None and not args.fsdp and rank == 0:
+        model.module.save_pretrained(args.save_pretrained)
     if rank == 0:
         print(json.dumps({"steps": step - start_step, "tokensPerRank": tokens_seen, "seconds": round(elapsed, 3), "tokensPerSecond": round(world * tokens_seen / max(elapsed, 1e-9), 1)}))
     if log:

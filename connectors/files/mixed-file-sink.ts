@@ -19,8 +19,8 @@ export async function writeMixedFile(path: string, records: Iterable<MixedTextRe
         { name: 'source', data: rows.map((r) => r.source), type: 'STRING' },
         { name: 'source_id', data: rows.map((r) => r.sourceId), type: 'STRING' },
         { name: 'text', data: rows.map((r) => r.text), type: 'STRING' },
-        { name: 'tokens', data: rows.map((r) => r.tokens), type: 'INT64' },
-        { name: 'mix_index', data: rows.map((r) => r.mixIndex), type: 'INT64' },
+        { name: 'tokens', data: rows.map((r) => BigInt(r.tokens)), type: 'INT64' },
+        { name: 'mix_index', data: rows.map((r) => BigInt(r.mixIndex)), type: 'INT64' },
       ],
     });
     writeFileSync(path, Buffer.from(buf));

@@ -1,24 +1,13 @@
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
-import { chooseConverted, convertRank, PRESETS, validateRun, type PresetName, type RunConfig } from '../../processors/pipeline/run-config.ts';
+import { chooseConverted, convertRank, PRESETS, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 
-export interface RunSettings {
-  runId: string;
-  preset: PresetName;
-  rounds?: number;
-  convertFraction?: number;
-  generalWeight?: number;
-  generalOnExhausted?: 'leave' | 'restart';
-  seed: number;
-  model: string;
-  maxModelLen: number;
-  maxNewTokens: number;
-  lengthEstimate: 'words' | 'tokens';
-  temperature: number;
-}
+/** What a user chooses for a run: the rest of its configuration is derived (from the preset and the texts). */
+export type RunSettings = Pick<RunConfig, 'runId' | 'preset' | 'seed' | 'model' | 'maxModelLen' | 'maxNewTokens' | 'lengthEstimate' | 'temperature'> &
+  Partial<Pick<RunConfig, 'rounds' | 'convertFraction' | 'generalWeight' | 'generalOnExhausted'>>;
 
 export interface InputText {
   id: string;

@@ -1,4 +1,4 @@
-import { cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
+import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
 import type { LlmClient } from '../../processors/pipeline/pipeline-context.ts';
 import type { CompletionResult } from '../../connectors/llm/completion-types.ts';
 
@@ -11,10 +11,7 @@ export function instantRecordedBackend(): LlmClient & { calls: number } {
     calls: 0,
     async complete(req: { prompt: string }): Promise<CompletionResult> {
       backend.calls++;
-      const at = req.prompt.lastIndexOf('<s> <CON> ');
-      const end = req.prompt.lastIndexOf(' </CON>\n\n');
-      const context = at >= 0 && end > at ? req.prompt.slice(at + 10, end) : '';
-      return { text: cannedPairs(context), finishReason: 'stop', promptTokens: null, completionTokens: null, latencyMs: 0, attempts: 1 };
+      return { text: cannedPairs(RecordedCompletionsServer.lastContext(req.prompt) ?? ''), finishReason: 'stop', promptTokens: null, completionTokens: null, latencyMs: 0, attempts: 1 };
     },
     async countTokens(): Promise<number | undefined> {
       return undefined;

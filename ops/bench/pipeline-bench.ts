@@ -11,11 +11,12 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { ensurePipelineTopics, startPipeline } from '../../processors/pipeline/start-pipeline.ts';
-import { pipelineTopics, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
 import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
 import { instantRecordedBackend } from './instant-backend.ts';
 import { median, round } from './stats.ts';
+import { rateOverOutput, recordTimestamps, waitForRecords } from './bench-topics.ts';
 
 export interface PipelineBenchResult {
   bench: 'pipeline';
@@ -33,23 +34,6 @@ export interface PipelineBenchResult {
 
 const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'] as const;
 
-/** Timestamps (ms) of every record of a topic, read once complete. */
-async function timestamps(kafka: Kafka, topic: string, n: number): Promise<number[]> {
-  const got = await readTopic(kafka, topic, { count: n, timeoutMs: 600_000 });
-  if (got.messages.length < n) throw new Error(`bench: ${topic} has ${got.messages.length} of ${n} records`);
-  return got.messages.map((m) => Number(m.timestamp));
-}
-
-async function waitForRecords(admin: Admin, topic: string, n: number): Promise<void> {
-  const deadline = Date.now() + 600_000;
-  while (Date.now() < deadline) {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    if (offsets.reduce((s, o) => s + Number(o.high), 0) >= n) return;
-    await sleep(200);
-  }
-  throw new Error(`bench: ${topic} did not reach ${n} records`);
-}
-
 function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger) {
   return {
     runtime: cfg,
@@ -61,13 +45,6 @@ function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger) {
     stages: STAGES,
     logger,
   };
-}
-
-async function ingest(kafka: Kafka, serde: AvroSerde, topics: PipelineTopics, runId: string, texts: RawTextRecord[]): Promise<void> {
-  const writer = new PipelineWriter(kafka, serde, topics);
-  await writer.start();
-  await writer.writeTexts(texts);
-  await writer.stop();
 }
 
 /**
@@ -97,9 +74,11 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
       const writer = new PipelineWriter(kafka, serde, topics);
       await writer.start();
       await writer.writeRun(run);
+      await writer.writeTexts(records);
       await writer.stop();
-      await ingest(kafka, serde, topics, run.runId, records);
-      const groups = Math.ceil(opts.texts / run.roundSize) > 0 ? run.roundSize : 0; // one mixed record per collection
+      // One mixed record per collection: each round-0 text starts one, and with this unbounded length budget every
+      // later text joins its predecessor's group (few-shot), so a collection is one pre-training text.
+      const groups = run.roundSize;
       const sides = r % 2 === 0 ? (['identity', 'pipeline'] as const) : (['pipeline', 'identity'] as const);
       for (const side of sides) {
         if (side === 'identity') {
@@ -108,8 +87,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
           const proc = await startProcessor(identityProcessor({ name: `${topics.prefix}.identity`, input: topics.raw, output: out }), cfg, { logger, kafka });
           await waitForRecords(admin, out, opts.texts);
           await proc.stop();
-          const ts = await timestamps(kafka, out, opts.texts);
-          identityRuns.push(opts.texts / Math.max((Math.max(...ts) - Math.min(...ts)) / 1000, 0.001));
+          identityRuns.push(await rateOverOutput(kafka, out, opts.texts));
         } else {
           const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger));
           const cpu0 = process.cpuUsage();
@@ -119,12 +97,12 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
           if (process.env.IPT_BENCH_SPANS) opts.log(`  process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms`);
           await pipeline.stop();
           // From the first record the first stage wrote to the last mixed record.
-          const first = Math.min(...(await timestamps(kafka, topics.requests, 1)));
-          const last = Math.max(...(await timestamps(kafka, topics.mixed, groups)));
+          const first = Math.min(...(await recordTimestamps(kafka, topics.requests, 1)));
+          const last = Math.max(...(await recordTimestamps(kafka, topics.mixed, groups)));
           pipelineRuns.push(opts.texts / Math.max((last - first) / 1000, 0.001));
           if (process.env.IPT_BENCH_SPANS) {
             for (const [t, n] of [[topics.requests, opts.texts], [topics.results, opts.texts], [topics.pool, run.roundSize], [topics.augmented, groups], [topics.mixed, groups]] as const) {
-              const ts = await timestamps(kafka, t, n);
+              const ts = await recordTimestamps(kafka, t, n);
               opts.log(`  ${t}: ${n} records from +${Math.min(...ts) - first} ms to +${Math.max(...ts) - first} ms`);
             }
           }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Partitioners, type Admin, type Kafka } from 'kafkajs';
+import { Partitioners, type Kafka } from 'kafkajs';
 import { identityProcessor } from '../../processors/identity/identity-processor.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
@@ -8,9 +7,10 @@ import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-
 import { startProcessor } from '../../processors/runtime/run-processor.ts';
 import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
+import { produceAll } from '../../processors/runtime/topic-io.ts';
 import { ensureTopics } from '../../processors/runtime/topics.ts';
 import { median, round } from './stats.ts';
+import { rateOverOutput, waitForRecords } from './bench-topics.ts';
 
 export interface RuntimeBenchResult {
   bench: 'runtime';
@@ -22,33 +22,6 @@ export interface RuntimeBenchResult {
   ratio: number;
   runtimeRuns: number[];
   bareRuns: number[];
-}
-
-/**
- * Throughput of one pass over the same input topic: records / (last output's create time − first output's).
- * Measuring on the output timestamps leaves consumer-group joins and reader start-up out of both sides alike.
- */
-async function throughputOf(kafka: Kafka, output: string, n: number): Promise<number> {
-  const got = await readTopic(kafka, output, { count: n, timeoutMs: 600_000 });
-  if (got.messages.length < n) throw new Error(`bench: ${output} has ${got.messages.length} of ${n} records`);
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const m of got.messages) {
-    const t = Number(m.timestamp);
-    if (t < lo) lo = t;
-    if (t > hi) hi = t;
-  }
-  return n / Math.max((hi - lo) / 1000, 0.001);
-}
-
-async function waitForRecords(admin: Admin, topic: string, n: number): Promise<void> {
-  const deadline = Date.now() + 600_000;
-  while (Date.now() < deadline) {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    if (offsets.reduce((s, o) => s + Number(o.high), 0) >= n) return;
-    await sleep(250);
-  }
-  throw new Error(`bench: ${topic} did not reach ${n} records`);
 }
 
 /** The baseline: a plain kafkajs consume → produce → commit loop over raw bytes, batch by batch. */
@@ -101,14 +74,14 @@ export async function runtimeBench(cfg: RuntimeConfig, logger: Logger, opts: { r
     for (const side of sides) {
       if (side === 'bare') {
         await bareLoop(kafka, input, bareOut, opts.records);
-        bareRuns.push(await throughputOf(kafka, bareOut, opts.records));
+        bareRuns.push(await rateOverOutput(kafka, bareOut, opts.records));
       } else {
         const proc = await startProcessor(identityProcessor({ name: `bench-runtime-${id}-${r}`, input, output: runtimeOut }), cfg, { logger, kafka });
         // Read the timestamps only once the output is complete, as on the bare side: a reader running alongside
         // would take CPU from the processor under test.
         await waitForRecords(admin, runtimeOut, opts.records);
         await proc.stop();
-        runtimeRuns.push(await throughputOf(kafka, runtimeOut, opts.records));
+        runtimeRuns.push(await rateOverOutput(kafka, runtimeOut, opts.records));
       }
     }
     opts.log(`bench runtime: run ${r + 1}/${opts.runs}: runtime ${Math.round(runtimeRuns[r]!)} rec/s, bare ${Math.round(bareRuns[r]!)} rec/s`);

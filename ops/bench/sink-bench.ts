@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import tokenizers from '@anush008/tokenizers';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
@@ -7,11 +6,12 @@ import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
-import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
+import { produceAll } from '../../processors/runtime/topic-io.ts';
 import { ensureTopics } from '../../processors/runtime/topics.ts';
 import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
 import { startTrainerSink, trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
 import { median, round } from './stats.ts';
+import { rateOverOutput, waitForRecords } from './bench-topics.ts';
 
 export interface SinkBenchResult {
   bench: 'sink';
@@ -69,18 +69,9 @@ export async function sinkBench(
       await produceAll(kafka, topics.input, records.map((m) => ({ key: `${runId}/${m.id}`, value: serde.encode(topics.input, loadSchema('mixed-text'), m) })));
       const sink = await startTrainerSink(cfg, { name: `${prefix}.trainer-sink`, ...topics, tokenizerJson: opts.tokenizer, eosToken: opts.eosToken, seqLen: opts.seqLen, batchSize: opts.batchSize, worldSize: opts.worldSize }, { logger });
       const batches = Math.floor(Math.floor((tokens - 1) / opts.seqLen) / opts.batchSize);
-      const deadline = Date.now() + 600_000;
-      for (;;) {
-        const offsets = await admin.fetchTopicOffsets(topics.output);
-        if (offsets.reduce((s, o) => s + Number(o.high), 0) >= batches) break;
-        if (Date.now() > deadline) throw new Error(`bench sink: ${topics.output} did not reach ${batches} batches`);
-        await sleep(200);
-      }
+      await waitForRecords(admin, topics.output, batches);
       await sink.stop();
-      const got = await readTopic(kafka, topics.output, { count: batches, timeoutMs: 120_000 });
-      const ts = got.messages.map((m) => Number(m.timestamp));
-      const packed = batches * opts.batchSize * opts.seqLen;
-      sinkRuns.push(packed / Math.max((Math.max(...ts) - Math.min(...ts)) / 1000, 0.001));
+      sinkRuns.push(await rateOverOutput(kafka, topics.output, batches, batches * opts.batchSize * opts.seqLen));
       opts.log(`bench sink: run ${r + 1}/${opts.runs}: sink ${Math.round(sinkRuns[r]!)} tokens/s, bare encode ${Math.round(bareRuns[r]!)} tokens/s`);
     }
   } finally {

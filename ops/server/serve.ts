@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
@@ -79,7 +79,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const registry = new Registry();
   const pipeline = opts.withPipeline ? await startPipeline({ ...opts.pipeline, logger: opts.logger }) : undefined;
   const registries = pipeline ? [registry, pipeline.metrics.registry] : [registry];
-  const ingested = new Gauge({ name: 'ipt_ingest_records_total', help: 'Records accepted (result=accepted) or rejected over HTTP', labelNames: ['result'], registers: [registry] });
+  const ingested = new Counter({ name: 'ipt_ingest_records_total', help: 'Records accepted (result=accepted) or rejected over HTTP', labelNames: ['result'], registers: [registry] });
   const lagGauge = new Gauge({ name: 'ipt_stage_lag', help: 'Records behind per stage', labelNames: ['stage', 'topic'], registers: [registry] });
   const lagInserter = new BatchInserter(ch, 500, 1000);
   const stopLag = startLagSampler(kafka, topics, lagInserter, lagGauge, opts.lagIntervalMs, (e) => opts.logger.warn({ err: e.message }, 'lag sample failed'));

@@ -1,4 +1,5 @@
-import { defineProcessor, type Emit } from '../runtime/processor.ts';
+import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
+import { inOrder } from '../runtime/concurrency.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
 import { MixSampler } from './mix-sampler.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
@@ -30,7 +31,7 @@ export function mixingProcessor(ctx: PipelineContext) {
   const states = new Map<string, { sampler: MixSampler; state: MixerStateRecord }>();
   const tokensOf = ctx.mixTokens();
   // Per-run counts change in record order: each handler's update is queued when it is called, in input order.
-  let queue: Promise<unknown> = Promise.resolve();
+  const serially = inOrder();
 
   const stateOf = (run: RunConfig) => {
     let s = states.get(run.runId);
@@ -56,7 +57,7 @@ export function mixingProcessor(ctx: PipelineContext) {
     handle: (rec) => {
       const a = rec.value;
       const tokens = a.text === '' ? 0 : tokensOf(a.text);
-      const step = queue.then(async () => {
+      return serially(async (): Promise<HandlerResult<Out>> => {
         if (a.text === '') return { skip: 'empty text: nothing to train on' };
         const run = await ctx.run(a.runId);
         const { sampler, state } = stateOf(run);
@@ -85,8 +86,6 @@ export function mixingProcessor(ctx: PipelineContext) {
         emits.push({ to: 'state', key: a.runId, value: { ...state } });
         return emits;
       });
-      queue = step.catch(() => undefined);
-      return step;
     },
   });
   return {

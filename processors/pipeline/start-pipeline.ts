@@ -71,23 +71,19 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const extras: { stop(): Promise<void> }[] = [];
   const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
   const add = <In, O extends string>(spec: ProcessorSpec<In, O>, overrides: Partial<RuntimeConfig> = {}) => specs.push([spec as unknown as ProcessorSpec<never, string>, overrides]);
+  // A stage that reads other topics as tables: they are loaded before it starts, and stopped with it.
+  const addWithTables = async <In, O extends string>(stage: { spec: ProcessorSpec<In, O>; start(): Promise<void>; stop(): Promise<void> }) => {
+    await stage.start();
+    extras.push(stage);
+    add(stage.spec);
+  };
 
   if (stages.has('templating')) add(templatingProcessor(ctx));
-  if (stages.has('templating-pool')) {
-    const p = templatingPoolProcessor(ctx);
-    await p.start();
-    extras.push(p);
-    add(p.spec);
-  }
+  if (stages.has('templating-pool')) await addWithTables(templatingPoolProcessor(ctx));
   // The LLM stages keep as many records in flight as the pool may send at once.
   if (stages.has('synthesis')) add(synthesisProcessor(ctx), { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * opts.llm.endpoints.length) });
   if (stages.has('round-feedback')) add(roundFeedbackProcessor(ctx));
-  if (stages.has('mixing')) {
-    const m = mixingProcessor(ctx);
-    await m.start();
-    extras.push(m);
-    add(m.spec);
-  }
+  if (stages.has('mixing')) await addWithTables(mixingProcessor(ctx));
   if (stages.has('evaluation')) add(evaluationProcessor(ctx, opts.evaluation));
   if (stages.has('clickhouse-sink')) {
     await migrate(opts.clickhouse.url, opts.clickhouse.database);

@@ -1,9 +1,8 @@
 import { defineProcessor, type Emit } from '../runtime/processor.ts';
-import { appendEntry } from '../templating/multi-round.ts';
+import { appendEntry, closeCollection } from '../templating/multi-round.ts';
 import { parseSynthesizerOutput, plainPairs } from './parse-output.ts';
 import { countPairPieces, pairQuality } from './quality.ts';
 import { templatedRecords } from './templated-records.ts';
-import { closeCollection } from '../templating/templating-pool-processor.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { METRIC_DEFAULTS, type MetricEventRecord, type PipelineEntry, type RoundCollectionRecord, type SynthesisResultRecord } from '../pipeline/records.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';

@@ -21,3 +21,17 @@ export async function mapOrdered<T, R>(items: readonly T[], limit: number, fn: (
   await Promise.all(pending);
   return out;
 }
+
+/**
+ * Runs async steps one after another in the order they were submitted, whatever order their inputs resolve in:
+ * stateful handlers (a mixer's counts, a packer's buffer) call it synchronously per record, so the state changes in
+ * input order while the runtime keeps several handler calls in flight. A failed step does not stop later ones.
+ */
+export function inOrder(): <T>(step: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (step) => {
+    const run = tail.then(step);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}

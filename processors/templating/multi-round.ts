@@ -76,13 +76,14 @@ export async function planRound(round: number, texts: string[], previous: Collec
   for (let i = 0; i < texts.length; i++) {
     plans.push(round === 0 ? { prompt: formatSynthesizerInput(texts[i]!), collection: undefined, fewShot: false } : await planPrompt(texts[i]!, previous[i], budget));
   }
-  const leftovers = previous.slice(texts.length).map(close);
+  const leftovers = previous.slice(texts.length).map(closeCollection);
   return { round, texts, plans, leftovers };
 }
 
-function close(c: Collection): Collection {
+/** A collection with its last entry closed (followedByNext = false): nothing will continue it. */
+export function closeCollection<C extends Collection>(c: C): C {
   const last = c[c.length - 1];
-  return last ? [...c.slice(0, -1), { ...last, followedByNext: false }] : c;
+  return (last ? [...c.slice(0, -1), { ...last, followedByNext: false }] : c) as C;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { defineProcessor } from '../runtime/processor.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
-import { planPrompt } from './multi-round.ts';
+import { closeCollection, planPrompt } from './multi-round.ts';
 import { hasNextText, seqOf } from '../pipeline/run-config.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { templatedRecords } from '../round-feedback/templated-records.ts';
@@ -48,9 +48,4 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
     },
   });
   return { spec, start: () => nextTexts.start(), stop: () => nextTexts.stop() };
-}
-
-export function closeCollection(c: PipelineEntry[]): PipelineEntry[] {
-  const last = c[c.length - 1];
-  return last ? [...c.slice(0, -1), { ...last, followedByNext: false }] : c;
 }

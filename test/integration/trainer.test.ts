@@ -28,15 +28,16 @@ async function mixedRecords(runId: string, n: number): Promise<MixedTextRecord[]
   return sampleTexts(n, { runId, bytes: 300 }).map((t, i) => ({ id: t.id, runId, source: i % 3 === 0 ? 'general' : i % 3 === 1 ? 'augmented' : 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i }));
 }
 
-async function seedMixed(prefix: string, runId: string, n: number): Promise<MixedTextRecord[]> {
+async function seedMixed(prefix: string, runId: string, n: number, produce: (r: MixedTextRecord, i: number) => boolean = () => true): Promise<{ records: MixedTextRecord[]; produceRest: () => Promise<void> }> {
   const topics = trainerSinkTopics(prefix);
   const kafka = testKafka();
   await createTopics(kafka, [topics.input], 1);
   const serde = new AvroSerde(inject('stack').registryUrl);
   await serde.registerValueSchema(topics.input, 'mixed-text');
   const records = await mixedRecords(runId, n);
-  await produceAll(kafka, topics.input, records.map((r) => ({ key: `${runId}/${r.id}`, value: serde.encode(topics.input, loadSchema('mixed-text'), r) })));
-  return records;
+  const send = (rs: MixedTextRecord[]) => produceAll(kafka, topics.input, rs.map((r) => ({ key: `${runId}/${r.id}`, value: serde.encode(topics.input, loadSchema('mixed-text'), r) })));
+  await send(records.filter(produce));
+  return { records, produceRest: () => send(records.filter((r, i) => !produce(r, i))) };
 }
 
 async function readBatches(topic: string, count: number): Promise<(TokenBatchRecord & { partition: number; offset: string })[]> {
@@ -62,20 +63,27 @@ describe('the trainer sink and the PyTorch trainer on the real stack', () => {
   it('packs the mixed stream into seq_len + 1 sequences, batch per rank, continuing exactly across a restart', async () => {
     const prefix = uniq('it-sink');
     const runId = 'sink-run';
-    const records = await seedMixed(prefix, runId, 60);
+    // The first half goes in before the sink starts, the second half only after it stopped: the restarted sink
+    // must pick up the saved packing state (a part-filled sequence and batch) to continue the stream exactly.
+    const { records, produceRest } = await seedMixed(prefix, runId, 60, (_, i) => i < 30);
     const topics = trainerSinkTopics(prefix);
     const opts = { name: `${prefix}.trainer-sink`, ...topics, tokenizerJson: inject('smallTokenizer'), eosToken: SMALL_TOKENIZER.eosToken, seqLen: 32, batchSize: 2, worldSize: 2 };
     // Exactly-once: the packing state and the batches commit together, so a restart continues the stream exactly.
     const cfg = testConfig({ exactlyOnce: true, batchSize: 7 });
-    let sink = await startTrainerSink(cfg, opts, { logger });
-    await readBatches(topics.output, 3);
-    await sink.stop();
-    sink = await startTrainerSink(cfg, opts, { logger });
     // The expected stream: every text's ids, then [SEP].
     const tok = tokenizers.Tokenizer.fromFile(inject('smallTokenizer'));
     const sep = tok.tokenToId(SMALL_TOKENIZER.eosToken)!;
     const stream: number[] = [];
     for (const r of records) stream.push(...(await tok.encode(r.text, null, { addSpecialTokens: false })).getIds(), sep);
+    let firstHalf = 0;
+    for (const r of records.slice(0, 30)) firstHalf += (await tok.encode(r.text, null, { addSpecialTokens: false })).getLength() + 1;
+    const firstBatches = Math.floor(Math.floor((firstHalf - 1) / 32) / 2);
+    expect((firstHalf - 1) % 64).not.toBe(0); // the first half ends inside a batch: there is state to carry
+    let sink = await startTrainerSink(cfg, opts, { logger });
+    await readBatches(topics.output, firstBatches);
+    await sink.stop();
+    await produceRest();
+    sink = await startTrainerSink(cfg, opts, { logger });
     const sequences = Math.floor((stream.length - 1) / 32);
     const batches = Math.floor(sequences / 2);
     const got = await readBatches(topics.output, batches);

@@ -1,5 +1,6 @@
 import tokenizers from '@anush008/tokenizers';
-import { defineProcessor, type Emit } from '../../processors/runtime/processor.ts';
+import { defineProcessor, type Emit, type HandlerResult } from '../../processors/runtime/processor.ts';
+import { inOrder } from '../../processors/runtime/concurrency.ts';
 import { TopicTable } from '../../processors/runtime/topic-table.ts';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import type { Kafka } from 'kafkajs';
@@ -60,7 +61,7 @@ export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerS
   const { tok, eosId, vocabSize } = loadTokenizer(o.tokenizerJson, o.eosToken);
   const saved = new TopicTable<SinkStateRecord>(kafka, serde, o.stateTopic, 'sink-state', (s) => s.runId);
   const runs = new Map<string, { packer: SequencePacker; globalStep: number; lastMixIndex: number }>();
-  let queue: Promise<unknown> = Promise.resolve();
+  const serially = inOrder();
 
   const runState = (runId: string) => {
     let r = runs.get(runId);
@@ -81,7 +82,7 @@ export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerS
       const m = rec.value;
       const encoded = tok.encode(m.text, null, { addSpecialTokens: false });
       // Packing is sequential per run: each record's step is queued when the handler is called, in input order.
-      const step = queue.then(async () => {
+      return serially(async (): Promise<HandlerResult<'batches' | 'state'>> => {
         const r = runState(m.runId);
         // A record at or before the last one packed was already packed (a replay after a restart): skip it.
         if (m.mixIndex <= r.lastMixIndex) return { skip: 'already packed (mix index at or before the saved state)' };
@@ -113,8 +114,6 @@ export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerS
         emits.push({ to: 'state', key: m.runId, value: { runId: m.runId, globalStep: r.globalStep, lastMixIndex: m.mixIndex, get packer() { return JSON.stringify(packer.state()); } } });
         return emits;
       });
-      queue = step.catch(() => undefined);
-      return step;
     },
   });
   return {

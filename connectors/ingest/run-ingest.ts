@@ -1,7 +1,8 @@
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
-import { chooseConverted, convertRank, PRESETS, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
+import { chooseConverted, convertRank, placement, PRESETS, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
+import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 
@@ -71,6 +72,7 @@ export function openRunRecord(run: RunConfig, t: InputText, now = Date.now()): R
 /** Writes records of one schema to the pipeline's topics, keyed "<run>/<id>", every send acknowledged by all replicas. */
 export class PipelineWriter {
   private producer: Producer | undefined;
+  private rawPartitions = 1;
 
   constructor(
     private readonly kafka: Kafka,
@@ -85,6 +87,14 @@ export class PipelineWriter {
     await this.serde.registerValueSchema(t.general, 'raw-text');
     await this.serde.registerValueSchema(t.evalRecords, 'evaluation-record');
     await this.serde.registerValueSchema(t.pool, 'round-collection');
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: [t.raw] });
+      this.rawPartitions = Math.max(1, meta.topics[0]?.partitions.length ?? 1);
+    } finally {
+      await admin.disconnect();
+    }
     this.producer = this.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
   }
@@ -93,11 +103,11 @@ export class PipelineWriter {
     await this.producer?.disconnect();
   }
 
-  private async send(topic: string, schema: string, items: readonly { key: string; value: unknown }[], chunk = 1000): Promise<void> {
+  private async send(topic: string, schema: string, items: readonly { key: string; value: unknown; partition?: number }[], chunk = 1000): Promise<void> {
     if (!this.producer) throw new Error('PipelineWriter.start() was not called');
     const s = loadSchema(schema);
     for (let i = 0; i < items.length; i += chunk) {
-      const messages = items.slice(i, i + chunk).map((m) => ({ key: m.key, value: this.serde.encode(topic, s, m.value) }));
+      const messages = items.slice(i, i + chunk).map((m) => ({ key: m.key, value: this.serde.encode(topic, s, m.value), partition: m.partition }));
       await this.producer.send({ topic, acks: -1, messages });
     }
   }
@@ -106,9 +116,17 @@ export class PipelineWriter {
     return this.send(this.topics.runs, 'run-config', [{ key: run.runId, value: run }]);
   }
 
-  writeTexts(records: readonly RawTextRecord[]): Promise<void> {
-    return this.send(this.topics.raw, 'raw-text', records.map((r) => ({ key: recordKey(r.runId, r.id), value: r })));
+  /**
+   * Raw texts in the order given. A multi-round run's converted texts are placed by position (every round's text i
+   * in one partition, in round order), so the fused stage hands collections between rounds within a partition; the
+   * rest go by key.
+   */
+  writeTexts(records: readonly RawTextRecord[], run: Pick<RunConfig, 'runId' | 'rounds' | 'roundSize'>): Promise<void> {
+    const base = hashString(run.runId);
+    const partitionOf = (r: RawTextRecord) => (run.rounds > 1 && r.convert && r.seq >= 0 ? (base + placement(run, r.seq).position) % this.rawPartitions : undefined);
+    return this.send(this.topics.raw, 'raw-text', records.map((r) => ({ key: recordKey(r.runId, r.id), value: r, partition: partitionOf(r) })));
   }
+
 
   writeGeneral(runId: string, texts: readonly InputText[]): Promise<void> {
     const now = Date.now();

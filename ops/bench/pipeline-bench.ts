@@ -11,12 +11,20 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { ensurePipelineTopics, startPipeline } from '../../processors/pipeline/start-pipeline.ts';
-import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { pipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
 import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
 import { instantRecordedBackend } from './instant-backend.ts';
 import { median, round } from './stats.ts';
 import { rateOverOutput, recordTimestamps, waitForRecords } from './bench-topics.ts';
+
+export interface LatencyFigures {
+  texts: number;
+  ratePerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
 
 export interface PipelineBenchResult {
   bench: 'pipeline';
@@ -24,17 +32,21 @@ export interface PipelineBenchResult {
   textBytes: number;
   rounds: number;
   runs: number;
+  /** The fused topology (the faster) when measured, else the staged: the figure the goal is about. */
   pipelineTextsPerSec: number;
   identityTextsPerSec: number;
   ratio: number;
-  pipelineRuns: number[];
+  topologies: Partial<Record<Topology, { textsPerSec: number; ratio: number; runs: number[]; latency: LatencyFigures }>>;
   identityRuns: number[];
-  latency: { texts: number; ratePerSec: number; p50Ms: number; p99Ms: number; maxMs: number };
 }
 
-const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'] as const;
+/** The benchmarked stages: templating, synthesis (instant), round feedback and mixing; not evaluation or ClickHouse. */
+const BENCH_STAGES: Record<Topology, readonly StageName[]> = {
+  staged: ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'],
+  fused: ['fused'],
+};
 
-function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger) {
+function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger, topology: Topology) {
   return {
     runtime: cfg,
     prefix,
@@ -42,89 +54,90 @@ function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger) {
     llm: { endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() },
     evaluation: { model: 'recorded', maxNewTokens: 400, temperature: 0 },
     clickhouse: { url: '', database: 'unused' },
-    stages: STAGES,
+    stages: BENCH_STAGES[topology],
     logger,
   };
 }
 
+const SIDES = ['identity', 'staged', 'fused'] as const;
+
 /**
  * Texts per second through templating → synthesis (an instant recorded backend) → round feedback → mixing, all in
- * one process on one core, against the runtime's identity processor over the same raw-text records. Each side's
- * rate is texts / (last output's timestamp − first output's), so group joins and start-up count on neither side.
- * Then the added latency per text (raw record's timestamp → its mixed record's), at a steady ingest rate below
- * capacity, with LLM time ≈ 0.
+ * one process on one core, in both topologies, against the runtime's identity processor over the same raw-text
+ * records. Each side's rate is texts / (last output's timestamp − first output's), so group joins and start-up
+ * count on no side; the order of the sides rotates from run to run. Then the added latency per text (raw record's
+ * timestamp → its mixed record's), at a steady ingest rate of half the topology's capacity, with LLM time ≈ 0.
  */
-export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; log: (l: string) => void }): Promise<PipelineBenchResult> {
+export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; topologies: Topology[]; log: (l: string) => void }): Promise<PipelineBenchResult> {
   const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-bench', logger });
   const serde = new AvroSerde(cfg.registryUrl);
   const admin = kafka.admin();
   await admin.connect();
   const settings = { preset: 'none' as const, rounds: opts.rounds, seed: 0, model: 'recorded', maxModelLen: 1 << 20, maxNewTokens: 400, lengthEstimate: 'words' as const, temperature: 0 };
-  const pipelineRuns: number[] = [];
-  const identityRuns: number[] = [];
+  const rates: Record<(typeof SIDES)[number], number[]> = { identity: [], staged: [], fused: [] };
   const created: string[] = [];
   try {
     for (let r = 0; r < opts.runs; r++) {
       const id = randomUUID().slice(0, 8);
-      const topics = pipelineTopics(`bench-${id}`);
-      await ensurePipelineTopics({ runtime: cfg, prefix: topics.prefix, partitions: 1, logger });
-      created.push(...(await admin.listTopics()).filter((t) => t.startsWith(topics.prefix)));
+      const measured = SIDES.filter((s) => s === 'identity' || opts.topologies.includes(s));
+      const sides = [...measured.slice(r % measured.length), ...measured.slice(0, r % measured.length)];
       const texts = sampleTexts(opts.texts, { runId: id, bytes: opts.textBytes }).map((t) => ({ id: t.id, text: t.text, source: t.source }));
-      const { run, records } = planRun({ ...settings, runId: `bench-${id}` }, texts);
-      const writer = new PipelineWriter(kafka, serde, topics);
-      await writer.start();
-      await writer.writeRun(run);
-      await writer.writeTexts(records);
-      await writer.stop();
-      // One mixed record per collection: each round-0 text starts one, and with this unbounded length budget every
-      // later text joins its predecessor's group (few-shot), so a collection is one pre-training text.
-      const groups = run.roundSize;
-      const sides = r % 2 === 0 ? (['identity', 'pipeline'] as const) : (['pipeline', 'identity'] as const);
       for (const side of sides) {
+        // Each side its own topics with the same records, so none reads what another wrote.
+        const topics = pipelineTopics(`bench-${id}-${side}`);
+        await ensurePipelineTopics({ runtime: cfg, prefix: topics.prefix, partitions: 1, logger });
+        created.push(...(await admin.listTopics()).filter((t) => t.startsWith(topics.prefix)));
+        const { run, records } = planRun({ ...settings, runId: `bench-${id}` }, texts);
+        const writer = new PipelineWriter(kafka, serde, topics);
+        await writer.start();
+        await writer.writeRun(run);
+        await writer.writeTexts(records, run);
+        await writer.stop();
         if (side === 'identity') {
           const out = `${topics.prefix}.identity.out`;
           created.push(out);
           const proc = await startProcessor(identityProcessor({ name: `${topics.prefix}.identity`, input: topics.raw, output: out }), cfg, { logger, kafka });
           await waitForRecords(admin, out, opts.texts);
           await proc.stop();
-          identityRuns.push(await rateOverOutput(kafka, out, opts.texts));
-        } else {
-          const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger));
-          const cpu0 = process.cpuUsage();
-          const wall0 = performance.now();
-          await waitForRecords(admin, topics.mixed, groups);
-          const cpu = process.cpuUsage(cpu0);
-          if (process.env.IPT_BENCH_SPANS) opts.log(`  process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms`);
-          await pipeline.stop();
-          // From the first record the first stage wrote to the last mixed record.
-          const first = Math.min(...(await recordTimestamps(kafka, topics.requests, 1)));
-          const last = Math.max(...(await recordTimestamps(kafka, topics.mixed, groups)));
-          pipelineRuns.push(opts.texts / Math.max((last - first) / 1000, 0.001));
-          if (process.env.IPT_BENCH_SPANS) {
-            for (const [t, n] of [[topics.requests, opts.texts], [topics.results, opts.texts], [topics.pool, run.roundSize], [topics.augmented, groups], [topics.mixed, groups]] as const) {
-              const ts = await recordTimestamps(kafka, t, n);
-              opts.log(`  ${t}: ${n} records from +${Math.min(...ts) - first} ms to +${Math.max(...ts) - first} ms`);
-            }
-          }
+          rates.identity.push(await rateOverOutput(kafka, out, opts.texts));
+          continue;
         }
+        // One mixed record per collection: each round-0 text starts one, and with this unbounded length budget every
+        // later text joins its predecessor's group (few-shot), so a collection is one pre-training text.
+        const groups = run.roundSize;
+        const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
+        const cpu0 = process.cpuUsage();
+        const wall0 = performance.now();
+        await waitForRecords(admin, topics.mixed, groups);
+        const cpu = process.cpuUsage(cpu0);
+        if (process.env.IPT_BENCH_SPANS) opts.log(`  ${side}: process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms`);
+        await pipeline.stop();
+        // From the first record the first stage wrote to the last mixed record.
+        const firstOut = side === 'staged' ? topics.requests : topics.metrics;
+        const first = Math.min(...(await recordTimestamps(kafka, firstOut, 1)));
+        const last = Math.max(...(await recordTimestamps(kafka, topics.mixed, groups)));
+        rates[side].push(opts.texts / Math.max((last - first) / 1000, 0.001));
       }
-      opts.log(`bench pipeline: run ${r + 1}/${opts.runs}: pipeline ${Math.round(pipelineRuns[r]!)} texts/s, identity ${Math.round(identityRuns[r]!)} texts/s`);
+      opts.log(`bench pipeline: run ${r + 1}/${opts.runs}: ${opts.topologies.map((t) => `${t} ${Math.round(rates[t][r]!)} texts/s, `).join('')}identity ${Math.round(rates.identity[r]!)} texts/s`);
     }
-    const latency = await latencyRun(kafka, serde, admin, cfg, logger, opts, median(pipelineRuns), created);
-    const p = median(pipelineRuns);
-    const b = median(identityRuns);
+    const b = median(rates.identity);
+    const topologies = {} as PipelineBenchResult['topologies'];
+    for (const side of opts.topologies) {
+      const p = median(rates[side]);
+      const latency = await latencyRun(kafka, serde, admin, cfg, logger, opts, p, created, side);
+      topologies[side] = { textsPerSec: Math.round(p), ratio: round(p / b), runs: rates[side].map(Math.round), latency };
+    }
     return {
       bench: 'pipeline',
       texts: opts.texts,
       textBytes: opts.textBytes,
       rounds: opts.rounds,
       runs: opts.runs,
-      pipelineTextsPerSec: Math.round(p),
+      pipelineTextsPerSec: (topologies.fused ?? topologies.staged)!.textsPerSec,
       identityTextsPerSec: Math.round(b),
-      ratio: round(p / b),
-      pipelineRuns: pipelineRuns.map(Math.round),
-      identityRuns: identityRuns.map(Math.round),
-      latency,
+      ratio: (topologies.fused ?? topologies.staged)!.ratio,
+      topologies,
+      identityRuns: rates.identity.map(Math.round),
     };
   } finally {
     await admin.deleteTopics({ topics: [...new Set(created)] }).catch(() => undefined);
@@ -132,10 +145,10 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
   }
 }
 
-/** One round, texts ingested at half the measured capacity while the stages run: per-text latency raw → mixed. */
-async function latencyRun(kafka: Kafka, serde: AvroSerde, admin: Admin, cfg: RuntimeConfig, logger: Logger, opts: { textBytes: number; log: (l: string) => void }, capacity: number, created: string[]) {
+/** One round, texts ingested at half the topology's measured capacity while its stages run: per-text latency raw → mixed. */
+async function latencyRun(kafka: Kafka, serde: AvroSerde, admin: Admin, cfg: RuntimeConfig, logger: Logger, opts: { textBytes: number; log: (l: string) => void }, capacity: number, created: string[], topology: Topology): Promise<LatencyFigures> {
   const id = randomUUID().slice(0, 8);
-  const topics = pipelineTopics(`bench-lat-${id}`);
+  const topics = pipelineTopics(`bench-lat-${id}-${topology}`);
   await ensurePipelineTopics({ runtime: cfg, prefix: topics.prefix, partitions: 1, logger });
   created.push(...(await admin.listTopics()).filter((t) => t.startsWith(topics.prefix)));
   const rate = Math.max(50, Math.round(capacity / 2));
@@ -145,16 +158,16 @@ async function latencyRun(kafka: Kafka, serde: AvroSerde, admin: Admin, cfg: Run
   const writer = new PipelineWriter(kafka, serde, topics);
   await writer.start();
   await writer.writeRun(run);
-  const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger));
+  const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger, topology));
   while (!pipeline.ready()) await sleep(50);
-  opts.log(`bench pipeline: latency at ${rate} texts/s for ${n} texts`);
+  opts.log(`bench pipeline: ${topology} latency at ${rate} texts/s for ${n} texts`);
   const step = 50;
   const t0 = performance.now();
   for (let i = 0; i < n; i += step) {
     const due = t0 + (i / rate) * 1000;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
-    await writer.writeTexts(records.slice(i, i + step));
+    await writer.writeTexts(records.slice(i, i + step), run);
   }
   await waitForRecords(admin, topics.mixed, n);
   await pipeline.stop();

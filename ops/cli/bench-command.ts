@@ -1,3 +1,4 @@
+import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { endpointsEnv, locateStack } from '../stack/locate.ts';
@@ -11,6 +12,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     runs: { type: 'string' },
     'record-bytes': { type: 'string' },
     rounds: { type: 'string' },
+    topology: { type: 'string' },
   });
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const what = positionals[0];
@@ -50,13 +52,22 @@ export async function benchCommand(argv: string[]): Promise<number> {
         runs: intOption('bench', 'runs', values.runs, 3),
         textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
         rounds: intOption('bench', 'rounds', values.rounds, 2),
+        topologies: benchTopologies(values.topology as string | undefined),
         log,
       });
       print(
         result,
         values.json,
-        `pipeline ${result.pipelineTextsPerSec} texts/s vs identity ${result.identityTextsPerSec} texts/s: ratio ${result.ratio} (goal ≥ 0.5); ` +
-          `added latency p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms at ${result.latency.ratePerSec} texts/s`,
+        (['fused', 'staged'] as const)
+          .filter((t) => result.topologies[t])
+          .map((t) => {
+            const x = result.topologies[t]!;
+            return (
+              `${t}: ${x.textsPerSec} texts/s vs identity ${result.identityTextsPerSec} texts/s: ratio ${x.ratio}${t === 'fused' ? ' (goal ≥ 0.5)' : ''}; ` +
+              `added latency p50 ${x.latency.p50Ms} ms, p99 ${x.latency.p99Ms} ms at ${x.latency.ratePerSec} texts/s`
+            );
+          })
+          .join('\n'),
       );
       return 0;
     }
@@ -81,10 +92,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError('usage: ipt bench runtime|synthesis|pipeline|sink [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M]');
+      throw new UsageError('usage: ipt bench runtime|synthesis|pipeline|sink [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M] [--topology fused|staged|both]');
   }
 }
 
 function print(result: object, json: boolean | undefined, human: string): void {
   console.log(json ? JSON.stringify(result) : human);
+}
+
+function benchTopologies(raw: string | undefined): Topology[] {
+  if (raw === undefined || raw === 'both') return ['fused', 'staged'];
+  if (raw === 'fused' || raw === 'staged') return [raw];
+  throw new UsageError(`bench: --topology must be fused, staged or both (got ${raw})`);
 }

@@ -7,11 +7,11 @@ import { parse, intOption, UsageError } from './args.ts';
 import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
 
 const USAGE = `usage:
-  ipt pipeline up [--stages templating,synthesis,…] [--llm-url URL[,URL…]] [--model NAME] [--prefix ipt] [--partitions 4]
+  ipt pipeline up [--topology staged|fused] [--stages templating,synthesis,…] [--llm-url URL[,URL…]] [--model NAME] [--prefix ipt] [--partitions 4]
   ipt pipeline run --input FILE(.jsonl|.parquet|-) --llm-url URL[,URL…] [--rounds M] [--preset from-scratch|domain-adaptive]
       [--model NAME] [--max-model-len 4096] [--max-new-tokens 400] [--length-estimate tokens|words] [--tokenizer FILE]
       [--temperature 0] [--seed 0] [--run ID] [--convert-fraction F] [--general FILE] [--general-weight W] [--general-restart]
-      [--evaluation FILE] [--output FILE(.jsonl|.parquet)] [--external] [--timeout-ms MS=1800000] [--json]`;
+      [--evaluation FILE] [--output FILE(.jsonl|.parquet)] [--topology staged|fused] [--external] [--timeout-ms MS=1800000] [--json]`;
 
 export async function pipelineCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

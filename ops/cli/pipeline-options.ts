@@ -1,6 +1,6 @@
 import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { isPreset, type PresetName } from '../../processors/pipeline/run-config.ts';
-import { STAGES, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
+import { STAGES, TOPOLOGIES, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineOptions } from '../../processors/pipeline/start-pipeline.ts';
 import type { RunSettings } from '../../connectors/ingest/run-ingest.ts';
 import { intOption, UsageError } from './args.ts';
@@ -16,6 +16,7 @@ export const PIPELINE_FLAGS = {
   prefix: { type: 'string' },
   partitions: { type: 'string' },
   stages: { type: 'string' },
+  topology: { type: 'string' },
   'max-new-tokens': { type: 'string' },
   temperature: { type: 'string' },
 } as const;
@@ -41,7 +42,7 @@ function num(cmd: string, name: string, raw: unknown, fallback: number, min: num
   return n;
 }
 
-/** Pipeline settings from flags and environment (IPT_LLM_URL, IPT_CLICKHOUSE_URL, IPT_CLICKHOUSE_DB, IPT_TOPIC_PREFIX), validated once. */
+/** Pipeline settings from flags and environment (IPT_LLM_URL, IPT_CLICKHOUSE_URL, IPT_CLICKHOUSE_DB, IPT_TOPIC_PREFIX, IPT_TOPOLOGY), validated once. */
 export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv = process.env): Omit<PipelineOptions, 'logger'> {
   const runtime = runtimeConfig(env);
   const llmUrl = (v['llm-url'] as string | undefined) ?? env.IPT_LLM_URL ?? '';
@@ -55,6 +56,8 @@ export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv =
   }
   const stages = v.stages === undefined ? undefined : (String(v.stages).split(',').map((s) => s.trim()) as StageName[]);
   for (const s of stages ?? []) if (!STAGES.includes(s)) throw new UsageError(`${cmd}: unknown stage "${s}" (stages: ${STAGES.join(', ')})`);
+  const topology = (v.topology as string | undefined) ?? env.IPT_TOPOLOGY ?? 'staged';
+  if (!Object.hasOwn(TOPOLOGIES, topology)) throw new UsageError(`${cmd}: --topology must be ${Object.keys(TOPOLOGIES).join(' or ')} (got ${topology})`);
   const clickhouseUrl = env.IPT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
   const database = env.IPT_CLICKHOUSE_DB ?? 'instruct_pt';
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError(`IPT_CLICKHOUSE_DB=${database}: letters, digits and "_" only`);
@@ -63,6 +66,7 @@ export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv =
     prefix: (v.prefix as string | undefined) ?? env.IPT_TOPIC_PREFIX ?? 'ipt',
     partitions: intOption(cmd, 'partitions', v.partitions as string | undefined, 4),
     stages,
+    topology: topology as Topology,
     llm: {
       endpoints,
       concurrency: intOption(cmd, 'concurrency', v.concurrency as string | undefined, 32),

@@ -128,7 +128,7 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
     if (input.general) await writer.writeGeneral(runId, input.general);
     if (opts.startStages) pipeline = await startPipeline({ ...opts.pipeline, logger: opts.logger });
     await monitor.start();
-    await writer.writeTexts(records);
+    await writer.writeTexts(records, run);
     await writer.writePool(input.pool);
     await writer.writeEvaluations(evaluations);
     opts.log(`pipeline: run ${runId}: ${records.length} texts ingested (${run.convertedTexts} to convert in ${run.rounds} round(s), from round ${run.startRound}), ${input.rejects.length} rejected`);

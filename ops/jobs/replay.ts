@@ -4,7 +4,7 @@ import { stageGroup, type PipelineTopics, type StageName } from '../../processor
 /** Which stage consumes which topic: the stages a replay of that topic re-runs. */
 export function consumersOf(t: PipelineTopics, topic: string): StageName[] {
   const map: Record<string, StageName[]> = {
-    [t.raw]: ['templating'],
+    [t.raw]: ['templating', 'fused'],
     [t.pool]: ['templating-pool'],
     [t.requests]: ['synthesis'],
     [t.results]: ['round-feedback'],
@@ -49,10 +49,12 @@ export async function replayTopic(kafka: Kafka, topics: PipelineTopics, topic: s
     else if ('offset' in from) target = ends.map((o) => ({ partition: o.partition, offset: (from.offset < BigInt(o.low) ? BigInt(o.low) : from.offset > BigInt(o.high) ? BigInt(o.high) : from.offset).toString() }));
     else target = (await admin.fetchTopicOffsetsByTimestamp(topic, from.timestamp)).map((o) => ({ partition: o.partition, offset: o.offset }));
     const result: ReplayResult = { topic, groups: [] };
-    for (const stage of stages) {
+    const described = (await admin.describeGroups(stages.map((s) => stageGroup(topics, s)))).groups;
+    // Of two topologies' readers (the raw topic's), move those that have run; if neither has, both.
+    const known = stages.filter((s) => described.some((g) => g.groupId === stageGroup(topics, s) && g.state !== 'Dead'));
+    for (const stage of known.length > 0 ? known : stages) {
       const groupId = stageGroup(topics, stage);
-      const { groups } = await admin.describeGroups([groupId]);
-      const g = groups[0];
+      const g = described.find((d) => d.groupId === groupId);
       if (g && g.members.length > 0) throw new Error(`stage ${stage} (group ${groupId}) is running with ${g.members.length} member(s): stop it before replaying ${topic}`);
       await admin.setOffsets({ groupId, topic, partitions: target });
       result.groups.push({ group: groupId, partitions: target });

@@ -146,7 +146,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     const result = validateIngestBatch(run, req.body, opts.limits);
     if ('error' in result) return reply.code(400).send({ error: result.error });
     // Accepted records are acknowledged by Kafka before the answer goes out: a 2xx or 422 means they are stored.
-    if (result.accepted.length > 0) await writer.writeTexts(result.accepted);
+    if (result.accepted.length > 0) await writer.writeTexts(result.accepted, run);
     ingested.inc({ result: 'accepted' }, result.accepted.length);
     ingested.inc({ result: 'rejected' }, result.rejected.length);
     const body = { accepted: result.accepted.length, ids: result.accepted.map((r) => r.id), rejected: result.rejected };

@@ -2,12 +2,13 @@ import { defineProcessor, type Emit, type HandlerResult } from '../runtime/proce
 import { inOrder } from '../runtime/concurrency.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
 import { MixSampler } from './mix-sampler.ts';
-import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import { recordKey, stageGroup, type PipelineTopics } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { AugmentedTextRecord, MixedTextRecord, MixerStateRecord, RawTextRecord } from '../pipeline/records.ts';
 import type { RunConfig } from '../pipeline/run-config.ts';
 
-type Out = 'mixed' | 'state';
+export type MixOut = 'mixed' | 'state';
+type Out = MixOut;
 const DOMAIN = 0;
 const GENERAL = 1;
 
@@ -18,6 +19,12 @@ const GENERAL = 1;
  * target at every prefix. The per-run counts go to a compacted changelog in the same batch as the outputs (the
  * same transaction under exactly-once), and a restarted mixer goes on from them.
  */
+/** The mixer's outputs: the mixed stream (one partition: its order is the mix order) and the per-run counts' changelog. */
+export const mixingOutputs = (t: PipelineTopics) => ({
+  mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 },
+  state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1, latestPerKey: true },
+});
+
 export function mixingProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
   // General instructions are ingested per run; each run's are kept in topic order under "<run>/<index>".
@@ -50,46 +57,49 @@ export function mixingProcessor(ctx: PipelineContext) {
     return s;
   };
 
+  /** One augmented text into the run's mix: it, then any general instructions whose deficit is now the largest. */
+  const mix = (a: AugmentedTextRecord): Promise<HandlerResult<Out>> => {
+    const tokens = a.text === '' ? 0 : tokensOf(a.text);
+    return serially(async (): Promise<HandlerResult<Out>> => {
+      if (a.text === '') return { skip: 'empty text: nothing to train on' };
+      const run = await ctx.run(a.runId);
+      const { sampler, state } = stateOf(run);
+      const emits: Emit<Out>[] = [];
+      const emit = (m: Omit<MixedTextRecord, 'runId' | 'mixIndex'>) => {
+        const value: MixedTextRecord = { ...m, runId: a.runId, mixIndex: state.mixIndex++ };
+        emits.push({ to: 'mixed', key: recordKey(a.runId, m.id), value });
+      };
+      const n = await tokens;
+      emit({ id: a.id, source: a.converted ? 'augmented' : 'raw', sourceId: a.id, text: a.text, tokens: n });
+      sampler.record(DOMAIN, n);
+      while (sampler.next() === GENERAL) {
+        let g = general.peek(`${a.runId}/${state.generalCursor}`);
+        if (!g && run.generalOnExhausted === 'restart' && state.generalCursor > 0) g = general.peek(`${a.runId}/${(state.generalCursor = 0)}`);
+        if (!g) {
+          sampler.leave(GENERAL);
+          state.generalLeft = true;
+          break;
+        }
+        const gt = await tokensOf(g.text);
+        emit({ id: `general/${state.generalCursor}/${state.mixIndex}`, source: 'general', sourceId: g.id, text: g.text, tokens: gt });
+        sampler.record(GENERAL, gt);
+        state.generalCursor++;
+      }
+      state.emittedTokens = [sampler.emitted[DOMAIN]!, sampler.emitted[GENERAL]!];
+      emits.push({ to: 'state', key: a.runId, value: { ...state } });
+      return emits;
+    });
+  };
+
   const spec = defineProcessor<AugmentedTextRecord, Out>({
     name: stageGroup(t, 'mixing'),
     input: { topics: [t.augmented], schema: 'augmented-text' },
-    outputs: { mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 }, state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1, latestPerKey: true } },
-    handle: (rec) => {
-      const a = rec.value;
-      const tokens = a.text === '' ? 0 : tokensOf(a.text);
-      return serially(async (): Promise<HandlerResult<Out>> => {
-        if (a.text === '') return { skip: 'empty text: nothing to train on' };
-        const run = await ctx.run(a.runId);
-        const { sampler, state } = stateOf(run);
-        const emits: Emit<Out>[] = [];
-        const emit = (m: Omit<MixedTextRecord, 'runId' | 'mixIndex'>) => {
-          const value: MixedTextRecord = { ...m, runId: a.runId, mixIndex: state.mixIndex++ };
-          emits.push({ to: 'mixed', key: recordKey(a.runId, m.id), value });
-        };
-        const n = await tokens;
-        emit({ id: a.id, source: a.converted ? 'augmented' : 'raw', sourceId: a.id, text: a.text, tokens: n });
-        sampler.record(DOMAIN, n);
-        while (sampler.next() === GENERAL) {
-          let g = general.peek(`${a.runId}/${state.generalCursor}`);
-          if (!g && run.generalOnExhausted === 'restart' && state.generalCursor > 0) g = general.peek(`${a.runId}/${(state.generalCursor = 0)}`);
-          if (!g) {
-            sampler.leave(GENERAL);
-            state.generalLeft = true;
-            break;
-          }
-          const gt = await tokensOf(g.text);
-          emit({ id: `general/${state.generalCursor}/${state.mixIndex}`, source: 'general', sourceId: g.id, text: g.text, tokens: gt });
-          sampler.record(GENERAL, gt);
-          state.generalCursor++;
-        }
-        state.emittedTokens = [sampler.emitted[DOMAIN]!, sampler.emitted[GENERAL]!];
-        emits.push({ to: 'state', key: a.runId, value: { ...state } });
-        return emits;
-      });
-    },
+    outputs: mixingOutputs(t),
+    handle: (rec) => mix(rec.value),
   });
   return {
     spec,
+    mix,
     start: async () => {
       await general.start();
       await saved.start();

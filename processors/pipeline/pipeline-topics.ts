@@ -34,8 +34,21 @@ export function pipelineTopics(prefix = 'ipt'): PipelineTopics {
   };
 }
 
-export const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink'] as const;
+export const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'fused', 'mixing', 'evaluation', 'clickhouse-sink'] as const;
 export type StageName = (typeof STAGES)[number];
+
+/**
+ * How the stages are laid out. Staged: every stage its own processor, chained through Kafka (one process each, or
+ * several together). Fused: templating, synthesis, round feedback and mixing chained in memory in one processor over
+ * the raw texts (the 'fused' stage), with evaluation and the ClickHouse sink as before.
+ */
+export const TOPOLOGIES = {
+  staged: ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink'],
+  fused: ['fused', 'evaluation', 'clickhouse-sink'],
+} as const satisfies Record<string, readonly StageName[]>;
+export type Topology = keyof typeof TOPOLOGIES;
+/** The stages the fused stage replaces: running both over one prefix would process every text twice. */
+export const FUSED_STAGES: readonly StageName[] = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'];
 
 export const stageGroup = (t: PipelineTopics, stage: StageName) => `${t.prefix}.${stage}`;
 

@@ -16,7 +16,8 @@ import { evaluationProcessor, type EvaluationSettings } from '../evaluation/eval
 import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { PipelineContext, type LlmSettings } from './pipeline-context.ts';
-import { pipelineTopics, STAGES, topicSpecs, type PipelineTopics, type StageName } from './pipeline-topics.ts';
+import { FUSED_STAGES, pipelineTopics, TOPOLOGIES, topicSpecs, type PipelineTopics, type StageName, type Topology } from './pipeline-topics.ts';
+import { fusedProcessor } from './fused-processor.ts';
 
 export interface PipelineOptions {
   runtime: RuntimeConfig;
@@ -25,8 +26,10 @@ export interface PipelineOptions {
   llm: LlmSettings;
   evaluation: EvaluationSettings;
   clickhouse: { url: string; database: string };
-  /** Stages to run in this process (all by default): several processes can share the work, one stage each. */
+  /** Stages to run in this process (all of the topology's by default): several processes can share the work, one stage each. */
   stages?: readonly StageName[];
+  /** staged (default) or fused: see TOPOLOGIES. */
+  topology?: Topology;
   logger: Logger;
   metrics?: ProcessorMetrics;
   waitMs?: number;
@@ -60,7 +63,9 @@ export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime'
  */
 export async function startPipeline(opts: PipelineOptions): Promise<RunningPipeline> {
   const topics = await ensurePipelineTopics(opts);
-  const stages = new Set(opts.stages ?? STAGES);
+  const stages = new Set<StageName>(opts.stages ?? TOPOLOGIES[opts.topology ?? 'staged']);
+  const both = FUSED_STAGES.filter((s) => stages.has(s));
+  if (stages.has('fused') && both.length > 0) throw new Error(`the fused stage replaces ${both.join(', ')}: run one or the other, not both`);
   const metrics = opts.metrics ?? new ProcessorMetrics();
   const kafka = createKafka({ brokers: opts.runtime.brokers, clientId: opts.runtime.clientId, logger: opts.logger });
   const serde = new AvroSerde(opts.runtime.registryUrl);
@@ -83,6 +88,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   // The LLM stages keep as many records in flight as the pool may send at once.
   if (stages.has('synthesis')) add(synthesisProcessor(ctx), { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * opts.llm.endpoints.length) });
   if (stages.has('round-feedback')) add(roundFeedbackProcessor(ctx));
+  // The LLM calls happen inside the fused stage, so it keeps as many texts in flight as the synthesis stage would.
+  if (stages.has('fused')) {
+    const fused = fusedProcessor(ctx);
+    await fused.start();
+    extras.push(fused);
+    add(fused.spec, { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) });
+  }
   if (stages.has('mixing')) await addWithTables(mixingProcessor(ctx));
   if (stages.has('evaluation')) add(evaluationProcessor(ctx, opts.evaluation));
   if (stages.has('clickhouse-sink')) {

@@ -33,7 +33,7 @@ export function classifyPair(pair: QAPair): TypedPair {
   if (showsCot) {
     const parts = pair.answer.split(COT_ANSWER_MARKER);
     if (!pair.question.endsWith(COT_QUESTION_SUFFIX) || parts.length !== 2 || parts[0]!.trim() === '' || parts[1]!.trim() === '') {
-      return { ...pair, kind: 'malformed-cot', stem: pair.question, finalAnswer: pair.answer };
+      return { question: pair.question, answer: pair.answer, kind: 'malformed-cot', stem: pair.question, finalAnswer: pair.answer };
     }
     cot = true;
     question = pair.question.slice(0, -COT_QUESTION_SUFFIX.length);
@@ -45,8 +45,8 @@ export function classifyPair(pair: QAPair): TypedPair {
     const options = question.slice(at + MC_OPTIONS_MARKER.length).split(MC_OPTION_SEPARATOR).map((o) => o.trim());
     const answer = finalAnswer.trim();
     if (options.every((o) => o !== '') && (options.includes(answer) || isNoneOfThese(answer))) {
-      return { ...pair, kind: cot ? 'mc-cot' : 'mc', stem: question.slice(0, at), options, rationale, finalAnswer: answer };
+      return { question: pair.question, answer: pair.answer, kind: cot ? 'mc-cot' : 'mc', stem: question.slice(0, at), options, rationale, finalAnswer: answer };
     }
   }
-  return { ...pair, kind: cot ? 'cot' : 'free', stem: question, rationale, finalAnswer };
+  return { question: pair.question, answer: pair.answer, kind: cot ? 'cot' : 'free', stem: question, rationale, finalAnswer };
 }

@@ -35,9 +35,8 @@ export function roundFeedbackProcessor(ctx: PipelineContext) {
         collection[collection.length - 1]!.contextId = r.id;
       }
       const q = pairQuality(r.text, typed);
+      // Every field written out (no spreads): this runs once per text on the hot path.
       const metric: MetricEventRecord = {
-        ...METRIC_DEFAULTS,
-        ...q,
         id: `synthesis/${r.runId}/${r.id}`,
         kind: 'synthesis',
         runId: r.runId,
@@ -46,13 +45,27 @@ export function roundFeedbackProcessor(ctx: PipelineContext) {
         time: r.finishedAt || Date.now(),
         outcome: r.outcome,
         fewShot: r.fewShot,
+        pairs: q.pairs,
         parsedPieces: r.outcome === 'ok' ? countPairPieces(r.output) : 0,
         parseOk: typed.length > 0,
+        kindFree: q.kindFree,
+        kindMc: q.kindMc,
+        kindCot: q.kindCot,
+        kindMcCot: q.kindMcCot,
         textChars: r.text.length,
         outputChars: r.output.length,
+        questionChars: q.questionChars,
+        answerChars: q.answerChars,
+        grounding: q.grounding,
         latencyMs: r.latencyMs,
         promptTokens: r.promptTokens,
         completionTokens: r.completionTokens,
+        dataset: METRIC_DEFAULTS.dataset,
+        shots: METRIC_DEFAULTS.shots,
+        seen: METRIC_DEFAULTS.seen,
+        f1: METRIC_DEFAULTS.f1,
+        exactMatch: METRIC_DEFAULTS.exactMatch,
+        response: METRIC_DEFAULTS.response,
       };
       const emits: Emit<Out>[] = [{ to: 'metrics', key: recordKey(r.runId, r.id), value: metric }];
       if (r.round < run.rounds - 1) {

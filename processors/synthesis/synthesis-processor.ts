@@ -1,6 +1,7 @@
 import { defineProcessor } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
 import { requestPrompt } from '../templating/request-prompt.ts';
+import { fitsWithin } from '../templating/length-estimators.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { SynthesisRequestRecord, SynthesisResultRecord } from '../pipeline/records.ts';
@@ -20,19 +21,42 @@ export function synthesisProcessor(ctx: PipelineContext) {
     handle: async ({ value: q }) => {
       const run = await ctx.run(q.runId);
       const key = recordKey(q.runId, q.id);
-      const { createdAt: _, ...rest } = q;
       const prompt = requestPrompt(q);
-      const base: SynthesisResultRecord = { ...rest, outcome: 'ok', reason: '', output: '', promptChars: prompt.length, promptTokens: 0, completionTokens: 0, latencyMs: 0, attempts: 0, finishedAt: 0 };
-      const done = (r: Partial<SynthesisResultRecord>) => [{ to: 'results' as const, key, value: { ...base, ...r, finishedAt: Date.now() } }];
+      // Written out rather than spread: this runs once per text on the hot path.
+      const done = (r: Pick<SynthesisResultRecord, 'outcome' | 'reason'> & Partial<Pick<SynthesisResultRecord, 'output' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts'>>) => {
+        const value: SynthesisResultRecord = {
+          id: q.id,
+          runId: q.runId,
+          round: q.round,
+          position: q.position,
+          text: q.text,
+          fewShot: q.fewShot,
+          collection: q.collection,
+          collectionId: q.collectionId,
+          outcome: r.outcome,
+          reason: r.reason,
+          output: r.output ?? '',
+          promptChars: prompt.length,
+          promptTokens: r.promptTokens ?? 0,
+          completionTokens: r.completionTokens ?? 0,
+          latencyMs: r.latencyMs ?? 0,
+          attempts: r.attempts ?? 0,
+          finishedAt: Date.now(),
+        };
+        return [{ to: 'results' as const, key, value }];
+      };
       if (q.text === '') return done({ outcome: 'skipped', reason: 'empty text' });
       const limit = run.maxModelLen - run.maxNewTokens;
       if (!q.fewShot) {
-        const length = await (await ctx.estimator(run))(prompt);
-        if (length > limit) return done({ outcome: 'skipped', reason: `too long: ${length} > ${limit} (max-model-len − max-new-tokens) even without examples; kept as raw text` });
+        const estimate = await ctx.estimator(run);
+        if (!(await fitsWithin(estimate, prompt, limit))) {
+          const length = await estimate(prompt);
+          return done({ outcome: 'skipped', reason: `too long: ${length} > ${limit} (max-model-len − max-new-tokens) even without examples; kept as raw text` });
+        }
       }
       try {
         const res = await ctx.pool(run.model).complete({ prompt, maxTokens: run.maxNewTokens, temperature: run.temperature, affinityKey: q.collectionId });
-        return done({ output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts });
+        return done({ outcome: 'ok', reason: '', output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts });
       } catch (err) {
         const reason = `synthesis failed: ${errorText(err)}`;
         return { emits: done({ outcome: 'failed', reason }), deadLetter: reason };

@@ -1,5 +1,5 @@
 import { formatExample, formatSynthesizerInput, type QAPair } from './synthesizer-format.ts';
-import type { LengthEstimator } from './length-estimators.ts';
+import { fitsWithin, type LengthEstimator } from './length-estimators.ts';
 
 /** One text of a collection with its pairs and the two flags that chain few-shot examples (SPEC §3). */
 export interface CollectionEntry {
@@ -49,7 +49,7 @@ export async function planPrompt(text: string, prev: Collection | undefined, bud
   const withFlag = (followedByNext: boolean): Collection => [...prev.slice(0, -1), { ...last, followedByNext }];
   if (last.pairs.length === 0) return { prompt: zeroShot, collection: withFlag(false), fewShot: false };
   const candidate = fewShotHistory(prev) + zeroShot;
-  if ((await budget.estimate(candidate)) <= budget.maxModelLen - budget.maxNewTokens) {
+  if (await fitsWithin(budget.estimate, candidate, budget.maxModelLen - budget.maxNewTokens)) {
     return { prompt: candidate, collection: withFlag(true), fewShot: true };
   }
   return { prompt: zeroShot, collection: withFlag(false), fewShot: false };

@@ -1,17 +1,44 @@
-import { defineProcessor } from '../runtime/processor.ts';
+import { defineProcessor, type Emit } from '../runtime/processor.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
 import { closeCollection, planPrompt } from './multi-round.ts';
-import { hasNextText, seqOf } from '../pipeline/run-config.ts';
+import { hasNextText, seqOf, type RunConfig } from '../pipeline/run-config.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { templatedRecords } from '../round-feedback/templated-records.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
-import type { PipelineEntry, RawTextRecord, RoundCollectionRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
+import type { AugmentedTextRecord, PipelineEntry, RawTextRecord, RoundCollectionRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
+
+/**
+ * A collection no text of the next round reaches (the next round is shorter), closed and templated into
+ * pre-training text (SPEC §3–4), so it is never lost. Empty when the collection holds no entry.
+ */
+export function closeUnreached(run: RunConfig, c: RoundCollectionRecord): AugmentedTextRecord[] {
+  return templatedRecords(c.runId, c.round, closeCollection(c.collection), run.seed);
+}
+
+export const augmentedEmits = (records: AugmentedTextRecord[]): Emit<'augmented'>[] => records.map((a) => ({ to: 'augmented' as const, key: recordKey(a.runId, a.id), value: a }));
+
+/** The request for text i of round r + 1, which continues collection i of round r: few-shot when the history fits the length budget, else zero-shot. */
+export async function continueCollection(ctx: PipelineContext, run: RunConfig, c: RoundCollectionRecord, raw: RawTextRecord): Promise<SynthesisRequestRecord> {
+  const estimate = await ctx.estimator(run);
+  const plan = await planPrompt(raw.text, c.collection.length ? c.collection : undefined, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate });
+  const collection = (plan.collection ?? []) as PipelineEntry[];
+  return {
+    id: raw.id,
+    runId: raw.runId,
+    round: c.round + 1,
+    position: c.position,
+    text: raw.text,
+    fewShot: plan.fewShot,
+    collection,
+    collectionId: collection.length ? c.collectionId : raw.id,
+    createdAt: Date.now(),
+  };
+}
 
 /**
  * The round pool → synthesis requests (SPEC §3, streaming form). The collection finished at position i of round r is
- * taken, once, by text i of round r + 1: few-shot when the history fits the length budget, else zero-shot. A
- * collection no text of the next round reaches (the next round is shorter) is closed and templated into
- * pre-training text here, so it is never lost. Pairing by position makes the result independent of arrival order.
+ * taken, once, by text i of round r + 1 (continueCollection). A collection no text of the next round reaches is
+ * closed and templated here (closeUnreached). Pairing by position makes the result independent of arrival order.
  */
 export function templatingPoolProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
@@ -23,27 +50,12 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
     outputs: { requests: { topic: t.requests, schema: 'synthesis-request' }, augmented: { topic: t.augmented, schema: 'augmented-text' } },
     handle: async ({ value: c }) => {
       const run = await ctx.run(c.runId);
-      const next = { round: c.round + 1, position: c.position };
       if (!hasNextText(run, { round: c.round, position: c.position })) {
-        const closed = closeCollection(c.collection);
-        if (closed.length === 0) return { skip: 'empty collection with no next-round text' };
-        return templatedRecords(c.runId, c.round, closed, run.seed).map((a) => ({ to: 'augmented' as const, key: recordKey(c.runId, a.id), value: a }));
+        const closed = closeUnreached(run, c);
+        return closed.length === 0 ? { skip: 'empty collection with no next-round text' } : augmentedEmits(closed);
       }
-      const raw = await nextTexts.get(`${c.runId}/${seqOf(run, next)}`, ctx.waitMs);
-      const estimate = await ctx.estimator(run);
-      const plan = await planPrompt(raw.text, c.collection.length ? c.collection : undefined, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate });
-      const collection = (plan.collection ?? []) as PipelineEntry[];
-      const request: SynthesisRequestRecord = {
-        id: raw.id,
-        runId: raw.runId,
-        round: next.round,
-        position: next.position,
-        text: raw.text,
-        fewShot: plan.fewShot,
-        collection,
-        collectionId: collection.length ? c.collectionId : raw.id,
-        createdAt: Date.now(),
-      };
+      const raw = await nextTexts.get(`${c.runId}/${seqOf(run, { round: c.round + 1, position: c.position })}`, ctx.waitMs);
+      const request = await continueCollection(ctx, run, c, raw);
       return [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }];
     },
   });

@@ -7,7 +7,12 @@ import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/rec
 import { runPipeline, type PipelineRunOptions, type PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
 import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
 import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
-import { logger, stackEnv } from './helpers.ts';
+import { logger, stackEnv, testKafka } from './helpers.ts';
+import { readTopic } from '../../processors/runtime/topic-io.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import type { AugmentedTextRecord } from '../../processors/pipeline/records.ts';
 
 export const tmp = () => mkdtempSync(join(tmpdir(), 'ipt-pipeline-'));
 
@@ -56,4 +61,17 @@ export async function runOnStack(
     logger,
     ...extra,
   });
+}
+
+/** A run's pre-training texts in the augmented topic, one per id (a restarted stage may write one twice), sorted. */
+export async function augmentedOf(prefix: string, runId: string): Promise<string[]> {
+  const serde = new AvroSerde(inject('stack').registryUrl);
+  const r = await readTopic(testKafka(), pipelineTopics(prefix).augmented, { timeoutMs: 3000 });
+  await serde.prefetch(r.messages.map((m) => m.value));
+  const byId = new Map<string, string>();
+  for (const m of r.messages) {
+    const a = serde.decode(m.value, loadSchema('augmented-text')) as AugmentedTextRecord;
+    if (a.runId === runId) byId.set(a.id, a.text);
+  }
+  return [...byId.values()].sort();
 }

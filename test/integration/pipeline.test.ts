@@ -11,7 +11,7 @@ import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import type { AugmentedTextRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
-import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { pipelineTopics, stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { testKafka } from './helpers.ts';
@@ -106,16 +106,16 @@ describe('the pipeline on the real stack', () => {
     expect(Math.abs(s.mixed.generalShare - 0.2)).toBeLessThan(0.1);
   });
 
-  it('dead-letters a text whose synthesis fails for good, with the reason, and the rest of its collection goes on', async () => {
+  it.each(['staged', 'fused'] as const)('dead-letters a text whose synthesis fails for good, with the reason, and the rest of its collection goes on (%s)', async (topology) => {
     const iso = isolated();
     const { path, texts } = writeCorpus(tmp(), 10, 'fail.jsonl', 'fail');
     const failing = texts[2]!;
     const failingServer = await cannedServer();
     failingServer.permanentFailures.add(failing.text);
     try {
-      const s = await runOnStack(iso, path, { 'llm-url': failingServer.url, rounds: '2', retries: '1' });
+      const s = await runOnStack(iso, path, { 'llm-url': failingServer.url, rounds: '2', retries: '1', topology });
       expect(s.deadLettered).toBe(1);
-      expect(s.deadLetters[0]!.id).toBe(failing.id);
+      expect(s.deadLetters[0]).toMatchObject({ id: failing.id, stage: stageGroup(pipelineTopics(iso.prefix), topology === 'fused' ? 'fused' : 'synthesis') });
       expect(s.deadLetters[0]!.reason).toMatch(/synthesis failed/);
       expect(s.augmented).toBe(9);
       expect(s.perRound[0]!.failed).toBe(1);

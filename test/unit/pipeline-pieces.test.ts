@@ -145,3 +145,16 @@ describe('stage pieces', () => {
     expect(() => parseReplayFrom('yesterday')).toThrow(/ISO-8601/);
   });
 });
+
+describe('grounding by word search', () => {
+  it('agrees with membership in the set of the text’s words, on mixed scripts, digits, astral letters and case', async () => {
+    const { occursAsWord, words } = await import('../../processors/round-feedback/quality.ts');
+    const texts = ['Ada Lovelace, born 1815; ADA-lovelace!', 'Straße in München (Bayern) – 2024/25', 'Ελληνικά και русский текст, 東京 tokyo', '𝒜lpha 𝒜 beta𝒜 x𝒜y', 'İstanbul İ ı I'];
+    const candidates = ['ada', 'lovelace', '1815', '815', 'born', 'straße', 'münchen', 'bayern', '2024', '25', 'ελληνικά', 'русский', '東京', 'tokyo', 'lpha', '𝒜lpha', 'beta', 'x', 'y', 'istanbul', 'i̇stanbul', 'i', 'ı', 'love'];
+    for (const text of texts) {
+      const set = new Set(words(text));
+      const lower = text.toLowerCase();
+      for (const w of candidates) for (const cand of words(w)) expect([text, cand, occursAsWord(lower, cand)]).toEqual([text, cand, set.has(cand)]);
+    }
+  });
+});

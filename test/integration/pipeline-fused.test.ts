@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { readTopic } from '../../processors/runtime/topic-io.ts';
+import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import type { PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
+import { augmentedOf, cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { testKafka } from './helpers.ts';
+
+let server: RecordedCompletionsServer;
+beforeAll(async () => {
+  server = await cannedServer();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+/** What two runs of the same corpus and seed must share whatever the topology. */
+const outcome = (s: PipelineRunSummary) => ({
+  ingested: s.ingested,
+  augmented: s.augmented,
+  raw: s.raw,
+  deadLettered: s.deadLettered,
+  pairs: s.pairs,
+  outputTexts: s.outputTexts,
+  perRound: s.perRound.map((r) => ({ round: r.round, texts: r.texts, fewShot: r.fewShot, pairs: r.pairs })),
+  mixed: s.mixed,
+  metricRows: s.metricRows,
+});
+
+describe('the fused topology on the real stack', () => {
+  it('gives a 3-round run the same texts, counts and metrics as the staged topology, with no requests or results in between', async () => {
+    const { path } = writeCorpus(tmp(), 31, 'fused.jsonl', 'fu');
+    const staged = isolated();
+    const fused = isolated();
+    const a = await runOnStack(staged, path, { 'llm-url': server.url, rounds: '3', seed: '5', run: 'same' });
+    const b = await runOnStack(fused, path, { 'llm-url': server.url, rounds: '3', seed: '5', run: 'same', topology: 'fused' });
+    expect(b.augmented).toBe(31);
+    expect(b.perRound.map((r) => r.fewShot)).toEqual([0, 11, 9]);
+    expect(outcome(b)).toEqual(outcome(a));
+    expect(await augmentedOf(fused.prefix, b.runId)).toEqual(await augmentedOf(staged.prefix, a.runId));
+    const requests = await readTopic(testKafka(), pipelineTopics(fused.prefix).requests, { timeoutMs: 1000 });
+    expect(requests.messages).toHaveLength(0);
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { CollectionHandoff } from '../../processors/pipeline/collection-handoff.ts';
+import { planRun } from '../../connectors/ingest/run-ingest.ts';
+import type { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
+import type { RoundCollectionRecord } from '../../processors/pipeline/records.ts';
+
+const { run } = planRun(
+  { runId: 'r', preset: 'none', rounds: 2, seed: 0, model: 'm', maxModelLen: 4096, maxNewTokens: 400, lengthEstimate: 'words', temperature: 0 },
+  Array.from({ length: 8 }, (_, i) => ({ id: `t${i}`, text: `text ${i}`, source: 's' })),
+);
+const collection = (position: number): RoundCollectionRecord => ({ runId: 'r', round: 0, position, collectionId: `t${position}`, collection: [], finishedAt: 0 });
+
+/** A context whose round-pool topic must not be touched: every hand-over here is in memory. */
+const noTopic = new Proxy({} as PipelineContext, {
+  get() {
+    throw new Error('read the round-pool topic');
+  },
+});
+
+describe('CollectionHandoff', () => {
+  it('hands a collection to the next-round text at the same position, also when that text asks before it is finished', async () => {
+    const h = new CollectionHandoff(noTopic);
+    const s0 = h.open('r', 0);
+    const s1 = h.open('r', 1);
+    s0.fill(collection(0));
+    await expect(h.take(run, 0, 0)).resolves.toEqual(collection(0));
+    const waiting = h.take(run, 0, 1);
+    s1.fill(collection(1));
+    s1.close(); // a no-op once filled
+    await expect(waiting).resolves.toEqual(collection(1));
+    expect(h.fromTopic).toBe(0);
+  });
+
+  it('goes to the round-pool topic for a slot it does not hold: closed without a collection, taken already, or evicted', async () => {
+    const reads: string[] = [];
+    const h = new CollectionHandoff({} as PipelineContext, 2);
+    // The topic read is replaced by a record of what was asked for.
+    (h as unknown as { poolTable: () => Promise<unknown> }).poolTable = async () => ({ get: async (key: string) => (reads.push(key), collection(-1)) });
+    h.open('r', 0).close();
+    await h.take(run, 0, 0);
+    const s1 = h.open('r', 1);
+    s1.fill(collection(1));
+    await h.take(run, 0, 1);
+    await h.take(run, 0, 1);
+    for (const seq of [2, 3, 4]) h.open('r', seq).fill(collection(seq));
+    await h.take(run, 0, 2); // the oldest of three filled slots with room for two
+    await expect(h.take(run, 0, 4)).resolves.toEqual(collection(4));
+    expect(reads).toEqual(['r/0/0', 'r/0/1', 'r/0/2']);
+    expect(h.fromTopic).toBe(3);
+  });
+});

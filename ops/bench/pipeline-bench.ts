@@ -15,6 +15,7 @@ import { pipelineTopics, type StageName, type Topology } from '../../processors/
 import type { MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
 import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
 import { instantRecordedBackend } from './instant-backend.ts';
+import { fusedOutputsOnly } from './fused-outputs-only.ts';
 import { median, round } from './stats.ts';
 import { rateOverOutput, recordTimestamps, waitForRecords } from './bench-topics.ts';
 
@@ -37,6 +38,8 @@ export interface PipelineBenchResult {
   identityTextsPerSec: number;
   ratio: number;
   topologies: Partial<Record<Topology, { textsPerSec: number; ratio: number; runs: number[]; latency: LatencyFigures }>>;
+  /** The fused stage's outputs written with none of the method's work: the ceiling of the fused ratio with these outputs. */
+  fusedOutputsOnly?: { textsPerSec: number; ratio: number; runs: number[] };
   identityRuns: number[];
 }
 
@@ -59,13 +62,14 @@ function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger, topolo
   };
 }
 
-const SIDES = ['identity', 'staged', 'fused'] as const;
+const SIDES = ['identity', 'staged', 'fused', 'outputs-only'] as const;
 
 /**
  * Texts per second through templating → synthesis (an instant recorded backend) → round feedback → mixing, all in
  * one process on one core, in both topologies, against the runtime's identity processor over the same raw-text
  * records. Each side's rate is texts / (last output's timestamp − first output's), so group joins and start-up
- * count on no side; the order of the sides rotates from run to run. Then the added latency per text (raw record's
+ * count on no side; the order of the sides rotates from run to run. Beside the fused topology, the same outputs
+ * written with no work at all (fusedOutputsOnly), the ceiling for them. Then the added latency per text (raw record's
  * timestamp → its mixed record's), at a steady ingest rate of half the topology's capacity, with LLM time ≈ 0.
  */
 export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; topologies: Topology[]; log: (l: string) => void }): Promise<PipelineBenchResult> {
@@ -74,12 +78,12 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
   const admin = kafka.admin();
   await admin.connect();
   const settings = { preset: 'none' as const, rounds: opts.rounds, seed: 0, model: 'recorded', maxModelLen: 1 << 20, maxNewTokens: 400, lengthEstimate: 'words' as const, temperature: 0 };
-  const rates: Record<(typeof SIDES)[number], number[]> = { identity: [], staged: [], fused: [] };
+  const rates: Record<(typeof SIDES)[number], number[]> = { identity: [], staged: [], fused: [], 'outputs-only': [] };
   const created: string[] = [];
   try {
     for (let r = 0; r < opts.runs; r++) {
       const id = randomUUID().slice(0, 8);
-      const measured = SIDES.filter((s) => s === 'identity' || opts.topologies.includes(s));
+      const measured = SIDES.filter((s) => s === 'identity' || (s === 'outputs-only' ? opts.topologies.includes('fused') : opts.topologies.includes(s)));
       const sides = [...measured.slice(r % measured.length), ...measured.slice(0, r % measured.length)];
       const texts = sampleTexts(opts.texts, { runId: id, bytes: opts.textBytes }).map((t) => ({ id: t.id, text: t.text, source: t.source }));
       for (const side of sides) {
@@ -105,7 +109,10 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         // One mixed record per collection: each round-0 text starts one, and with this unbounded length budget every
         // later text joins its predecessor's group (few-shot), so a collection is one pre-training text.
         const groups = run.roundSize;
-        const pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
+        const pipeline =
+          side === 'outputs-only'
+            ? await startProcessor(await fusedOutputsOnly(kafka, serde, topics, logger, records), cfg, { logger, kafka })
+            : await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
         const cpu0 = process.cpuUsage();
         const wall0 = performance.now();
         await waitForRecords(admin, topics.mixed, groups);
@@ -118,7 +125,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         const last = Math.max(...(await recordTimestamps(kafka, topics.mixed, groups)));
         rates[side].push(opts.texts / Math.max((last - first) / 1000, 0.001));
       }
-      opts.log(`bench pipeline: run ${r + 1}/${opts.runs}: ${opts.topologies.map((t) => `${t} ${Math.round(rates[t][r]!)} texts/s, `).join('')}identity ${Math.round(rates.identity[r]!)} texts/s`);
+      opts.log(`bench pipeline: run ${r + 1}/${opts.runs}: ${measured.map((t) => `${t} ${Math.round(rates[t][r]!)} texts/s`).join(', ')}`);
     }
     const b = median(rates.identity);
     const topologies = {} as PipelineBenchResult['topologies'];
@@ -137,6 +144,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
       identityTextsPerSec: Math.round(b),
       ratio: (topologies.fused ?? topologies.staged)!.ratio,
       topologies,
+      fusedOutputsOnly: rates['outputs-only'].length === 0 ? undefined : { textsPerSec: Math.round(median(rates['outputs-only'])), ratio: round(median(rates['outputs-only']) / b), runs: rates['outputs-only'].map(Math.round) },
       identityRuns: rates.identity.map(Math.round),
     };
   } finally {

@@ -6,7 +6,7 @@ import { parseReplayFrom, replayTopic } from '../jobs/replay.ts';
 import { intOption, parse, UsageError } from './args.ts';
 import { PIPELINE_FLAGS, pipelineOptions } from './pipeline-options.ts';
 
-const ROUNDS_USAGE = 'usage: ipt rounds start --run ID --round N [--new-run ID] [--seed S] [--llm-url URL…] [--external] [--json]';
+const ROUNDS_USAGE = 'usage: ipt rounds start --run ID --round N [--new-run ID] [--seed S] [--llm-url URL…] [--topology staged|fused] [--external] [--json]';
 
 /** `ipt rounds start`: re-run a run's rounds from N on, from what Kafka holds. */
 export async function roundsCommand(argv: string[]): Promise<number> {

@@ -1,4 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { loadSchema } from '../../processors/runtime/schemas.ts';
+import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
@@ -40,5 +43,17 @@ describe('the fused topology on the real stack', () => {
     expect(await augmentedOf(fused.prefix, b.runId)).toEqual(await augmentedOf(staged.prefix, a.runId));
     const requests = await readTopic(testKafka(), pipelineTopics(fused.prefix).requests, { timeoutMs: 1000 });
     expect(requests.messages).toHaveLength(0);
+    // Every round's text i sits in one partition (the writer places texts by position), so rounds hand over in memory.
+    const serde = new AvroSerde(inject('stack').registryUrl);
+    const raw = await readTopic(testKafka(), pipelineTopics(fused.prefix).raw, { count: 31, timeoutMs: 10_000 });
+    await serde.prefetch(raw.messages.map((m) => m.value));
+    const partitionsByPosition = new Map<number, Set<number>>();
+    for (const m of raw.messages) {
+      const r = serde.decode(m.value, loadSchema('raw-text')) as RawTextRecord;
+      const position = r.seq % 11;
+      partitionsByPosition.set(position, (partitionsByPosition.get(position) ?? new Set()).add(m.partition));
+    }
+    expect([...partitionsByPosition.values()].every((p) => p.size === 1)).toBe(true);
+    expect(new Set([...partitionsByPosition.values()].map((p) => [...p][0])).size).toBe(2);
   });
 });

@@ -75,13 +75,13 @@ describe('the pipeline on the real stack', () => {
     expect(server.prompts.slice(before).sort()).toEqual(texts.map((t) => formatSynthesizerInput(t.text)).sort());
   });
 
-  it('runs the from-scratch preset: a fifth converted in 2 rounds, the rest raw, general instructions mixed by token share', async () => {
+  it.each(['staged', 'fused'] as const)('runs the from-scratch preset: a fifth converted in 2 rounds, the rest raw, general instructions mixed by token share (%s)', async (topology) => {
     const iso = isolated();
     const dir = tmp();
     const { path } = writeCorpus(dir, 40, 'scratch.jsonl', 'fs');
     const general = writeCorpus(dir, 30, 'general.jsonl', 'gen');
     const parquet = join(dir, 'mixed.parquet');
-    const s = await runOnStack(iso, path, { 'llm-url': server.url, preset: 'from-scratch', 'general-weight': '0.2' }, { general: general.path, output: parquet });
+    const s = await runOnStack(iso, path, { 'llm-url': server.url, preset: 'from-scratch', 'general-weight': '0.2', topology }, { general: general.path, output: parquet });
     const rows = await parquetReadObjects({ file: await asyncBufferFromFile(parquet) });
     expect(rows).toHaveLength(s.mixed.records);
     expect(rows.filter((r) => r.source === 'general')).toHaveLength(s.mixed.general);

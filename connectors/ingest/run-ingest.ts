@@ -127,7 +127,6 @@ export class PipelineWriter {
     return this.send(this.topics.raw, 'raw-text', records.map((r) => ({ key: recordKey(r.runId, r.id), value: r, partition: partitionOf(r) })));
   }
 
-
   writeGeneral(runId: string, texts: readonly InputText[]): Promise<void> {
     const now = Date.now();
     return this.send(

@@ -11,7 +11,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { ensurePipelineTopics, startPipeline } from '../../processors/pipeline/start-pipeline.ts';
-import { pipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { pipelineTopics, TOPOLOGIES, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
 import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
 import { instantRecordedBackend } from './instant-backend.ts';
@@ -43,11 +43,8 @@ export interface PipelineBenchResult {
   identityRuns: number[];
 }
 
-/** The benchmarked stages: templating, synthesis (instant), round feedback and mixing; not evaluation or ClickHouse. */
-const BENCH_STAGES: Record<Topology, readonly StageName[]> = {
-  staged: ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'],
-  fused: ['fused'],
-};
+/** The benchmarked stages of a topology: templating, synthesis (instant), round feedback and mixing; not evaluation or ClickHouse. */
+const benchStages = (topology: Topology): StageName[] => TOPOLOGIES[topology].filter((s) => s !== 'evaluation' && s !== 'clickhouse-sink');
 
 function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger, topology: Topology) {
   return {
@@ -57,7 +54,7 @@ function pipelineOpts(cfg: RuntimeConfig, prefix: string, logger: Logger, topolo
     llm: { endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() },
     evaluation: { model: 'recorded', maxNewTokens: 400, temperature: 0 },
     clickhouse: { url: '', database: 'unused' },
-    stages: BENCH_STAGES[topology],
+    stages: benchStages(topology),
     logger,
   };
 }

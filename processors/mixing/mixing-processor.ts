@@ -8,9 +8,14 @@ import type { AugmentedTextRecord, MixedTextRecord, MixerStateRecord, RawTextRec
 import type { RunConfig } from '../pipeline/run-config.ts';
 
 export type MixOut = 'mixed' | 'state';
-type Out = MixOut;
 const DOMAIN = 0;
 const GENERAL = 1;
+
+/** The mixer's outputs: the mixed stream (one partition: its order is the mix order) and the per-run counts' changelog. */
+export const mixingOutputs = (t: PipelineTopics) => ({
+  mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 },
+  state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1, latestPerKey: true },
+});
 
 /**
  * Augmented texts (converted, or kept raw by the preset) + general instructions → the mixed training stream, by
@@ -19,12 +24,6 @@ const GENERAL = 1;
  * target at every prefix. The per-run counts go to a compacted changelog in the same batch as the outputs (the
  * same transaction under exactly-once), and a restarted mixer goes on from them.
  */
-/** The mixer's outputs: the mixed stream (one partition: its order is the mix order) and the per-run counts' changelog. */
-export const mixingOutputs = (t: PipelineTopics) => ({
-  mixed: { topic: t.mixed, schema: 'mixed-text', partitions: 1 },
-  state: { topic: t.mixerState, schema: 'mixer-state', partitions: 1, latestPerKey: true },
-});
-
 export function mixingProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
   // General instructions are ingested per run; each run's are kept in topic order under "<run>/<index>".
@@ -58,13 +57,13 @@ export function mixingProcessor(ctx: PipelineContext) {
   };
 
   /** One augmented text into the run's mix: it, then any general instructions whose deficit is now the largest. */
-  const mix = (a: AugmentedTextRecord): Promise<HandlerResult<Out>> => {
+  const mix = (a: AugmentedTextRecord): Promise<HandlerResult<MixOut>> => {
     const tokens = a.text === '' ? 0 : tokensOf(a.text);
-    return serially(async (): Promise<HandlerResult<Out>> => {
+    return serially(async (): Promise<HandlerResult<MixOut>> => {
       if (a.text === '') return { skip: 'empty text: nothing to train on' };
       const run = await ctx.run(a.runId);
       const { sampler, state } = stateOf(run);
-      const emits: Emit<Out>[] = [];
+      const emits: Emit<MixOut>[] = [];
       const emit = (m: Omit<MixedTextRecord, 'runId' | 'mixIndex'>) => {
         const value: MixedTextRecord = { ...m, runId: a.runId, mixIndex: state.mixIndex++ };
         emits.push({ to: 'mixed', key: recordKey(a.runId, m.id), value });
@@ -91,7 +90,7 @@ export function mixingProcessor(ctx: PipelineContext) {
     });
   };
 
-  const spec = defineProcessor<AugmentedTextRecord, Out>({
+  const spec = defineProcessor<AugmentedTextRecord, MixOut>({
     name: stageGroup(t, 'mixing'),
     input: { topics: [t.augmented], schema: 'augmented-text' },
     outputs: mixingOutputs(t),

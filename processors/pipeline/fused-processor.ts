@@ -73,9 +73,9 @@ export function fusedProcessor(ctx: PipelineContext) {
   const chain = async (rec: InputRecord<RawTextRecord>, slot: HandoffSlot | undefined, at: Progress): Promise<HandlerResult<Out>> => {
     const raw = rec.value;
     const first = unwrap(await templating.handle(rec));
+    const run = await ctx.run(raw.runId);
     let request: SynthesisRequestRecord;
     if ('skip' in first) {
-      const run = await ctx.run(raw.runId);
       const p = placement(run, raw.seq);
       if (!raw.convert || !continuesCollection(run, p)) return first;
       at.step = 'round hand-over';
@@ -95,7 +95,6 @@ export function fusedProcessor(ctx: PipelineContext) {
     at.step = 'round-feedback';
     const fed = unwrap(await feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source }));
     if ('skip' in fed) return fed;
-    const run = await ctx.run(raw.runId);
     const emits: Emit<Out>[] = await closeSeeded(run, request.round, request.position, at);
     for (const e of fed.emits) {
       emits.push(e);

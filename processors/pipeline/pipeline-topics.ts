@@ -48,7 +48,7 @@ export const TOPOLOGIES = {
 } as const satisfies Record<string, readonly StageName[]>;
 export type Topology = keyof typeof TOPOLOGIES;
 /** The stages the fused stage replaces: running both over one prefix would process every text twice. */
-export const FUSED_STAGES: readonly StageName[] = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing'];
+export const FUSED_STAGES: readonly StageName[] = TOPOLOGIES.staged.filter((s) => !(TOPOLOGIES.fused as readonly StageName[]).includes(s));
 
 export const stageGroup = (t: PipelineTopics, stage: StageName) => `${t.prefix}.${stage}`;
 

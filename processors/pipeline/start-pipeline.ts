@@ -85,15 +85,15 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
 
   if (stages.has('templating')) add(templatingProcessor(ctx));
   if (stages.has('templating-pool')) await addWithTables(templatingPoolProcessor(ctx));
-  // The LLM stages keep as many records in flight as the pool may send at once.
-  if (stages.has('synthesis')) add(synthesisProcessor(ctx), { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * opts.llm.endpoints.length) });
+  // The stages that call the LLM keep as many records in flight as the pool may send at once.
+  const llmInFlight = { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) };
+  if (stages.has('synthesis')) add(synthesisProcessor(ctx), llmInFlight);
   if (stages.has('round-feedback')) add(roundFeedbackProcessor(ctx));
-  // The LLM calls happen inside the fused stage, so it keeps as many texts in flight as the synthesis stage would.
   if (stages.has('fused')) {
     const fused = fusedProcessor(ctx);
     await fused.start();
     extras.push(fused);
-    add(fused.spec, { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) });
+    add(fused.spec, llmInFlight);
   }
   if (stages.has('mixing')) await addWithTables(mixingProcessor(ctx));
   if (stages.has('evaluation')) add(evaluationProcessor(ctx, opts.evaluation));

@@ -2,7 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { defineProcessor } from '../../processors/runtime/processor.ts';
 import { stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
-import type { MetricEventRecord } from '../../processors/pipeline/records.ts';
+import type { MetricEventBatchRecord, MetricEventRecord } from '../../processors/pipeline/records.ts';
 import { BatchInserter } from './batch-inserter.ts';
 
 // ClickHouse 18.16 fills an omitted JSONEachRow field with the type's zero, not its DEFAULT expression.
@@ -49,17 +49,31 @@ export function metricRow(m: MetricEventRecord): { table: string; row: Record<st
   };
 }
 
-/** Metric events → ClickHouse, batched; offsets are committed only after the rows are stored. */
+/**
+ * Metric event batches → ClickHouse rows, inserted in batches; offsets are committed only after the rows are stored.
+ * An event that has no table is named in the batch's dead letter; the batch's other events are stored.
+ */
 export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClient) {
   const inserter = new BatchInserter(ch);
-  return defineProcessor<MetricEventRecord, never>({
+  return defineProcessor<MetricEventBatchRecord, never>({
     name: stageGroup(topics, 'clickhouse-sink'),
-    input: { topics: [topics.metrics], schema: 'metric-event' },
+    input: { topics: [topics.metrics], schema: 'metric-event-batch' },
     outputs: {} as Record<never, { topic: string; schema: string }>,
     handle: async ({ value }) => {
-      const { table, row } = metricRow(value);
-      await inserter.add(table, row);
-      return [];
+      const stored: Promise<void>[] = [];
+      const bad: string[] = [];
+      for (const event of value.events) {
+        let r: ReturnType<typeof metricRow>;
+        try {
+          r = metricRow(event);
+        } catch (err) {
+          bad.push((err as Error).message);
+          continue;
+        }
+        stored.push(inserter.add(r.table, r.row));
+      }
+      await Promise.all(stored);
+      return bad.length === 0 ? [] : { emits: [], deadLetter: `${bad.length} of ${value.events.length} events not stored: ${bad.slice(0, 5).join('; ')}` };
     },
   });
 }

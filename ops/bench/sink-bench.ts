@@ -43,7 +43,7 @@ export async function sinkBench(
   const serde = new AvroSerde(cfg.registryUrl);
   const runId = `bench-${randomUUID().slice(0, 8)}`;
   const texts = sampleTexts(opts.texts, { runId, bytes: opts.textBytes });
-  const records: MixedTextRecord[] = texts.map((t, i) => ({ id: t.id, runId, source: 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i }));
+  const records: MixedTextRecord[] = texts.map((t, i) => ({ id: t.id, runId, source: 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i, round: 0, textIds: [t.id], pairs: 0 }));
   const tok = tokenizers.Tokenizer.fromFile(opts.tokenizer);
   let tokens = 0;
   for (const t of texts) tokens += (await tok.encode(t.text, null, { addSpecialTokens: false })).getLength() + 1;

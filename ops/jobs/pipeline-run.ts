@@ -192,7 +192,7 @@ function summarize(
   const dead = [...monitor.deadLetters.values()].filter((d) => expected.has(d.id));
   const augmented = [...expected].filter((id) => monitor.convertedIds.has(id)).length;
   const raw = [...expected].filter((id) => monitor.rawIds.has(id)).length;
-  const converted = [...monitor.augmented.values()].filter((a) => a.converted);
+  const converted = [...monitor.outputs.values()].filter((a) => a.converted);
   const mixed = [...monitor.mixed.values()];
   const tokens = (src: string[]) => mixed.filter((m) => src.includes(m.source)).reduce((s, m) => s + m.tokens, 0);
   const domainTokens = tokens(['augmented', 'raw']);

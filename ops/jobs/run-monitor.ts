@@ -4,7 +4,7 @@ import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
 import { runOfKey, stageGroup, STAGES, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
-import type { AugmentedTextRecord, MetricEventRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
+import type { AugmentedTextRecord, MetricEventBatchRecord, MetricEventRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
 
 export interface DeadLetter {
   id: string;
@@ -12,13 +12,23 @@ export interface DeadLetter {
   reason: string;
 }
 
+/** One pre-training text a run's domain texts became: from its augmented text, or from its mixed record. */
+export interface DomainOutput {
+  id: string;
+  converted: boolean;
+  textIds: string[];
+  pairs: number;
+  empty: boolean;
+}
+
 /**
- * Follows one run through the pipeline's output topics: which raw texts came out converted or raw, which were
- * dead-lettered (and why), the mixed stream and the metric events. Everything is kept by id, so duplicates
- * from a restarted at-least-once stage count once.
+ * Follows one run through the pipeline's output topics: which raw texts came out converted or raw (from the augmented
+ * texts, or the lineage of the mixed ones), which were dead-lettered (and why), the mixed stream and the metric
+ * events. Everything is kept by id, so duplicates from a restarted at-least-once stage count once.
  */
 export class RunMonitor {
-  readonly augmented = new Map<string, AugmentedTextRecord>();
+  /** By id, whichever topic told of it first (staged: augmented then mixed; fused: mixed, or augmented for an empty text the mix leaves out). */
+  readonly outputs = new Map<string, DomainOutput>();
   readonly convertedIds = new Set<string>();
   readonly rawIds = new Set<string>();
   readonly deadLetters = new Map<string, DeadLetter>();
@@ -39,7 +49,7 @@ export class RunMonitor {
     const schemas = new Map([
       [t.augmented, loadSchema('augmented-text')],
       [t.mixed, loadSchema('mixed-text')],
-      [t.metrics, loadSchema('metric-event')],
+      [t.metrics, loadSchema('metric-event-batch')],
     ]);
     const dlqs = new Set(STAGES.map((s) => `${stageGroup(t, s)}.dlq`));
     this.consumer = this.kafka.consumer({ groupId: `ipt-monitor-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
@@ -62,19 +72,24 @@ export class RunMonitor {
           const v = this.serde.decode(m.value, schema);
           if (batch.topic === t.augmented) {
             const a = v as AugmentedTextRecord;
-            this.augmented.set(a.id, a);
-            for (const id of a.textIds) (a.converted ? this.convertedIds : this.rawIds).add(id);
+            this.output({ id: a.id, converted: a.converted, textIds: a.textIds, pairs: a.pairs, empty: a.text === '' });
           } else if (batch.topic === t.mixed) {
             const x = v as MixedTextRecord;
             this.mixed.set(x.id, x);
+            if (x.source !== 'general') this.output({ id: x.id, converted: x.source === 'augmented', textIds: x.textIds, pairs: x.pairs, empty: false });
           } else {
-            const e = v as MetricEventRecord;
-            this.metrics.set(e.id, e);
+            for (const e of (v as MetricEventBatchRecord).events) this.metrics.set(e.id, e);
           }
         }
         for (const l of this.listeners) l();
       },
     });
+  }
+
+  private output(o: DomainOutput): void {
+    if (this.outputs.has(o.id)) return;
+    this.outputs.set(o.id, o);
+    for (const id of o.textIds) (o.converted ? this.convertedIds : this.rawIds).add(id);
   }
 
   /** Of the expected texts, those accounted for: converted, kept raw, or dead-lettered (each id once). */
@@ -100,9 +115,10 @@ export class RunMonitor {
     return n;
   }
 
+  /** Domain texts known so far that have something to train on (an empty one is left out of the mix). */
   domainTexts(): number {
     let n = 0;
-    for (const a of this.augmented.values()) if (a.text !== '') n++;
+    for (const o of this.outputs.values()) if (!o.empty) n++;
     return n;
   }
 

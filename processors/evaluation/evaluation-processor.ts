@@ -3,7 +3,7 @@ import { errorText } from '../runtime/dead-letter.ts';
 import { formatEvaluationPrompt, formatExample } from '../templating/synthesizer-format.ts';
 import { pyStrip } from '../round-feedback/parse-output.ts';
 import { exactMatch, f1Score } from './f1.ts';
-import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import { metricsOutput, recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { METRIC_DEFAULTS, type EvaluationRecord, type MetricEventRecord } from '../pipeline/records.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 
@@ -38,7 +38,7 @@ export function evaluationProcessor(ctx: PipelineContext, settings: EvaluationSe
   return defineProcessor<EvaluationRecord, 'metrics'>({
     name: stageGroup(t, 'evaluation'),
     input: { topics: [t.evalRecords], schema: 'evaluation-record' },
-    outputs: { metrics: { topic: t.metrics, schema: 'metric-event' } },
+    outputs: { metrics: metricsOutput(t) },
     handle: async ({ value: r }) => {
       if (r.responses.length === 0) throw new Error(`evaluation record ${r.id} (${r.dataset}) has no gold response`);
       const pool = ctx.pool(settings.model);

@@ -8,6 +8,12 @@ import type { AugmentedTextRecord, MixedTextRecord, MixerStateRecord, RawTextRec
 import type { RunConfig } from '../pipeline/run-config.ts';
 
 export type MixOut = 'mixed' | 'state';
+
+/** A mixed record at the run's next mix index. */
+function mixedEmit(state: MixerStateRecord, m: Omit<MixedTextRecord, 'mixIndex'>): Emit<MixOut> {
+  const value: MixedTextRecord = { id: m.id, runId: m.runId, source: m.source, sourceId: m.sourceId, text: m.text, tokens: m.tokens, mixIndex: state.mixIndex++, round: m.round, textIds: m.textIds, pairs: m.pairs };
+  return { to: 'mixed', key: recordKey(m.runId, m.id), value };
+}
 const DOMAIN = 0;
 const GENERAL = 1;
 
@@ -56,37 +62,49 @@ export function mixingProcessor(ctx: PipelineContext) {
     return s;
   };
 
-  /** One augmented text into the run's mix: it, then any general instructions whose deficit is now the largest. */
-  const mix = (a: AugmentedTextRecord): Promise<HandlerResult<MixOut>> => {
-    const tokens = a.text === '' ? 0 : tokensOf(a.text);
-    return serially(async (): Promise<HandlerResult<MixOut>> => {
-      if (a.text === '') return { skip: 'empty text: nothing to train on' };
-      const run = await ctx.run(a.runId);
-      const { sampler, state } = stateOf(run);
-      const emits: Emit<MixOut>[] = [];
-      const emit = (m: Omit<MixedTextRecord, 'runId' | 'mixIndex'>) => {
-        const value: MixedTextRecord = { ...m, runId: a.runId, mixIndex: state.mixIndex++ };
-        emits.push({ to: 'mixed', key: recordKey(a.runId, m.id), value });
-      };
-      const n = await tokens;
-      emit({ id: a.id, source: a.converted ? 'augmented' : 'raw', sourceId: a.id, text: a.text, tokens: n });
-      sampler.record(DOMAIN, n);
-      while (sampler.next() === GENERAL) {
-        let g = general.peek(`${a.runId}/${state.generalCursor}`);
-        if (!g && run.generalOnExhausted === 'restart' && state.generalCursor > 0) g = general.peek(`${a.runId}/${(state.generalCursor = 0)}`);
-        if (!g) {
-          sampler.leave(GENERAL);
-          state.generalLeft = true;
-          break;
-        }
-        const gt = await tokensOf(g.text);
-        emit({ id: `general/${state.generalCursor}/${state.mixIndex}`, source: 'general', sourceId: g.id, text: g.text, tokens: gt });
-        sampler.record(GENERAL, gt);
-        state.generalCursor++;
+  type RunMix = ReturnType<typeof stateOf>;
+
+  /** The run's counts after a step, as its changelog record, closing the step's emits. */
+  const closeStep = (runId: string, { sampler, state }: RunMix, emits: Emit<MixOut>[]): Emit<MixOut>[] => {
+    state.emittedTokens = [sampler.emitted[DOMAIN]!, sampler.emitted[GENERAL]!];
+    emits.push({ to: 'state', key: runId, value: { ...state } });
+    return emits;
+  };
+
+  /** General instructions while their deficit is the largest (asynchronous: their token counts may be). */
+  const fillGeneral = async (a: AugmentedTextRecord, run: RunConfig, m: RunMix, emits: Emit<MixOut>[]): Promise<Emit<MixOut>[]> => {
+    const { sampler, state } = m;
+    while (sampler.next() === GENERAL) {
+      let g = general.peek(`${a.runId}/${state.generalCursor}`);
+      if (!g && run.generalOnExhausted === 'restart' && state.generalCursor > 0) g = general.peek(`${a.runId}/${(state.generalCursor = 0)}`);
+      if (!g) {
+        sampler.leave(GENERAL);
+        state.generalLeft = true;
+        break;
       }
-      state.emittedTokens = [sampler.emitted[DOMAIN]!, sampler.emitted[GENERAL]!];
-      emits.push({ to: 'state', key: a.runId, value: { ...state } });
-      return emits;
+      const gt = await tokensOf(g.text);
+      emits.push(mixedEmit(state, { id: `general/${state.generalCursor}/${state.mixIndex}`, runId: a.runId, source: 'general', sourceId: g.id, text: g.text, tokens: gt, round: 0, textIds: [], pairs: 0 }));
+      sampler.record(GENERAL, gt);
+      state.generalCursor++;
+    }
+    return closeStep(a.runId, m, emits);
+  };
+
+  /** One augmented text into the run's mix: it, then any general instructions whose deficit is now the largest. */
+  const mixInto = (a: AugmentedTextRecord, run: RunConfig, tokens: number): Emit<MixOut>[] | Promise<Emit<MixOut>[]> => {
+    const m = stateOf(run);
+    const emits = [mixedEmit(m.state, { id: a.id, runId: a.runId, source: a.converted ? 'augmented' : 'raw', sourceId: a.id, text: a.text, tokens, round: a.round, textIds: a.textIds, pairs: a.pairs })];
+    m.sampler.record(DOMAIN, tokens);
+    return m.sampler.next() === GENERAL ? fillGeneral(a, run, m, emits) : closeStep(a.runId, m, emits);
+  };
+
+  /** Synchronous where the run and the token count are known and no earlier step is pending. */
+  const mix = (a: AugmentedTextRecord): HandlerResult<MixOut> | Promise<HandlerResult<MixOut>> => {
+    if (a.text === '') return { skip: 'empty text: nothing to train on' };
+    const tokens = tokensOf(a.text);
+    return serially(() => {
+      const run = ctx.run(a.runId);
+      return run instanceof Promise || tokens instanceof Promise ? Promise.all([run, tokens]).then(([r, n]) => mixInto(a, r, n)) : mixInto(a, run, tokens);
     });
   };
 

@@ -3,10 +3,42 @@ import { seqOf, type RunConfig } from './run-config.ts';
 import type { PipelineContext } from './pipeline-context.ts';
 import type { RoundCollectionRecord } from './records.ts';
 
-interface Slot {
-  value: Promise<RoundCollectionRecord | undefined>;
-  settled: boolean;
-  settle(c: RoundCollectionRecord | undefined): void;
+/**
+ * One collection's place between its text and the next round's: settled once, with the collection or without one.
+ * A class, not closures: one is opened per converted text on the hot path.
+ */
+class Slot implements HandoffSlot {
+  settled = false;
+  value: RoundCollectionRecord | undefined;
+  private waiters: ((c: RoundCollectionRecord | undefined) => void)[] | undefined;
+
+  constructor(
+    private readonly slots: Map<string, Slot>,
+    private readonly key: string,
+  ) {}
+
+  fill(c: RoundCollectionRecord): void {
+    this.settle(c);
+  }
+
+  close(): void {
+    this.settle(undefined);
+  }
+
+  /** The collection, once settled. */
+  wait(): RoundCollectionRecord | undefined | Promise<RoundCollectionRecord | undefined> {
+    if (this.settled) return this.value;
+    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
+  }
+
+  private settle(c: RoundCollectionRecord | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.value = c;
+    if (c === undefined && this.slots.get(this.key) === this) this.slots.delete(this.key);
+    if (this.waiters) for (const w of this.waiters) w(c);
+    this.waiters = undefined;
+  }
 }
 
 /** A collection's slot, opened when its text's handler starts: filled with the collection, or closed without one. */
@@ -38,28 +70,24 @@ export class CollectionHandoff {
   /** Opens the slot of the converted text at `seq` of a run. Synchronous, so a later text's handler always finds it. */
   open(runId: string, seq: number): HandoffSlot {
     const key = `${runId}/${seq}`;
-    let settle!: (c: RoundCollectionRecord | undefined) => void;
-    const slot: Slot = { value: new Promise((r) => (settle = r)), settled: false, settle: (c) => settle(c) };
+    const slot = new Slot(this.slots, key);
     this.slots.set(key, slot);
     this.evict();
-    const done = (c: RoundCollectionRecord | undefined) => {
-      if (slot.settled) return;
-      slot.settled = true;
-      slot.settle(c);
-      if (c === undefined && this.slots.get(key) === slot) this.slots.delete(key);
-    };
-    return { fill: (c) => done(c), close: () => done(undefined) };
+    return slot;
   }
 
-  /** The collection finished at (round, position) of the run, each taken once. */
-  async take(run: RunConfig, round: number, position: number): Promise<RoundCollectionRecord> {
+  /** The collection finished at (round, position) of the run, each taken once: at once when its slot is filled. */
+  take(run: RunConfig, round: number, position: number): RoundCollectionRecord | Promise<RoundCollectionRecord> {
     const key = `${run.runId}/${seqOf(run, { round, position })}`;
     const slot = this.slots.get(key);
-    if (slot) {
-      this.slots.delete(key);
-      const c = await slot.value;
-      if (c) return c;
-    }
+    if (!slot) return this.fromPool(run, round, position);
+    this.slots.delete(key);
+    const c = slot.wait();
+    if (c instanceof Promise) return c.then((v) => v ?? this.fromPool(run, round, position));
+    return c ?? this.fromPool(run, round, position);
+  }
+
+  private async fromPool(run: RunConfig, round: number, position: number): Promise<RoundCollectionRecord> {
     this.fromTopic++;
     const table = await this.poolTable();
     return table.get(`${run.runId}/${round}/${position}`, this.ctx.waitMs);

@@ -27,9 +27,10 @@ interface Progress {
 /**
  * Templating → synthesis → round feedback → mixing chained in memory, in one processor over the raw-text topic (the
  * fused topology; Kafka Streams fuses a sub-topology's operators the same way). It runs the same stage functions as
- * the staged topology and writes what they write except the requests and results in between: collections to the
- * round pool (the changelog that restores the hand-over between rounds and that `ipt rounds start` reads), augmented
- * texts (what each text became), the mixed stream and the mixer's changelog, one metric event per synthesized text.
+ * the staged topology and writes what they write except what passes between them (requests, results, augmented
+ * texts): collections to the round pool (the changelog that restores the hand-over between rounds and that
+ * `ipt rounds start` reads), the mixed stream with each text's lineage and the mixer's changelog, and one metric event
+ * per synthesized text (batched per run and chunk).
  * Text i of round r + 1 takes collection i of round r from the previous text's handler (CollectionHandoff) rather
  * than through the pool topic. A failure in any step dead-letters the raw text, naming the step. Like the mixer, it
  * runs as one instance per topic prefix (its mix counts are per run); one process drives many LLM endpoints.
@@ -42,15 +43,34 @@ export function fusedProcessor(ctx: PipelineContext) {
   const mixer = mixingProcessor(ctx);
   const handoff = new CollectionHandoff(ctx);
 
-  /** Augmented texts are written (the record of what each text became) and mixed here, in the order they finish. */
-  const withMixed = async (emits: Emit<Out>[], at: Progress): Promise<Emit<Out>[]> => {
-    const out: Emit<Out>[] = [];
-    for (const e of emits) {
-      out.push(e);
-      if (e.to !== 'augmented') continue;
+  /** A mixed augmented text's records, or the augmented text itself when the mix leaves it out. */
+  const pushMixed = (out: Emit<Out>[], e: Emit<Out>, r: HandlerResult<MixOut>): void => {
+    const mixed = unwrap(r);
+    if ('skip' in mixed) out.push(e);
+    else for (const m of mixed.emits) out.push(m);
+  };
+
+  /**
+   * Augmented texts are mixed here, in the order they finish, and stay in memory like the requests and results: the
+   * mixed record carries their lineage (round, raw text ids, pairs). One the mix leaves out (an empty text) is written
+   * to the augmented topic, so every text is still accounted for. Synchronous while the mixer is.
+   */
+  const withMixed = (emits: Emit<Out>[], at: Progress, from = 0, out: Emit<Out>[] = []): Emit<Out>[] | Promise<Emit<Out>[]> => {
+    for (let i = from; i < emits.length; i++) {
+      const e = emits[i]!;
+      if (e.to !== 'augmented') {
+        out.push(e);
+        continue;
+      }
       at.step = 'mixing';
-      const mixed = unwrap(await mixer.mix(e.value as AugmentedTextRecord));
-      if (!('skip' in mixed)) out.push(...mixed.emits);
+      const r = mixer.mix(e.value as AugmentedTextRecord);
+      if (r instanceof Promise) {
+        return r.then((v) => {
+          pushMixed(out, e, v);
+          return withMixed(emits, at, i + 1, out);
+        });
+      }
+      pushMixed(out, e, r);
     }
     return out;
   };
@@ -59,8 +79,8 @@ export function fusedProcessor(ctx: PipelineContext) {
    * A run replayed from round N > 0 starts from round N − 1's collections in the round pool; those no text of round
    * N reaches are closed by the round's last text (in the staged topology, templating-pool closes them).
    */
-  const closeSeeded = async (run: RunConfig, round: number, position: number, at: Progress): Promise<Emit<Out>[]> => {
-    if (run.startRound === 0 || round !== run.startRound || position !== roundLength(run, round) - 1) return [];
+  const closesSeeded = (run: RunConfig, round: number, position: number) => run.startRound > 0 && round === run.startRound && position === roundLength(run, round) - 1;
+  const closeSeeded = async (run: RunConfig, round: number, at: Progress): Promise<Emit<Out>[]> => {
     const out: Emit<Out>[] = [];
     at.step = 'round hand-over';
     for (let j = roundLength(run, round); j < roundLength(run, round - 1); j++) {
@@ -70,32 +90,40 @@ export function fusedProcessor(ctx: PipelineContext) {
     return out;
   };
 
+  // Each step's value is awaited only when it is a promise: with a known run and a filled hand-over slot, the LLM call
+  // is the chain's only wait.
   const chain = async (rec: InputRecord<RawTextRecord>, slot: HandoffSlot | undefined, at: Progress): Promise<HandlerResult<Out>> => {
     const raw = rec.value;
-    const first = unwrap(await templating.handle(rec));
-    const run = await ctx.run(raw.runId);
+    const pending = ctx.run(raw.runId);
+    const run = pending instanceof Promise ? await pending : pending;
+    const templated = templating.handle(rec);
+    const first = unwrap(templated instanceof Promise ? await templated : templated);
     let request: SynthesisRequestRecord;
     if ('skip' in first) {
       const p = placement(run, raw.seq);
       if (!raw.convert || !continuesCollection(run, p)) return first;
       at.step = 'round hand-over';
-      const c = await handoff.take(run, p.round - 1, p.position);
+      const taken = handoff.take(run, p.round - 1, p.position);
+      const c = taken instanceof Promise ? await taken : taken;
       at.step = 'templating';
-      request = await continueCollection(ctx, run, c, raw);
+      const continued = continueCollection(ctx, run, c, raw);
+      request = continued instanceof Promise ? await continued : continued;
     } else {
       const req = first.emits.find((e) => e.to === 'requests');
       // A text the preset keeps raw: straight to the mixer.
-      if (!req) return withMixed(first.emits.filter((e) => e.to === 'augmented') as Emit<Out>[], at);
+      if (!req) return withMixed(first.emits as Emit<Out>[], at);
       request = req.value as SynthesisRequestRecord;
     }
     at.step = 'synthesis';
-    const synthesized = unwrap(await synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source }));
+    const answered = synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+    const synthesized = unwrap(answered instanceof Promise ? await answered : answered);
     if ('skip' in synthesized) return synthesized;
     const result = synthesized.emits[0]!.value as SynthesisResultRecord;
     at.step = 'round-feedback';
-    const fed = unwrap(await feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source }));
+    const fedBack = feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+    const fed = unwrap(fedBack instanceof Promise ? await fedBack : fedBack);
     if ('skip' in fed) return fed;
-    const emits: Emit<Out>[] = await closeSeeded(run, request.round, request.position, at);
+    const emits: Emit<Out>[] = closesSeeded(run, request.round, request.position) ? await closeSeeded(run, request.round, at) : [];
     for (const e of fed.emits) {
       emits.push(e);
       if (e.to !== 'pool') continue;
@@ -103,7 +131,8 @@ export function fusedProcessor(ctx: PipelineContext) {
       if (hasNextText(run, c)) slot?.fill(c);
       else emits.push(...augmentedEmits(closeUnreached(run, c)));
     }
-    const all = await withMixed(emits, at);
+    const mixing = withMixed(emits, at);
+    const all = mixing instanceof Promise ? await mixing : mixing;
     return synthesized.deadLetter === undefined ? all : { emits: all, deadLetter: synthesized.deadLetter };
   };
 

@@ -29,6 +29,7 @@ export class PipelineContext {
   readonly runs: TopicTable<RunConfig>;
   private readonly pools = new Map<string, SynthesisPool>();
   private readonly estimators = new Map<string, Promise<LengthEstimator>>();
+  private readonly knownEstimators = new Map<string, LengthEstimator>();
 
   constructor(
     readonly kafka: Kafka,
@@ -79,8 +80,11 @@ export class PipelineContext {
     return p;
   }
 
-  estimator(run: RunConfig): Promise<LengthEstimator> {
+  /** The run's length estimator: the value itself once it is known (no promise to await on the hot path). */
+  estimator(run: RunConfig): LengthEstimator | Promise<LengthEstimator> {
     const key = run.lengthEstimate === 'words' ? 'words' : `tokens:${run.model}`;
+    const known = this.knownEstimators.get(key);
+    if (known) return known;
     let e = this.estimators.get(key);
     if (!e) {
       e =
@@ -89,7 +93,10 @@ export class PipelineContext {
           : this.llm.tokenizer
             ? Promise.resolve(localTokenizerEstimator(this.llm.tokenizer))
             : serverTokenEstimator(this.pool(run.model));
-      e.catch(() => this.estimators.delete(key));
+      e.then(
+        (v) => this.knownEstimators.set(key, v),
+        () => this.estimators.delete(key),
+      );
       this.estimators.set(key, e);
     }
     return e;

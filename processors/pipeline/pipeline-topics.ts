@@ -80,3 +80,13 @@ export function topicSpecs(t: PipelineTopics, partitions = 4): TopicSpec[] {
 /** Record keys: "<runId>/<id>", so any record (a dead letter too) names its run. */
 export const recordKey = (runId: string, id: string) => `${runId}/${id}`;
 export const runOfKey = (key: string | null | undefined) => (key ? key.slice(0, Math.max(0, key.indexOf('/'))) : '');
+
+/**
+ * The metrics topic as a processor output: metric events go out batched per run (one record per run and input
+ * chunk, schema metric-event-batch), a few records where there would be one per text.
+ */
+export const metricsOutput = (t: PipelineTopics) => ({
+  topic: t.metrics,
+  schema: 'metric-event-batch',
+  batched: { key: (emitKey: string | null) => recordKey(runOfKey(emitKey), 'metric-events') },
+});

@@ -75,6 +75,9 @@ export interface MixedTextRecord {
   text: string;
   tokens: number;
   mixIndex: number;
+  round: number;
+  textIds: string[];
+  pairs: number;
 }
 
 export interface MixerStateRecord {
@@ -126,6 +129,11 @@ export interface EvaluationRecord {
   instruction: string;
   responses: string[];
   examples: { context: string; pairs: QAPair[] }[];
+}
+
+/** schemas/metric-event-batch.avsc: the metric events of one run from one input chunk (the metrics topic's records). */
+export interface MetricEventBatchRecord {
+  events: MetricEventRecord[];
 }
 
 export const METRIC_DEFAULTS: Omit<MetricEventRecord, 'id' | 'kind' | 'runId' | 'recordId' | 'time'> = {

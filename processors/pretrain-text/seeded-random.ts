@@ -8,8 +8,9 @@ export interface Rng {
   weighted<T extends string>(weights: Record<T, number>): T;
 }
 
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
+/** FNV-1a over UTF-16 code units. `from` continues an earlier hash: hashString(b, hashString(a)) = hashString(a + b). */
+export function hashString(s: string, from = 0x811c9dc5): number {
+  let h = from;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -17,37 +18,51 @@ export function hashString(s: string): number {
   return h >>> 0;
 }
 
-export function seededRng(seed: string | number): Rng {
-  let a = typeof seed === 'number' ? seed >>> 0 : hashString(seed);
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
+/** mulberry32 as a class (one is drawn per templated group, on the hot path: no closures to allocate). */
+class Mulberry32 implements Rng {
+  constructor(private a: number) {}
+
+  next(): number {
+    this.a = (this.a + 0x6d2b79f5) >>> 0;
+    let t = this.a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return {
-    next,
-    int,
-    pick: (xs) => xs[int(xs.length)]!,
-    chance: (p) => next() < p,
-    shuffle: (xs) => {
-      const out = [...xs];
-      for (let i = out.length - 1; i > 0; i--) {
-        const j = int(i + 1);
-        [out[i], out[j]] = [out[j]!, out[i]!];
-      }
-      return out;
-    },
-    weighted: (weights) => {
-      const entries = Object.entries(weights) as [keyof typeof weights, number][];
-      const total = entries.reduce((s, [, w]) => s + w, 0);
-      let x = next() * total;
-      for (const [k, w] of entries) {
-        if ((x -= w) < 0) return k;
-      }
-      return entries[entries.length - 1]![0];
-    },
-  };
+  }
+
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)]!;
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  shuffle<T>(xs: readonly T[]): T[] {
+    const out = [...xs];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out;
+  }
+
+  weighted<T extends string>(weights: Record<T, number>): T {
+    const entries = Object.entries(weights) as [T, number][];
+    let total = 0;
+    for (const [, w] of entries) total += w;
+    let x = this.next() * total;
+    for (const [k, w] of entries) {
+      if ((x -= w) < 0) return k;
+    }
+    return entries[entries.length - 1]![0];
+  }
+}
+
+export function seededRng(seed: string | number): Rng {
+  return new Mulberry32(typeof seed === 'number' ? seed >>> 0 : hashString(seed));
 }

@@ -2,7 +2,7 @@ import type { Collection, CollectionEntry } from '../templating/multi-round.ts';
 import { classifyPair, type PairKind } from '../round-feedback/pair-kinds.ts';
 import { drawPairStyle, renderPair, QA_FAMILIES, OPTION_STYLES } from './pair-templates.ts';
 import { drawTextStyle, renderBlock, FEW_SHOT_SEPARATORS, type Layout } from './layouts.ts';
-import { seededRng } from './seeded-random.ts';
+import { hashString, seededRng } from './seeded-random.ts';
 
 /** One pre-training text and what was drawn for it (for metrics and for the variety tests). */
 export interface TemplatedText {
@@ -39,7 +39,8 @@ export function templateCollection(collection: Collection, seed: string | number
 }
 
 function templateGroup(group: CollectionEntry[], seed: string | number): TemplatedText {
-  const rng = seededRng(`${seed}\u0000${group[0]!.context}`);
+  // The hash of `${seed}\0${context}`, without building that string (a copy of the whole text per group).
+  const rng = seededRng(hashString(group[0]!.context, hashString(`${seed}\u0000`)));
   let dropped = 0;
   const kinds: Partial<Record<PairKind, number>> = {};
   const typed = group.map((e) =>

@@ -1,5 +1,5 @@
 import type { TypedPair } from './pair-kinds.ts';
-import { pyStrip } from './parse-output.ts';
+import { parseSynthesizerOutput } from './parse-output.ts';
 
 /** Cheap per-record quality signals (SPEC §7): kinds mix, lengths, duplicates and grounding of the answers in the text. */
 export interface PairQuality {
@@ -73,12 +73,7 @@ export function occursAsWord(lowerText: string, w: string): boolean {
 
 /** Pieces that parse as pairs before the lower-cased de-duplication (SPEC §2 step 3): duplicates = pieces − pairs. */
 export function countPairPieces(output: string): number {
-  let pieces = output.split('</END>');
-  if (!output.endsWith('</END>')) pieces = pieces.slice(0, -1);
-  let n = 0;
-  for (const piece of pieces) {
-    const parts = piece.split('<ANS>');
-    if (parts.length === 2 && pyStrip(parts[0]!).startsWith('<QUE>') && pyStrip(parts[1]!) !== '') n++;
-  }
-  return n;
+  const counts = { pieces: 0 };
+  parseSynthesizerOutput(output, counts);
+  return counts.pieces;
 }

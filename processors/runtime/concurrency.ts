@@ -23,15 +23,34 @@ export async function mapOrdered<T, R>(items: readonly T[], limit: number, fn: (
 }
 
 /**
- * Runs async steps one after another in the order they were submitted, whatever order their inputs resolve in:
- * stateful handlers (a mixer's counts, a packer's buffer) call it synchronously per record, so the state changes in
- * input order while the runtime keeps several handler calls in flight. A failed step does not stop later ones.
+ * Runs steps one after another in the order they were submitted, whatever order their inputs resolve in: stateful
+ * handlers (a mixer's counts, a packer's buffer) call it synchronously per record, so the state changes in input
+ * order while the runtime keeps several handler calls in flight. A step submitted while none is pending runs at once
+ * (and a synchronous one returns its value, no promise); a failed step does not stop later ones.
  */
-export function inOrder(): <T>(step: () => Promise<T>) => Promise<T> {
-  let tail: Promise<unknown> = Promise.resolve();
-  return (step) => {
-    const run = tail.then(step);
-    tail = run.catch(() => undefined);
+export function inOrder(): <T>(step: () => T | Promise<T>) => T | Promise<T> {
+  let tail: Promise<unknown> | undefined;
+  const track = <T>(run: Promise<T>): Promise<T> => {
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    tail = settled;
+    void settled.then(() => {
+      if (tail === settled) tail = undefined;
+    });
     return run;
   };
+  return (step) => {
+    if (tail === undefined) {
+      const r = step();
+      return r instanceof Promise ? track(r) : r;
+    }
+    return track(tail.then(step));
+  };
+}
+
+/** f(v) at once when v is a value, once it resolves when it is a promise: no microtask where nothing is pending. */
+export function whenReady<T, R>(v: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
 }

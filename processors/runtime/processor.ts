@@ -40,6 +40,13 @@ export interface OutputSpec {
    * sent. Offsets are committed per chunk, so the state that survives always matches the committed input.
    */
   latestPerKey?: boolean;
+  /**
+   * Many small records as one: the output's schema is a record whose only field is an array, handlers emit its
+   * items, and the items a chunk emits go out as one record per batch key (key(emit key)), in emit order, at the
+   * chunk's end and with its other outputs. Each item is encoded when emitted, so one that does not fit its schema
+   * dead-letters its own input record only. Emit headers and partitions do not apply.
+   */
+  batched?: { key(emitKey: string | null): string };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Partitioners } from 'kafkajs';
+import avro from 'avsc';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { createKafka } from './kafka-client.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -18,6 +19,14 @@ export interface RunningProcessor {
   stop(): Promise<void>;
   /** Resolves when the consumer stopped for good (after stop(), or after a crash it could not recover from). */
   done: Promise<void>;
+}
+
+/** The item type of a batched output's schema: a record whose only field is an array (OutputSpec.batched). */
+function batchItemType(schema: LoadedSchema): avro.Type {
+  const fields = (schema.type as avro.types.RecordType).fields ?? [];
+  const array = fields.length === 1 ? fields[0]!.type : undefined;
+  if (!(array instanceof avro.types.ArrayType)) throw new Error(`${schema.file}: a batched output's schema must be a record with one array field`);
+  return array.itemsType;
 }
 
 interface Outcome {
@@ -60,10 +69,11 @@ export async function startProcessor<In, Outputs extends string>(
   const serde = new AvroSerde(cfg.registryUrl);
   const inputSchema = loadSchema(spec.input.schema);
   for (const topic of spec.input.topics) await serde.registerValueSchema(topic, spec.input.schema);
-  const outputSchemas = new Map<Outputs, { topic: string; schema: LoadedSchema }>();
+  const outputSchemas = new Map<Outputs, { topic: string; schema: LoadedSchema; batch?: { item: avro.Type; key(k: string | null): string } }>();
   for (const [name, o] of outputs) {
     await serde.registerValueSchema(o.topic, o.schema);
-    outputSchemas.set(name, { topic: o.topic, schema: loadSchema(o.schema) });
+    const schema = loadSchema(o.schema);
+    outputSchemas.set(name, { topic: o.topic, schema, batch: o.batched && { item: batchItemType(schema), key: o.batched.key } });
   }
 
   const producer: Producer = cfg.exactlyOnce
@@ -149,6 +159,8 @@ export async function startProcessor<In, Outputs extends string>(
     };
     // Changelog outputs: only each key's last value in the chunk is encoded and sent (at the chunk's end).
     const latest = new Map<string, { topic: string; schema: LoadedSchema; emit: Emit }>();
+    // Batched outputs: the chunk's items per topic and batch key, sent as one record each (at the chunk's end).
+    const batches = new Map<string, { topic: string; key: string; items: Buffer[] }>();
     const outCounts = new Map<string, number>();
     for (let i = 0; i < messages.length; i++) {
       const msg = messages[i]!;
@@ -156,11 +168,16 @@ export async function startProcessor<In, Outputs extends string>(
       const source = { topic, partition, offset: msg.offset };
       let failure = outcome.failure;
       const encoded: [string, Message][] = [];
+      const items: [string, string, Buffer][] = [];
       if (!failure) {
         try {
           for (const e of outcome.emits) {
             const out = outputSchemas.get(e.to as Outputs);
             if (!out) throw new Error(`handler emitted to undeclared output "${e.to}"`);
+            if (out.batch) {
+              items.push([out.topic, out.batch.key(e.key), serde.encodeItem(out.batch.item, e.value)]);
+              continue;
+            }
             if (latestPerKey.has(out.topic)) {
               const k = `${out.topic}\u0000${e.key ?? ''}`;
               latest.delete(k);
@@ -188,6 +205,16 @@ export async function startProcessor<In, Outputs extends string>(
         push(t, m);
         outCounts.set(t, (outCounts.get(t) ?? 0) + 1);
       }
+      for (const [t, key, item] of items) {
+        const k = `${t}\u0000${key}`;
+        let b = batches.get(k);
+        if (!b) batches.set(k, (b = { topic: t, key, items: [] }));
+        b.items.push(item);
+      }
+    }
+    for (const b of batches.values()) {
+      push(b.topic, { key: b.key, value: serde.encodeBatch(b.topic, b.items) });
+      outCounts.set(b.topic, (outCounts.get(b.topic) ?? 0) + b.items.length);
     }
     for (const { topic: t, schema, emit: e } of latest.values()) {
       // A state value that does not fit its schema is a bug in the processor, not in a record: fail the batch.

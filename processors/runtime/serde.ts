@@ -6,6 +6,7 @@ export class IncompatibleSchemaError extends Error {}
 export class DecodeError extends Error {}
 
 const MAGIC = 0;
+const ZERO = Buffer.from([0]);
 
 /**
  * Avro values in the Confluent wire format (magic byte, 4-byte schema id, Avro body). Registration and schema
@@ -69,6 +70,39 @@ export class AvroSerde {
     this.scratch[0] = MAGIC;
     this.scratch.writeUInt32BE(id, 1);
     return Buffer.from(this.scratch.subarray(0, end));
+  }
+
+  /** The Avro body of one value (no wire-format header): an item of a batched record (see encodeBatch). */
+  encodeItem(type: avro.Type, value: unknown): Buffer {
+    let end = type.encode(value, this.scratch, 0);
+    if (end < 0) {
+      this.scratch = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
+      end = type.encode(value, this.scratch, 0);
+    }
+    return Buffer.from(this.scratch.subarray(0, end));
+  }
+
+  /**
+   * A batched record in the wire format from its items' bodies (encodeItem). Its schema is a record whose only field
+   * is an array of the items, so the Avro body is that array: one block (item count as a zig-zag varint, then the
+   * items) and the closing zero count.
+   */
+  encodeBatch(topic: string, items: readonly Buffer[]): Buffer {
+    const id = this.writerIds.get(topic);
+    if (id === undefined) throw new Error(`no schema registered for topic ${topic}`);
+    const head = Buffer.allocUnsafe(5 + 10);
+    head[0] = MAGIC;
+    head.writeUInt32BE(id, 1);
+    let end = 5;
+    // Zig-zag of a non-negative n is 2n; then 7 bits per byte, low bits first.
+    let n = items.length * 2;
+    while (n >= 0x80) {
+      head[end++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    head[end++] = n;
+    // An empty array is the closing zero alone.
+    return items.length === 0 ? Buffer.from(head.subarray(0, end)) : Buffer.concat([head.subarray(0, end), ...items, ZERO]);
   }
 
   /** Fetches and caches the writer schemas of the ids found in buffers, so decode() can stay synchronous. */

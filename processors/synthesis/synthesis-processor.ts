@@ -1,10 +1,12 @@
-import { defineProcessor } from '../runtime/processor.ts';
+import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
+import { whenReady } from '../runtime/concurrency.ts';
 import { requestPrompt } from '../templating/request-prompt.ts';
 import { fitsWithin } from '../templating/length-estimators.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { SynthesisRequestRecord, SynthesisResultRecord } from '../pipeline/records.ts';
+import type { RunConfig } from '../pipeline/run-config.ts';
 
 /**
  * Synthesis requests → results, through the synthesis pool (many requests in flight across endpoints, adaptive
@@ -18,49 +20,65 @@ export function synthesisProcessor(ctx: PipelineContext) {
     name: stageGroup(t, 'synthesis'),
     input: { topics: [t.requests], schema: 'synthesis-request' },
     outputs: { results: { topic: t.results, schema: 'synthesis-result' } },
-    handle: async ({ value: q }) => {
-      const run = await ctx.run(q.runId);
-      const key = recordKey(q.runId, q.id);
-      const prompt = requestPrompt(q);
-      // Written out rather than spread: this runs once per text on the hot path.
-      const done = (r: Pick<SynthesisResultRecord, 'outcome' | 'reason'> & Partial<Pick<SynthesisResultRecord, 'output' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts'>>) => {
-        const value: SynthesisResultRecord = {
-          id: q.id,
-          runId: q.runId,
-          round: q.round,
-          position: q.position,
-          text: q.text,
-          fewShot: q.fewShot,
-          collection: q.collection,
-          collectionId: q.collectionId,
-          outcome: r.outcome,
-          reason: r.reason,
-          output: r.output ?? '',
-          promptChars: prompt.length,
-          promptTokens: r.promptTokens ?? 0,
-          completionTokens: r.completionTokens ?? 0,
-          latencyMs: r.latencyMs ?? 0,
-          attempts: r.attempts ?? 0,
-          finishedAt: Date.now(),
-        };
-        return [{ to: 'results' as const, key, value }];
-      };
-      if (q.text === '') return done({ outcome: 'skipped', reason: 'empty text' });
-      const limit = run.maxModelLen - run.maxNewTokens;
-      if (!q.fewShot) {
-        const estimate = await ctx.estimator(run);
-        if (!(await fitsWithin(estimate, prompt, limit))) {
-          const length = await estimate(prompt);
-          return done({ outcome: 'skipped', reason: `too long: ${length} > ${limit} (max-model-len − max-new-tokens) even without examples; kept as raw text` });
-        }
-      }
-      try {
-        const res = await ctx.pool(run.model).complete({ prompt, maxTokens: run.maxNewTokens, temperature: run.temperature, affinityKey: q.collectionId });
-        return done({ outcome: 'ok', reason: '', output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts });
-      } catch (err) {
-        const reason = `synthesis failed: ${errorText(err)}`;
-        return { emits: done({ outcome: 'failed', reason }), deadLetter: reason };
-      }
+    // No promise to await where the run is known: only the LLM call is asynchronous.
+    handle: ({ value: q }) => {
+      return whenReady(ctx.run(q.runId), (run) => synthesize(ctx, q, run));
     },
   });
+}
+
+type Outcome = Pick<SynthesisResultRecord, 'outcome' | 'reason'> & Partial<Pick<SynthesisResultRecord, 'output' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts'>>;
+
+/** The result record of request q (every field written out rather than spread: once per text on the hot path). */
+function resultOf(q: SynthesisRequestRecord, prompt: string, r: Outcome): Emit<'results'>[] {
+  const value: SynthesisResultRecord = {
+    id: q.id,
+    runId: q.runId,
+    round: q.round,
+    position: q.position,
+    text: q.text,
+    fewShot: q.fewShot,
+    collection: q.collection,
+    collectionId: q.collectionId,
+    outcome: r.outcome,
+    reason: r.reason,
+    output: r.output ?? '',
+    promptChars: prompt.length,
+    promptTokens: r.promptTokens ?? 0,
+    completionTokens: r.completionTokens ?? 0,
+    latencyMs: r.latencyMs ?? 0,
+    attempts: r.attempts ?? 0,
+    finishedAt: Date.now(),
+  };
+  return [{ to: 'results', key: recordKey(q.runId, q.id), value }];
+}
+
+function synthesize(ctx: PipelineContext, q: SynthesisRequestRecord, run: RunConfig): HandlerResult<'results'> | Promise<HandlerResult<'results'>> {
+  const prompt = requestPrompt(q);
+  if (q.text === '') return resultOf(q, prompt, { outcome: 'skipped', reason: 'empty text' });
+  if (q.fewShot) return complete(ctx, q, run, prompt);
+  // A zero-shot prompt may be too long even alone; the estimate's upper bound usually settles it without measuring.
+  const estimate = ctx.estimator(run);
+  const fits = estimate instanceof Promise ? undefined : fitsWithin(estimate, prompt, run.maxModelLen - run.maxNewTokens);
+  return fits === true ? complete(ctx, q, run, prompt) : checkLengthThenComplete(ctx, q, run, prompt);
+}
+
+async function checkLengthThenComplete(ctx: PipelineContext, q: SynthesisRequestRecord, run: RunConfig, prompt: string): Promise<HandlerResult<'results'>> {
+  const limit = run.maxModelLen - run.maxNewTokens;
+  const estimate = await ctx.estimator(run);
+  if (!(await fitsWithin(estimate, prompt, limit))) {
+    const length = await estimate(prompt);
+    return resultOf(q, prompt, { outcome: 'skipped', reason: `too long: ${length} > ${limit} (max-model-len − max-new-tokens) even without examples; kept as raw text` });
+  }
+  return complete(ctx, q, run, prompt);
+}
+
+async function complete(ctx: PipelineContext, q: SynthesisRequestRecord, run: RunConfig, prompt: string): Promise<HandlerResult<'results'>> {
+  try {
+    const res = await ctx.pool(run.model).complete({ prompt, maxTokens: run.maxNewTokens, temperature: run.temperature, affinityKey: q.collectionId });
+    return resultOf(q, prompt, { outcome: 'ok', reason: '', output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts });
+  } catch (err) {
+    const reason = `synthesis failed: ${errorText(err)}`;
+    return { emits: resultOf(q, prompt, { outcome: 'failed', reason }), deadLetter: reason };
+  }
 }

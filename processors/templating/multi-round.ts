@@ -42,17 +42,25 @@ export interface PromptPlan {
 }
 
 /** The prompt for one text of a round r > 0, given the previous-round collection it is paired with (if any). */
-export async function planPrompt(text: string, prev: Collection | undefined, budget: LengthBudget): Promise<PromptPlan> {
+export function planPrompt(text: string, prev: Collection | undefined, budget: LengthBudget): PromptPlan | Promise<PromptPlan> {
   const zeroShot = formatSynthesizerInput(text);
   if (!prev || prev.length === 0) return { prompt: zeroShot, collection: undefined, fewShot: false };
   const last = prev[prev.length - 1]!;
-  const withFlag = (followedByNext: boolean): Collection => [...prev.slice(0, -1), { ...last, followedByNext }];
-  if (last.pairs.length === 0) return { prompt: zeroShot, collection: withFlag(false), fewShot: false };
+  if (last.pairs.length === 0) return { prompt: zeroShot, collection: withLastFlag(prev, false), fewShot: false };
   const candidate = fewShotHistory(prev) + zeroShot;
-  if (await fitsWithin(budget.estimate, candidate, budget.maxModelLen - budget.maxNewTokens)) {
-    return { prompt: candidate, collection: withFlag(true), fewShot: true };
-  }
-  return { prompt: zeroShot, collection: withFlag(false), fewShot: false };
+  // Synchronous when the estimate is (no microtask per text on the streaming path).
+  const fits = fitsWithin(budget.estimate, candidate, budget.maxModelLen - budget.maxNewTokens);
+  return fits instanceof Promise ? fits.then((f) => chosen(f, prev, candidate, zeroShot)) : chosen(fits, prev, candidate, zeroShot);
+}
+
+/** Few-shot when the history fits the budget, else zero-shot with the collection closed. */
+function chosen(fits: boolean, prev: Collection, fewShot: string, zeroShot: string): PromptPlan {
+  return fits ? { prompt: fewShot, collection: withLastFlag(prev, true), fewShot: true } : { prompt: zeroShot, collection: withLastFlag(prev, false), fewShot: false };
+}
+
+/** The collection with its last entry's followedByNext set. */
+function withLastFlag(c: Collection, followedByNext: boolean): Collection {
+  return [...c.slice(0, -1), { ...c[c.length - 1]!, followedByNext }];
 }
 
 /** Appends a text's parsed pairs to its collection; it inherits exactly when the predecessor was followed and pairs exist. */

@@ -1,6 +1,7 @@
 import { defineProcessor, type Emit } from '../runtime/processor.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
-import { closeCollection, planPrompt } from './multi-round.ts';
+import { closeCollection, planPrompt, type PromptPlan } from './multi-round.ts';
+import { whenReady } from '../runtime/concurrency.ts';
 import { hasNextText, seqOf, type RunConfig } from '../pipeline/run-config.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { templatedRecords } from '../round-feedback/templated-records.ts';
@@ -17,10 +18,17 @@ export function closeUnreached(run: RunConfig, c: RoundCollectionRecord): Augmen
 
 export const augmentedEmits = (records: AugmentedTextRecord[]): Emit<'augmented'>[] => records.map((a) => ({ to: 'augmented' as const, key: recordKey(a.runId, a.id), value: a }));
 
-/** The request for text i of round r + 1, which continues collection i of round r: few-shot when the history fits the length budget, else zero-shot. */
-export async function continueCollection(ctx: PipelineContext, run: RunConfig, c: RoundCollectionRecord, raw: RawTextRecord): Promise<SynthesisRequestRecord> {
-  const estimate = await ctx.estimator(run);
-  const plan = await planPrompt(raw.text, c.collection.length ? c.collection : undefined, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate });
+/**
+ * The request for text i of round r + 1, which continues collection i of round r: few-shot when the history fits the
+ * length budget, else zero-shot. Synchronous where the length estimate is.
+ */
+export function continueCollection(ctx: PipelineContext, run: RunConfig, c: RoundCollectionRecord, raw: RawTextRecord): SynthesisRequestRecord | Promise<SynthesisRequestRecord> {
+  return whenReady(ctx.estimator(run), (estimate) =>
+    whenReady(planPrompt(raw.text, c.collection.length ? c.collection : undefined, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate }), (plan) => continuingRequest(c, raw, plan)),
+  );
+}
+
+function continuingRequest(c: RoundCollectionRecord, raw: RawTextRecord, plan: PromptPlan): SynthesisRequestRecord {
   const collection = (plan.collection ?? []) as PipelineEntry[];
   return {
     id: raw.id,

@@ -1,5 +1,6 @@
-import { defineProcessor } from '../runtime/processor.ts';
-import { continuesCollection, placement } from '../pipeline/run-config.ts';
+import { defineProcessor, type HandlerResult } from '../runtime/processor.ts';
+import { whenReady } from '../runtime/concurrency.ts';
+import { continuesCollection, placement, type RunConfig } from '../pipeline/run-config.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { AugmentedTextRecord, RawTextRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
@@ -16,28 +17,32 @@ export function templatingProcessor(ctx: PipelineContext) {
     name: stageGroup(t, 'templating'),
     input: { topics: [t.raw], schema: 'raw-text' },
     outputs: { requests: { topic: t.requests, schema: 'synthesis-request' }, augmented: { topic: t.augmented, schema: 'augmented-text' } },
-    handle: async ({ value: raw }) => {
-      const run = await ctx.run(raw.runId);
-      const key = recordKey(raw.runId, raw.id);
-      if (!raw.convert) {
-        const kept: AugmentedTextRecord = { id: raw.id, runId: raw.runId, round: 0, converted: false, text: raw.text, textIds: [raw.id], pairs: 0, layout: 'raw', inverted: false, createdAt: Date.now() };
-        return [{ to: 'augmented', key, value: kept }];
-      }
-      if (raw.seq < 0) throw new Error(`text ${raw.id} of run ${raw.runId} is to be converted but has no sequence number`);
-      const p = placement(run, raw.seq);
-      if (continuesCollection(run, p)) return { skip: 'continues a previous-round collection: prompted from the round pool' };
-      const request: SynthesisRequestRecord = {
-        id: raw.id,
-        runId: raw.runId,
-        round: p.round,
-        position: p.position,
-        text: raw.text,
-        fewShot: false,
-        collection: [],
-        collectionId: raw.id,
-        createdAt: Date.now(),
-      };
-      return [{ to: 'requests', key, value: request }];
+    handle: ({ value: raw }) => {
+      return whenReady(ctx.run(raw.runId), (run) => template(raw, run));
     },
   });
+}
+
+/** A raw text's request, its augmented text when the preset keeps it raw, or a skip when the round pool prompts it. */
+function template(raw: RawTextRecord, run: RunConfig): HandlerResult<'requests' | 'augmented'> {
+  const key = recordKey(raw.runId, raw.id);
+  if (!raw.convert) {
+    const kept: AugmentedTextRecord = { id: raw.id, runId: raw.runId, round: 0, converted: false, text: raw.text, textIds: [raw.id], pairs: 0, layout: 'raw', inverted: false, createdAt: Date.now() };
+    return [{ to: 'augmented', key, value: kept }];
+  }
+  if (raw.seq < 0) throw new Error(`text ${raw.id} of run ${raw.runId} is to be converted but has no sequence number`);
+  const p = placement(run, raw.seq);
+  if (continuesCollection(run, p)) return { skip: 'continues a previous-round collection: prompted from the round pool' };
+  const request: SynthesisRequestRecord = {
+    id: raw.id,
+    runId: raw.runId,
+    round: p.round,
+    position: p.position,
+    text: raw.text,
+    fewShot: false,
+    collection: [],
+    collectionId: raw.id,
+    createdAt: Date.now(),
+  };
+  return [{ to: 'requests', key, value: request }];
 }

@@ -6,7 +6,7 @@ import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-co
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
-import { augmentedOf, cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { pretrainingTextsOf, cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { testKafka } from './helpers.ts';
 
 let server: RecordedCompletionsServer;
@@ -40,9 +40,12 @@ describe('the fused topology on the real stack', () => {
     expect(b.augmented).toBe(31);
     expect(b.perRound.map((r) => r.fewShot)).toEqual([0, 11, 9]);
     expect(outcome(b)).toEqual(outcome(a));
-    expect(await augmentedOf(fused.prefix, b.runId)).toEqual(await augmentedOf(staged.prefix, a.runId));
-    const requests = await readTopic(testKafka(), pipelineTopics(fused.prefix).requests, { timeoutMs: 1000 });
-    expect(requests.messages).toHaveLength(0);
+    expect(await pretrainingTextsOf(fused.prefix, b.runId)).toEqual(await pretrainingTextsOf(staged.prefix, a.runId));
+    // Requests, results and augmented texts stay in memory: the mixed records carry the lineage.
+    for (const topic of ['requests', 'results', 'augmented'] as const) {
+      const got = await readTopic(testKafka(), pipelineTopics(fused.prefix)[topic], { timeoutMs: 1000 });
+      expect(got.messages, topic).toHaveLength(0);
+    }
     // Every round's text i sits in one partition (the writer places texts by position), so rounds hand over in memory.
     const serde = new AvroSerde(inject('stack').registryUrl);
     const raw = await readTopic(testKafka(), pipelineTopics(fused.prefix).raw, { count: 31, timeoutMs: 10_000 });

@@ -12,7 +12,7 @@ import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
-import type { AugmentedTextRecord } from '../../processors/pipeline/records.ts';
+import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
 
 export const tmp = () => mkdtempSync(join(tmpdir(), 'ipt-pipeline-'));
 
@@ -63,15 +63,15 @@ export async function runOnStack(
   });
 }
 
-/** A run's pre-training texts in the augmented topic, one per id (a restarted stage may write one twice), sorted. */
-export async function augmentedOf(prefix: string, runId: string): Promise<string[]> {
+/** A run's domain pre-training texts in the mixed stream (either topology), one per id (a restarted stage may write one twice), sorted. */
+export async function pretrainingTextsOf(prefix: string, runId: string): Promise<string[]> {
   const serde = new AvroSerde(inject('stack').registryUrl);
-  const r = await readTopic(testKafka(), pipelineTopics(prefix).augmented, { timeoutMs: 3000 });
+  const r = await readTopic(testKafka(), pipelineTopics(prefix).mixed, { timeoutMs: 3000 });
   await serde.prefetch(r.messages.map((m) => m.value));
   const byId = new Map<string, string>();
   for (const m of r.messages) {
-    const a = serde.decode(m.value, loadSchema('augmented-text')) as AugmentedTextRecord;
-    if (a.runId === runId) byId.set(a.id, a.text);
+    const x = serde.decode(m.value, loadSchema('mixed-text')) as MixedTextRecord;
+    if (x.runId === runId && x.source !== 'general') byId.set(x.id, x.text);
   }
   return [...byId.values()].sort();
 }

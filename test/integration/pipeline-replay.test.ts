@@ -11,7 +11,7 @@ import { startPipeline } from '../../processors/pipeline/start-pipeline.ts';
 import { pipelineOptions } from '../../ops/cli/pipeline-options.ts';
 import { startRounds } from '../../ops/jobs/rounds-start.ts';
 import { replayTopic } from '../../ops/jobs/replay.ts';
-import { augmentedOf, cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { pretrainingTextsOf, cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { exited, logger, spawnIpt, testKafka } from './helpers.ts';
 
 let server: RecordedCompletionsServer;
@@ -29,7 +29,7 @@ describe('replay on the real stack', () => {
     const { path } = writeCorpus(tmp(), 31, 'replay.jsonl', 'rp');
     const first = await runOnStack(iso, path, { 'llm-url': server.url, rounds: '3', seed: '3', topology });
     expect(first.augmented).toBe(31);
-    const original = await augmentedOf(iso.prefix, first.runId);
+    const original = await pretrainingTextsOf(iso.prefix, first.runId);
     const values = { prefix: iso.prefix, 'llm-url': server.url, partitions: '2', topology };
     const common = { pipeline: pipelineOptions('test', values, envFor(iso)), startStages: true, timeoutMs: 120_000, log: () => undefined, logger };
     const promptsBefore = server.prompts.length;
@@ -38,7 +38,7 @@ describe('replay on the real stack', () => {
       expect(again.augmented).toBe(31);
       expect(again.deadLettered).toBe(0);
       expect(again.mixed.augmented).toBe(again.outputTexts);
-      expect(await augmentedOf(iso.prefix, again.runId)).toEqual(original);
+      expect(await pretrainingTextsOf(iso.prefix, again.runId)).toEqual(original);
     }
     // Round 2 alone synthesizes its 9 texts; round 0 all 31: nothing was re-ingested, and nothing more was sent.
     expect(server.prompts.length - promptsBefore).toBe(9 + 31);
@@ -103,7 +103,7 @@ describe('replay on the real stack', () => {
       // The same pre-training texts as an uninterrupted run.
       const calm = isolated();
       const c = await runOnStack(calm, path, { 'llm-url': server.url, rounds: '2', run: 'killed', topology });
-      expect(await augmentedOf(iso.prefix, s.runId)).toEqual(await augmentedOf(calm.prefix, c.runId));
+      expect(await pretrainingTextsOf(iso.prefix, s.runId)).toEqual(await pretrainingTextsOf(calm.prefix, c.runId));
     } finally {
       child.kill('SIGTERM');
       await exited(child);

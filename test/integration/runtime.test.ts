@@ -117,6 +117,43 @@ describe('processor runtime on the real stack', () => {
     expect(thrown.headers![DLQ_HEADERS.offset]!.toString()).toBe('10');
   });
 
+  it('sends a batched output as one record per batch key and chunk, and dead-letters only the record whose item does not fit', async () => {
+    const input = uniq('it.batched.in');
+    const output = uniq('it.batched.out');
+    const name = uniq('it-batched');
+    await createTopics(kafka, [input]);
+    const serde = await serdeFor([input]);
+    const texts = sampleTexts(40, { runId: 'batched', bytes: 50 });
+    await produceAll(kafka, input, rawTextMessages(serde, input, texts));
+    const event = (id: string, runId: string) => ({ id, kind: 'synthesis', runId, recordId: id, time: 1 });
+    const spec = defineProcessor<RawText, 'metrics'>({
+      name,
+      input: { topics: [input], schema: 'raw-text' },
+      outputs: { metrics: { topic: output, schema: 'metric-event-batch', batched: { key: (k) => `run-${Number(k!.slice(-1)) % 2}` } } },
+      handle: (r) => {
+        // One item in forty has no `time`: it cannot be encoded.
+        if (r.value.id === texts[7]!.id) return [{ to: 'metrics', key: r.key, value: { ...event(r.value.id, 'x'), time: undefined } }];
+        return [{ to: 'metrics', key: r.key, value: event(r.value.id, `run-${Number(r.key!.slice(-1)) % 2}`) }];
+      },
+    });
+    const proc = await startProcessor(spec, testConfig({ batchSize: 20 }), { logger });
+    const dlq = await readTopic(kafka, deadLetterTopic(name), { count: 1, timeoutMs: 60_000, settleMs: 500 });
+    const out = await readTopic(kafka, output, { timeoutMs: 3000, settleMs: 500 });
+    await proc.stop();
+    expect(dlq.messages.map((m) => m.key!.toString())).toEqual([texts[7]!.id]);
+    expect(dlq.messages[0]!.headers![DLQ_HEADERS.stage]!.toString()).toBe('encode');
+    await serde.prefetch(out.messages.map((m) => m.value));
+    const events = out.messages.flatMap((m) => {
+      const { events } = serde.decode(m.value, loadSchema('metric-event-batch')) as { events: { id: string; runId: string }[] };
+      // Every item under its batch key.
+      for (const e of events) expect(e.runId).toBe(m.key!.toString());
+      return events.map((e) => e.id);
+    });
+    // Two chunks of twenty, two batch keys: at most four records for 39 items.
+    expect(out.messages.length).toBeLessThanOrEqual(4);
+    expect([...events].sort()).toEqual(texts.filter((_, i) => i !== 7).map((t) => t.id).sort());
+  });
+
   it('refuses an incompatible schema change at start-up with a message naming the subject and the file', async () => {
     const topic = uniq('it.schema');
     await createTopics(kafka, [topic]);

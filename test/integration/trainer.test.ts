@@ -25,7 +25,7 @@ const PARITY_TEXTS = [
 ];
 
 async function mixedRecords(runId: string, n: number): Promise<MixedTextRecord[]> {
-  return sampleTexts(n, { runId, bytes: 300 }).map((t, i) => ({ id: t.id, runId, source: i % 3 === 0 ? 'general' : i % 3 === 1 ? 'augmented' : 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i }));
+  return sampleTexts(n, { runId, bytes: 300 }).map((t, i) => ({ id: t.id, runId, source: i % 3 === 0 ? 'general' : i % 3 === 1 ? 'augmented' : 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i, round: 0, textIds: i % 3 === 0 ? [] : [t.id], pairs: 0 }));
 }
 
 async function seedMixed(prefix: string, runId: string, n: number, produce: (r: MixedTextRecord, i: number) => boolean = () => true): Promise<{ records: MixedTextRecord[]; produceRest: () => Promise<void> }> {

@@ -158,3 +158,35 @@ describe('grounding by word search', () => {
     }
   });
 });
+
+describe('Python whitespace', () => {
+  it('isPySpace holds exactly for the code units of the PY_SPACE class', async () => {
+    const { isPySpace, PY_SPACE } = await import('../../processors/round-feedback/python-whitespace.ts');
+    const cls = new RegExp(`^[${PY_SPACE}]$`);
+    for (let c = 0; c <= 0xffff; c++) expect([c, isPySpace(c)]).toEqual([c, cls.test(String.fromCharCode(c))]);
+  });
+
+  it('pyStrip is str.strip(): what the anchored regular expression removes, on strings of spaces and letters', async () => {
+    const { pyStrip } = await import('../../processors/round-feedback/parse-output.ts');
+    const { PY_SPACE } = await import('../../processors/round-feedback/python-whitespace.ts');
+    const strip = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
+    const alphabet = [' ', '\t', '\n', '\u3000', '\u00a0', '\u200b', 'a', 'é', '<', '\u001c', '\u0085'];
+    let seed = 7;
+    const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    for (let i = 0; i < 5000; i++) {
+      const s = Array.from({ length: rand(12) }, () => alphabet[rand(alphabet.length)]).join('');
+      expect([s, pyStrip(s)]).toEqual([s, s.replace(strip, '')]);
+    }
+  });
+});
+
+describe('seeded draws', () => {
+  it('hashString continues an earlier hash exactly, so a group is seeded without joining the seed and its text', async () => {
+    const { hashString, seededRng } = await import('../../processors/pretrain-text/seeded-random.ts');
+    for (const [a, b] of [['7\u0000', 'A text — with ünïcode 𝒜 and 東京.'], ['', ''], ['seed', ''], ['', 'x'.repeat(5000)]] as const) {
+      expect(hashString(b, hashString(a))).toBe(hashString(a + b));
+      const [x, y] = [seededRng(`${a}${b}`), seededRng(hashString(b, hashString(a)))];
+      expect(Array.from({ length: 8 }, () => x.next())).toEqual(Array.from({ length: 8 }, () => y.next()));
+    }
+  });
+});

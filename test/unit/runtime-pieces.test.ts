@@ -81,3 +81,50 @@ describe('native stack configuration', () => {
     expect(props).toContain('log.dirs=/data');
   });
 });
+
+describe('inOrder', () => {
+  it('runs a step at once when none is pending, and queues the rest in submission order', async () => {
+    const { inOrder } = await import('../../processors/runtime/concurrency.ts');
+    const serially = inOrder();
+    const seen: string[] = [];
+    expect(serially(() => (seen.push('sync'), 1))).toBe(1);
+    let release!: () => void;
+    const slow = serially(() => new Promise<number>((r) => (release = () => (seen.push('slow'), r(2)))));
+    const after = serially(() => (seen.push('after'), 3));
+    const failing = serially(() => Promise.reject(new Error('no')));
+    const last = serially(() => (seen.push('last'), 4));
+    expect(after).toBeInstanceOf(Promise);
+    release();
+    expect([await slow, await after, await last]).toEqual([2, 3, 4]);
+    await expect(failing).rejects.toThrow('no');
+    expect(seen).toEqual(['sync', 'slow', 'after', 'last']);
+    // Once everything settled, a step runs at once again.
+    await new Promise((r) => setTimeout(r, 0));
+    expect(serially(() => 5)).toBe(5);
+  });
+});
+
+describe('batched records', () => {
+  it('inlines a record named from another schema file, so the registered text stands alone', () => {
+    const batch = loadSchema('metric-event-batch');
+    const text = JSON.parse(batch.text) as { fields: { type: { items: { name: string; fields: unknown[] } } }[] };
+    expect(text.fields[0]!.type.items.name).toBe('MetricEvent');
+    expect(text.fields[0]!.type.items.fields.length).toBe((loadSchema('metric-event').type as unknown as { fields: unknown[] }).fields.length);
+  });
+
+  it('encodeBatch writes the Avro of the batch record from its items’ bodies', async () => {
+    const { AvroSerde } = await import('../../processors/runtime/serde.ts');
+    const serde = new AvroSerde('http://127.0.0.1:1');
+    const batch = loadSchema('metric-event-batch');
+    const item = loadSchema('metric-event');
+    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('t', 42);
+    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(42, batch.type);
+    const event = (i: number) => ({ ...(item.type.fromBuffer(item.type.toBuffer(item.type.random())) as object), id: `e${i}`, response: 'x'.repeat(i * 7) });
+    for (const n of [0, 1, 63, 64, 200]) {
+      const events = Array.from({ length: n }, (_, i) => event(i));
+      const buf = serde.encodeBatch('t', events.map((e) => serde.encodeItem(item.type, e)));
+      expect(buf.readUInt32BE(1)).toBe(42);
+      expect(serde.decode(buf, batch)).toEqual({ events: events.map((e) => item.type.fromBuffer(item.type.toBuffer(e))) });
+    }
+  });
+});

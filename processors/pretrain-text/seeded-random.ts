@@ -8,14 +8,29 @@ export interface Rng {
   weighted<T extends string>(weights: Record<T, number>): T;
 }
 
-/** FNV-1a over UTF-16 code units. `from` continues an earlier hash: hashString(b, hashString(a)) = hashString(a + b). */
-export function hashString(s: string, from = 0x811c9dc5): number {
+/**
+ * FNV-1a over the UTF-16 code units of s (or of s[start, end)). `from` continues an earlier hash:
+ * hashString(b, hashString(a)) = hashString(a + b).
+ */
+export function hashString(s: string, from = 0x811c9dc5, start = 0, end = s.length): number {
   let h = from;
-  for (let i = 0; i < s.length; i++) {
+  for (let i = start; i < end; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+const FINGERPRINT_SPAN = 64;
+
+/**
+ * A text's fingerprint for seeding its draws, continuing `from`: its length and its first and last 64 code units
+ * (the whole text when shorter). Hashing a long text whole would cost a pass over it per group for no better draws.
+ */
+export function textFingerprint(s: string, from: number): number {
+  const h = hashString(String(s.length), from);
+  if (s.length <= 2 * FINGERPRINT_SPAN) return hashString(s, h);
+  return hashString(s, hashString(s, h, 0, FINGERPRINT_SPAN), s.length - FINGERPRINT_SPAN, s.length);
 }
 
 /** mulberry32 as a class (one is drawn per templated group, on the hot path: no closures to allocate). */

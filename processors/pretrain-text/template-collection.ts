@@ -2,7 +2,7 @@ import type { Collection, CollectionEntry } from '../templating/multi-round.ts';
 import { classifyPair, type PairKind } from '../round-feedback/pair-kinds.ts';
 import { drawPairStyle, renderPair, QA_FAMILIES, OPTION_STYLES } from './pair-templates.ts';
 import { drawTextStyle, renderBlock, FEW_SHOT_SEPARATORS, type Layout } from './layouts.ts';
-import { hashString, seededRng } from './seeded-random.ts';
+import { hashString, seededRng, textFingerprint } from './seeded-random.ts';
 
 /** One pre-training text and what was drawn for it (for metrics and for the variety tests). */
 export interface TemplatedText {
@@ -32,15 +32,15 @@ export function groupEntries(collection: Collection): CollectionEntry[][] {
 /**
  * Templates a collection into pre-training texts (SPEC §4): one text per group, its entries rendered as
  * reading-comprehension blocks joined by one few-shot separator; every raw text appears verbatim, once.
- * Draws depend only on the seed and the group's first text, so replays and re-orderings give the same text.
+ * Draws depend only on the seed and the group's first text (its fingerprint), so replays and re-orderings give the
+ * same text.
  */
 export function templateCollection(collection: Collection, seed: string | number): TemplatedText[] {
   return groupEntries(collection).map((group) => templateGroup(group, seed));
 }
 
 function templateGroup(group: CollectionEntry[], seed: string | number): TemplatedText {
-  // The hash of `${seed}\0${context}`, without building that string (a copy of the whole text per group).
-  const rng = seededRng(hashString(group[0]!.context, hashString(`${seed}\u0000`)));
+  const rng = seededRng(textFingerprint(group[0]!.context, hashString(`${seed}\u0000`)));
   let dropped = 0;
   const kinds: Partial<Record<PairKind, number>> = {};
   const typed = group.map((e) =>

@@ -9,15 +9,17 @@ import { isPySpace } from './python-whitespace.ts';
  * given) is increased by the pieces that parse, before that de-duplication.
  */
 export function parseSynthesizerOutput(text: string, counts?: { pieces: number }): TypedPair[] {
-  let pieces = text.split('</END>');
-  if (!text.endsWith('</END>')) pieces = pieces.slice(0, -1);
   const out: TypedPair[] = [];
   const seen = new Set<string>();
-  for (const piece of pieces) {
-    const parts = piece.split('<ANS>');
-    if (parts.length !== 2) continue;
-    const questionPart = pyStrip(parts[0]!);
-    const answer = pyStrip(parts[1]!);
+  // The pieces of text.split('</END>') but the last (unfinished, or empty after a final </END>), found by index.
+  for (let start = 0, end = text.indexOf(END); end >= 0; start = end + END.length, end = text.indexOf(END, start)) {
+    // Exactly one <ANS> in the piece.
+    const ans = text.indexOf(ANS, start);
+    if (ans < 0 || ans >= end) continue;
+    const again = text.indexOf(ANS, ans + ANS.length);
+    if (again >= 0 && again < end) continue;
+    const questionPart = pyStrip(text.slice(start, ans));
+    const answer = pyStrip(text.slice(ans + ANS.length, end));
     if (!questionPart.startsWith('<QUE>')) continue;
     if (answer === '') continue;
     // Pieces that parse, before de-duplication (duplicates = pieces − pairs).
@@ -30,6 +32,9 @@ export function parseSynthesizerOutput(text: string, counts?: { pieces: number }
   }
   return out;
 }
+
+const END = '</END>';
+const ANS = '<ANS>';
 
 export function plainPairs(pairs: readonly QAPair[]): QAPair[] {
   return pairs.map((p) => ({ question: p.question, answer: p.answer }));

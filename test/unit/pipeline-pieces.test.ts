@@ -190,3 +190,50 @@ describe('seeded draws', () => {
     }
   });
 });
+
+describe('parsing by index', () => {
+  it('gives what the split-based reading of SPEC §2 gives, on random outputs of markers, spaces and words', async () => {
+    const { parseSynthesizerOutput, pyStrip } = await import('../../processors/round-feedback/parse-output.ts');
+    // SPEC §2 read literally: split on </END>, drop the last piece, one <ANS>, a <QUE> question, a non-empty answer.
+    const reference = (text: string) => {
+      const out: { question: string; answer: string }[] = [];
+      const seen = new Set<string>();
+      let pieces = 0;
+      for (const piece of text.split('</END>').slice(0, -1)) {
+        const parts = piece.split('<ANS>');
+        if (parts.length !== 2) continue;
+        const q = pyStrip(parts[0]!);
+        const a = pyStrip(parts[1]!);
+        if (!q.startsWith('<QUE>') || a === '') continue;
+        pieces++;
+        const question = pyStrip(q.replaceAll('<QUE>', ''));
+        if (seen.has(question.toLowerCase())) continue;
+        seen.add(question.toLowerCase());
+        out.push({ question, answer: a });
+      }
+      return { out, pieces };
+    };
+    const tokens = ['<QUE>', '<ANS>', '</END>', ' ', '\n', 'a', 'B', 'b', '<', 'END>', '<AN'];
+    let seed = 11;
+    const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    for (let i = 0; i < 20_000; i++) {
+      const text = Array.from({ length: rand(24) }, () => tokens[rand(tokens.length)]).join('');
+      const counts = { pieces: 0 };
+      const got = parseSynthesizerOutput(text, counts).map((p) => ({ question: p.question, answer: p.answer }));
+      expect([text, got, counts.pieces]).toEqual([text, reference(text).out, reference(text).pieces]);
+    }
+  });
+});
+
+describe('text fingerprints', () => {
+  it('cover the length and both ends of a text, and the whole of a short one', async () => {
+    const { textFingerprint } = await import('../../processors/pretrain-text/seeded-random.ts');
+    const long = 'x'.repeat(100) + 'middle' + 'y'.repeat(100);
+    expect(textFingerprint(long, 1)).toBe(textFingerprint(long.replace('middle', 'MIDDLE'), 1));
+    expect(textFingerprint(long, 1)).not.toBe(textFingerprint(`z${long.slice(1)}`, 1));
+    expect(textFingerprint(long, 1)).not.toBe(textFingerprint(`${long.slice(0, -1)}z`, 1));
+    expect(textFingerprint(long, 1)).not.toBe(textFingerprint(`${long}y`, 1));
+    expect(textFingerprint(long, 1)).not.toBe(textFingerprint(long, 2));
+    expect(textFingerprint('short middle text', 1)).not.toBe(textFingerprint('short MIDDLE text', 1));
+  });
+});

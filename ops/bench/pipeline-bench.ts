@@ -38,8 +38,11 @@ export interface PipelineBenchResult {
   identityTextsPerSec: number;
   ratio: number;
   topologies: Partial<Record<Topology, { textsPerSec: number; ratio: number; runs: number[]; latency: LatencyFigures }>>;
-  /** The fused stage's outputs written with none of the method's work: the ceiling of the fused ratio with these outputs. */
-  fusedOutputsOnly?: { textsPerSec: number; ratio: number; runs: number[] };
+  /**
+   * The fused stage's outputs written with none of the method's work: the ceiling of the fused ratio with these
+   * outputs; and the method's work per text, computing those outputs in memory with no Kafka (µs).
+   */
+  fusedOutputsOnly?: { textsPerSec: number; ratio: number; runs: number[]; methodMicrosPerText: number };
   identityRuns: number[];
 }
 
@@ -77,6 +80,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
   const settings = { preset: 'none' as const, rounds: opts.rounds, seed: 0, model: 'recorded', maxModelLen: 1 << 20, maxNewTokens: 400, lengthEstimate: 'words' as const, temperature: 0 };
   const rates: Record<(typeof SIDES)[number], number[]> = { identity: [], staged: [], fused: [], 'outputs-only': [] };
   const created: string[] = [];
+  const methodMicros: number[] = [];
   try {
     for (let r = 0; r < opts.runs; r++) {
       const id = randomUUID().slice(0, 8);
@@ -106,10 +110,12 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         // One mixed record per collection: each round-0 text starts one, and with this unbounded length budget every
         // later text joins its predecessor's group (few-shot), so a collection is one pre-training text.
         const groups = run.roundSize;
-        const pipeline =
-          side === 'outputs-only'
-            ? await startProcessor(await fusedOutputsOnly(kafka, serde, topics, logger, records), cfg, { logger, kafka })
-            : await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
+        let pipeline: { stop(): Promise<void> };
+        if (side === 'outputs-only') {
+          const only = await fusedOutputsOnly(kafka, serde, topics, logger, records);
+          methodMicros.push(only.methodMicrosPerText);
+          pipeline = await startProcessor(only.spec, cfg, { logger, kafka });
+        } else pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
         const cpu0 = process.cpuUsage();
         const wall0 = performance.now();
         await waitForRecords(admin, topics.mixed, groups);
@@ -141,7 +147,10 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
       identityTextsPerSec: Math.round(b),
       ratio: (topologies.fused ?? topologies.staged)!.ratio,
       topologies,
-      fusedOutputsOnly: rates['outputs-only'].length === 0 ? undefined : { textsPerSec: Math.round(median(rates['outputs-only'])), ratio: round(median(rates['outputs-only']) / b), runs: rates['outputs-only'].map(Math.round) },
+      fusedOutputsOnly:
+        rates['outputs-only'].length === 0
+          ? undefined
+          : { textsPerSec: Math.round(median(rates['outputs-only'])), ratio: round(median(rates['outputs-only']) / b), runs: rates['outputs-only'].map(Math.round), methodMicrosPerText: round(median(methodMicros), 1) },
       identityRuns: rates.identity.map(Math.round),
     };
   } finally {

@@ -67,7 +67,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
               `added latency p50 ${x.latency.p50Ms} ms, p99 ${x.latency.p99Ms} ms at ${x.latency.ratePerSec} texts/s`
             );
           })
-          .concat(result.fusedOutputsOnly ? [`fused stage's outputs with none of the work: ${result.fusedOutputsOnly.textsPerSec} texts/s, ratio ${result.fusedOutputsOnly.ratio} (the ceiling for these outputs)`] : [])
+          .concat(result.fusedOutputsOnly ? [`fused stage's outputs with none of the work: ${result.fusedOutputsOnly.textsPerSec} texts/s, ratio ${result.fusedOutputsOnly.ratio} (the ceiling for these outputs); the method's work in memory: ${result.fusedOutputsOnly.methodMicrosPerText} µs per text`] : [])
           .join('\n'),
       );
       return 0;

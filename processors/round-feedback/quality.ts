@@ -1,5 +1,4 @@
 import type { TypedPair } from './pair-kinds.ts';
-import { parseSynthesizerOutput } from './parse-output.ts';
 
 /** Cheap per-record quality signals (SPEC §7): kinds mix, lengths, duplicates and grounding of the answers in the text. */
 export interface PairQuality {
@@ -69,11 +68,4 @@ export function occursAsWord(lowerText: string, w: string): boolean {
     return true;
   }
   return false;
-}
-
-/** Pieces that parse as pairs before the lower-cased de-duplication (SPEC §2 step 3): duplicates = pieces − pairs. */
-export function countPairPieces(output: string): number {
-  const counts = { pieces: 0 };
-  parseSynthesizerOutput(output, counts);
-  return counts.pieces;
 }

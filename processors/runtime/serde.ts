@@ -61,12 +61,7 @@ export class AvroSerde {
   encode(topic: string, schema: LoadedSchema, value: unknown): Buffer {
     const id = this.writerIds.get(topic);
     if (id === undefined) throw new Error(`no schema registered for topic ${topic}`);
-    let end = schema.type.encode(value, this.scratch, 5);
-    if (end < 0) {
-      // avsc returns minus the missing byte count when the buffer is too small.
-      this.scratch = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
-      end = schema.type.encode(value, this.scratch, 5);
-    }
+    const end = this.writeBody(schema.type, value, 5);
     this.scratch[0] = MAGIC;
     this.scratch.writeUInt32BE(id, 1);
     return Buffer.from(this.scratch.subarray(0, end));
@@ -74,12 +69,16 @@ export class AvroSerde {
 
   /** The Avro body of one value (no wire-format header): an item of a batched record (see encodeBatch). */
   encodeItem(type: avro.Type, value: unknown): Buffer {
-    let end = type.encode(value, this.scratch, 0);
-    if (end < 0) {
-      this.scratch = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
-      end = type.encode(value, this.scratch, 0);
-    }
-    return Buffer.from(this.scratch.subarray(0, end));
+    return Buffer.from(this.scratch.subarray(0, this.writeBody(type, value, 0)));
+  }
+
+  /** Writes value's Avro body into the scratch buffer at offset, growing it when too small; returns the end. */
+  private writeBody(type: avro.Type, value: unknown, offset: number): number {
+    const end = type.encode(value, this.scratch, offset);
+    if (end >= 0) return end;
+    // avsc returns minus the missing byte count when the buffer is too small.
+    this.scratch = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
+    return type.encode(value, this.scratch, offset);
   }
 
   /**

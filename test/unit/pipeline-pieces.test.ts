@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseConverted, continuesCollection, hasNextText, placement, roundLength, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import { planRun, openRun } from '../../connectors/ingest/run-ingest.ts';
 import { validateIngestBatch } from '../../connectors/ingest/http-ingest.ts';
-import { countPairPieces, pairQuality } from '../../processors/round-feedback/quality.ts';
+import { pairQuality } from '../../processors/round-feedback/quality.ts';
 import { parseSynthesizerOutput } from '../../processors/round-feedback/parse-output.ts';
 import { requestPrompt } from '../../processors/templating/request-prompt.ts';
 import { planPrompt, type Collection } from '../../processors/templating/multi-round.ts';
@@ -98,8 +98,9 @@ describe('stage pieces', () => {
 
   it('measures kinds, duplicates and grounding', () => {
     const output = '<QUE> Who? <ANS> Ada Lovelace </END>\n\n<QUE> who? <ANS> someone </END>\n\n<QUE> What year?\nOptions:\n- 1815\n- 1900 <ANS> 1815 </END>';
-    const pairs = parseSynthesizerOutput(output);
-    expect(countPairPieces(output)).toBe(3);
+    const counts = { pieces: 0 };
+    const pairs = parseSynthesizerOutput(output, counts);
+    expect(counts.pieces).toBe(3);
     expect(pairs).toHaveLength(2);
     const q = pairQuality('Ada Lovelace was born in 1815.', pairs);
     expect(q).toMatchObject({ pairs: 2, kindFree: 1, kindMc: 1, grounding: 1 });

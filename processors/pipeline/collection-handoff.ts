@@ -1,4 +1,5 @@
 import { TopicTable } from '../runtime/topic-table.ts';
+import { PoolContexts } from './pool-contexts.ts';
 import { seqOf, type RunConfig } from './run-config.ts';
 import type { PipelineContext } from './pipeline-context.ts';
 import type { RoundCollectionRecord } from './records.ts';
@@ -13,8 +14,8 @@ class Slot implements HandoffSlot {
   private waiters: ((c: RoundCollectionRecord | undefined) => void)[] | undefined;
 
   constructor(
-    private readonly slots: Map<string, Slot>,
-    private readonly key: string,
+    private readonly slots: Map<number, Slot>,
+    private readonly seq: number,
   ) {}
 
   fill(c: RoundCollectionRecord): void {
@@ -35,7 +36,7 @@ class Slot implements HandoffSlot {
     if (this.settled) return;
     this.settled = true;
     this.value = c;
-    if (c === undefined && this.slots.get(this.key) === this) this.slots.delete(this.key);
+    if (c === undefined && this.slots.get(this.seq) === this) this.slots.delete(this.seq);
     if (this.waiters) for (const w of this.waiters) w(c);
     this.waiters = undefined;
   }
@@ -56,32 +57,38 @@ export interface HandoffSlot {
  * its pool record is stored, so a committed collection is always there.
  */
 export class CollectionHandoff {
-  private readonly slots = new Map<string, Slot>();
+  /** Open slots per run, by seq: numbers, so opening and taking one builds and hashes no string. */
+  private readonly runs = new Map<string, Map<number, Slot>>();
   private pool: Promise<TopicTable<RoundCollectionRecord>> | undefined;
   private table: TopicTable<RoundCollectionRecord> | undefined;
   /** Collections read back from the round-pool topic rather than handed over in memory. */
   fromTopic = 0;
+  private readonly contexts: PoolContexts;
 
   constructor(
     private readonly ctx: PipelineContext,
     private readonly maxHeld = 100_000,
-  ) {}
+  ) {
+    this.contexts = new PoolContexts(ctx);
+  }
 
   /** Opens the slot of the converted text at `seq` of a run. Synchronous, so a later text's handler always finds it. */
   open(runId: string, seq: number): HandoffSlot {
-    const key = `${runId}/${seq}`;
-    const slot = new Slot(this.slots, key);
-    this.slots.set(key, slot);
-    this.evict();
+    let slots = this.runs.get(runId);
+    if (!slots) this.runs.set(runId, (slots = new Map()));
+    const slot = new Slot(slots, seq);
+    slots.set(seq, slot);
+    if (this.held() > this.maxHeld) this.evict();
     return slot;
   }
 
   /** The collection finished at (round, position) of the run, each taken once: at once when its slot is filled. */
   take(run: RunConfig, round: number, position: number): RoundCollectionRecord | Promise<RoundCollectionRecord> {
-    const key = `${run.runId}/${seqOf(run, { round, position })}`;
-    const slot = this.slots.get(key);
+    const slots = this.runs.get(run.runId);
+    const seq = seqOf(run, { round, position });
+    const slot = slots?.get(seq);
     if (!slot) return this.fromPool(run, round, position);
-    this.slots.delete(key);
+    slots!.delete(seq);
     const c = slot.wait();
     if (c instanceof Promise) return c.then((v) => v ?? this.fromPool(run, round, position));
     return c ?? this.fromPool(run, round, position);
@@ -90,20 +97,33 @@ export class CollectionHandoff {
   private async fromPool(run: RunConfig, round: number, position: number): Promise<RoundCollectionRecord> {
     this.fromTopic++;
     const table = await this.poolTable();
-    return table.get(`${run.runId}/${round}/${position}`, this.ctx.waitMs);
+    return this.contexts.restore(await table.get(`${run.runId}/${round}/${position}`, this.ctx.waitMs));
   }
 
   async stop(): Promise<void> {
-    this.slots.clear();
-    await this.table?.stop();
+    this.runs.clear();
+    await Promise.all([this.table?.stop(), this.contexts.stop()]);
+  }
+
+  /** Slots open in all runs (there are few runs at a time). */
+  private held(): number {
+    let n = 0;
+    for (const slots of this.runs.values()) n += slots.size;
+    return n;
   }
 
   /** Keeps at most maxHeld filled slots: the oldest go, to be read back from the topic if still wanted. */
   private evict(): void {
-    if (this.slots.size <= this.maxHeld) return;
-    for (const [key, slot] of this.slots) {
-      if (this.slots.size <= this.maxHeld) break;
-      if (slot.settled) this.slots.delete(key);
+    let held = this.held();
+    for (const [runId, slots] of this.runs) {
+      for (const [seq, slot] of slots) {
+        if (held <= this.maxHeld) break;
+        if (slot.settled) {
+          slots.delete(seq);
+          held--;
+        }
+      }
+      if (slots.size === 0) this.runs.delete(runId);
     }
   }
 

@@ -1,11 +1,12 @@
-import { defineProcessor, type Emit, type HandlerResult, type InputRecord } from '../runtime/processor.ts';
+import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
 import { templatingProcessor } from '../templating/templating-processor.ts';
 import { augmentedEmits, closeUnreached, continueCollection } from '../templating/templating-pool-processor.ts';
 import { synthesisProcessor } from '../synthesis/synthesis-processor.ts';
 import { roundFeedbackProcessor } from '../round-feedback/round-feedback-processor.ts';
 import { mixingOutputs, mixingProcessor, type MixOut } from '../mixing/mixing-processor.ts';
-import { CollectionHandoff, type HandoffSlot } from './collection-handoff.ts';
+import { CollectionHandoff } from './collection-handoff.ts';
+import { leaveOutContexts } from './pool-contexts.ts';
 import { continuesCollection, hasNextText, placement, roundLength, type RunConfig } from './run-config.ts';
 import { stageGroup } from './pipeline-topics.ts';
 import type { PipelineContext } from './pipeline-context.ts';
@@ -90,52 +91,6 @@ export function fusedProcessor(ctx: PipelineContext) {
     return out;
   };
 
-  // Each step's value is awaited only when it is a promise: with a known run and a filled hand-over slot, the LLM call
-  // is the chain's only wait.
-  const chain = async (rec: InputRecord<RawTextRecord>, slot: HandoffSlot | undefined, at: Progress): Promise<HandlerResult<Out>> => {
-    const raw = rec.value;
-    const pending = ctx.run(raw.runId);
-    const run = pending instanceof Promise ? await pending : pending;
-    const templated = templating.handle(rec);
-    const first = unwrap(templated instanceof Promise ? await templated : templated);
-    let request: SynthesisRequestRecord;
-    if ('skip' in first) {
-      const p = placement(run, raw.seq);
-      if (!raw.convert || !continuesCollection(run, p)) return first;
-      at.step = 'round hand-over';
-      const taken = handoff.take(run, p.round - 1, p.position);
-      const c = taken instanceof Promise ? await taken : taken;
-      at.step = 'templating';
-      const continued = continueCollection(ctx, run, c, raw);
-      request = continued instanceof Promise ? await continued : continued;
-    } else {
-      const req = first.emits.find((e) => e.to === 'requests');
-      // A text the preset keeps raw: straight to the mixer.
-      if (!req) return withMixed(first.emits as Emit<Out>[], at);
-      request = req.value as SynthesisRequestRecord;
-    }
-    at.step = 'synthesis';
-    const answered = synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
-    const synthesized = unwrap(answered instanceof Promise ? await answered : answered);
-    if ('skip' in synthesized) return synthesized;
-    const result = synthesized.emits[0]!.value as SynthesisResultRecord;
-    at.step = 'round-feedback';
-    const fedBack = feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
-    const fed = unwrap(fedBack instanceof Promise ? await fedBack : fedBack);
-    if ('skip' in fed) return fed;
-    const emits: Emit<Out>[] = closesSeeded(run, request.round, request.position) ? await closeSeeded(run, request.round, at) : [];
-    for (const e of fed.emits) {
-      emits.push(e);
-      if (e.to !== 'pool') continue;
-      const c = e.value as RoundCollectionRecord;
-      if (hasNextText(run, c)) slot?.fill(c);
-      else emits.push(...augmentedEmits(closeUnreached(run, c)));
-    }
-    const mixing = withMixed(emits, at);
-    const all = mixing instanceof Promise ? await mixing : mixing;
-    return synthesized.deadLetter === undefined ? all : { emits: all, deadLetter: synthesized.deadLetter };
-  };
-
   const spec = defineProcessor<RawTextRecord, Out>({
     name: stageGroup(t, 'fused'),
     input: { topics: [t.raw], schema: 'raw-text' },
@@ -146,8 +101,53 @@ export function fusedProcessor(ctx: PipelineContext) {
       // Opened before the first await, so the text that continues this one's collection finds the slot.
       const slot = raw.convert && raw.seq >= 0 ? handoff.open(raw.runId, raw.seq) : undefined;
       const at: Progress = { step: 'templating' };
+      // Each step's value is awaited only when it is a promise: with a known run and a filled hand-over slot, the LLM
+      // call is the chain's only wait.
       try {
-        return await chain(rec, slot, at);
+        const pending = ctx.run(raw.runId);
+        const run = pending instanceof Promise ? await pending : pending;
+        const templated = templating.handle(rec);
+        const first = unwrap(templated instanceof Promise ? await templated : templated);
+        let request: SynthesisRequestRecord;
+        if ('skip' in first) {
+          const p = placement(run, raw.seq);
+          if (!raw.convert || !continuesCollection(run, p)) return first;
+          at.step = 'round hand-over';
+          const taken = handoff.take(run, p.round - 1, p.position);
+          const c = taken instanceof Promise ? await taken : taken;
+          at.step = 'templating';
+          const continued = continueCollection(ctx, run, c, raw);
+          request = continued instanceof Promise ? await continued : continued;
+        } else {
+          const req = first.emits.find((e) => e.to === 'requests');
+          // A text the preset keeps raw: straight to the mixer.
+          if (!req) return await withMixed(first.emits as Emit<Out>[], at);
+          request = req.value as SynthesisRequestRecord;
+        }
+        at.step = 'synthesis';
+        const answered = synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+        const synthesized = unwrap(answered instanceof Promise ? await answered : answered);
+        if ('skip' in synthesized) return synthesized;
+        const result = synthesized.emits[0]!.value as SynthesisResultRecord;
+        at.step = 'round-feedback';
+        const fedBack = feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+        const fed = unwrap(fedBack instanceof Promise ? await fedBack : fedBack);
+        if ('skip' in fed) return fed;
+        const emits: Emit<Out>[] = closesSeeded(run, request.round, request.position) ? await closeSeeded(run, request.round, at) : [];
+        for (const e of fed.emits) {
+          if (e.to !== 'pool') {
+            emits.push(e);
+            continue;
+          }
+          // The changelog record leaves the raw texts out; the next round's text takes the whole collection.
+          const c = e.value as RoundCollectionRecord;
+          emits.push({ to: 'pool', key: e.key, value: leaveOutContexts(c) });
+          if (hasNextText(run, c)) slot?.fill(c);
+          else emits.push(...augmentedEmits(closeUnreached(run, c)));
+        }
+        const mixing = withMixed(emits, at);
+        const all = mixing instanceof Promise ? await mixing : mixing;
+        return synthesized.deadLetter === undefined ? all : { emits: all, deadLetter: synthesized.deadLetter };
       } catch (err) {
         throw new Error(`${at.step}: ${errorText(err)}`);
       } finally {

@@ -17,6 +17,13 @@ export interface RawTextRecord {
 export interface PipelineEntry extends CollectionEntry {
   contextId: string;
   pairs: QAPair[];
+  /**
+   * In a round-pool record: the key of the raw-text record whose text the context is, when the record leaves the
+   * context out (see pool-contexts.ts); empty when the context is in the record.
+   */
+  contextFrom?: string;
+  /** In memory only: the key of the raw-text record this entry's context came from, when known. */
+  rawKey?: string;
 }
 
 export interface SynthesisRequestRecord {

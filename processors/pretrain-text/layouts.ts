@@ -5,7 +5,7 @@ export const LAYOUTS = ['classic', 'dialog', 'numbered', 'inline-few-shot', 'nex
 export type Layout = (typeof LAYOUTS)[number];
 
 /** Draw weights; the last three need every entry of the text to have at least two pairs. */
-export const LAYOUT_WEIGHTS: Record<Layout, number> = { classic: 86, dialog: 6, numbered: 3, 'inline-few-shot': 2.5, 'next-turn-dialog': 2.5 };
+export const LAYOUT_WEIGHTS: Readonly<Record<Layout, number>> = Object.freeze({ classic: 86, dialog: 6, numbered: 3, 'inline-few-shot': 2.5, 'next-turn-dialog': 2.5 });
 export const INVERTED_PROBABILITY = 0.05;
 
 export const TEXT_OPENINGS = [
@@ -79,11 +79,14 @@ export interface TextStyle {
   nextTurnAsk: number;
 }
 
+/** The layouts a text with a single-pair entry can take. */
+const SINGLE_PAIR_LAYOUT_WEIGHTS = Object.freeze({ classic: LAYOUT_WEIGHTS.classic, dialog: LAYOUT_WEIGHTS.dialog }) as Readonly<Record<Layout, number>>;
+
 export function drawTextStyle(rng: Rng, multiPair: boolean): TextStyle {
-  const weights = multiPair ? LAYOUT_WEIGHTS : { classic: LAYOUT_WEIGHTS.classic, dialog: LAYOUT_WEIGHTS.dialog };
+  const weights = multiPair ? LAYOUT_WEIGHTS : SINGLE_PAIR_LAYOUT_WEIGHTS;
   const family = rng.int(QA_FAMILIES.length);
   return {
-    layout: rng.weighted(weights as Record<Layout, number>),
+    layout: rng.weighted(weights),
     inverted: rng.chance(INVERTED_PROBABILITY),
     family,
     // A same-line delimiter needs a visible answer prefix to stay readable.

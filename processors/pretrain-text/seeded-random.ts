@@ -33,6 +33,21 @@ export function textFingerprint(s: string, from: number): number {
   return hashString(s, hashString(s, h, 0, FINGERPRINT_SPAN), s.length - FINGERPRINT_SPAN, s.length);
 }
 
+interface WeightTable<T extends string> {
+  entries: [T, number][];
+  total: number;
+}
+
+function weightTable<T extends string>(weights: Record<T, number>): WeightTable<T> {
+  const entries = Object.entries(weights) as [T, number][];
+  let total = 0;
+  for (const [, w] of entries) total += w;
+  return { entries, total };
+}
+
+/** A frozen weights object's entries and total, computed once (layouts are drawn per text). */
+const WEIGHT_TABLES = new WeakMap<object, WeightTable<string>>();
+
 /** mulberry32 as a class (one is drawn per templated group, on the hot path: no closures to allocate). */
 class Mulberry32 implements Rng {
   constructor(private a: number) {}
@@ -67,9 +82,12 @@ class Mulberry32 implements Rng {
   }
 
   weighted<T extends string>(weights: Record<T, number>): T {
-    const entries = Object.entries(weights) as [T, number][];
-    let total = 0;
-    for (const [, w] of entries) total += w;
+    let table = WEIGHT_TABLES.get(weights) as WeightTable<T> | undefined;
+    if (!table) {
+      table = weightTable(weights);
+      if (Object.isFrozen(weights)) WEIGHT_TABLES.set(weights, table);
+    }
+    const { entries, total } = table;
     let x = this.next() * total;
     for (const [k, w] of entries) {
       if ((x -= w) < 0) return k;

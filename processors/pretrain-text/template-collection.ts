@@ -39,7 +39,8 @@ export function templateCollection(collection: Collection, seed: string | number
   return groupEntries(collection).map((group) => templateGroup(group, seed));
 }
 
-function templateGroup(group: CollectionEntry[], seed: string | number): TemplatedText {
+/** One group's pre-training text (see templateCollection). */
+export function templateGroup(group: CollectionEntry[], seed: string | number): TemplatedText {
   const rng = seededRng(textFingerprint(group[0]!.context, hashString(`${seed}\u0000`)));
   let dropped = 0;
   const kinds: Partial<Record<PairKind, number>> = {};

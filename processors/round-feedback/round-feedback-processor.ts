@@ -38,11 +38,15 @@ export function roundFeedbackProcessor(ctx: PipelineContext) {
 function feedBack(r: SynthesisResultRecord, run: RunConfig): Emit<Out>[] {
   const parsed = { pieces: 0 };
   const typed = r.outcome === 'ok' ? parseSynthesizerOutput(r.output, parsed) : [];
+  const key = recordKey(r.runId, r.id);
   let collection: PipelineEntry[];
   if (r.outcome === 'failed') collection = closeCollection(r.collection);
   else {
     collection = appendEntry(r.collection, r.text, plainPairs(typed)) as PipelineEntry[];
-    collection[collection.length - 1]!.contextId = r.id;
+    const entry = collection[collection.length - 1]!;
+    entry.contextId = r.id;
+    // Its context is the raw text under this key (a pool record may leave it out: leaveOutContexts).
+    entry.rawKey = key;
   }
   const q = pairQuality(r.text, typed);
   // Every field written out (no spreads): this runs once per text on the hot path.
@@ -77,7 +81,7 @@ function feedBack(r: SynthesisResultRecord, run: RunConfig): Emit<Out>[] {
     exactMatch: METRIC_DEFAULTS.exactMatch,
     response: METRIC_DEFAULTS.response,
   };
-  const emits: Emit<Out>[] = [{ to: 'metrics', key: recordKey(r.runId, r.id), value: metric }];
+  const emits: Emit<Out>[] = [{ to: 'metrics', key, value: metric }];
   if (r.round < run.rounds - 1) {
     const pooled: RoundCollectionRecord = { runId: r.runId, round: r.round, position: r.position, collectionId: collection[0]?.contextId ?? r.id, collection, finishedAt: Date.now() };
     emits.push({ to: 'pool', key: recordKey(r.runId, `${r.round}/${r.position}`), value: pooled });

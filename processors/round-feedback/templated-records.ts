@@ -1,4 +1,4 @@
-import { groupEntries, templateCollection } from '../pretrain-text/template-collection.ts';
+import { groupEntries, templateGroup } from '../pretrain-text/template-collection.ts';
 import type { AugmentedTextRecord, PipelineEntry } from '../pipeline/records.ts';
 
 /**
@@ -7,17 +7,19 @@ import type { AugmentedTextRecord, PipelineEntry } from '../pipeline/records.ts'
  */
 export function templatedRecords(runId: string, round: number, collection: PipelineEntry[], seed: number): AugmentedTextRecord[] {
   const groups = groupEntries(collection) as PipelineEntry[][];
-  const texts = templateCollection(collection, seed);
-  return texts.map((t, i) => ({
-    id: groups[i]![0]!.contextId,
-    runId,
-    round,
-    converted: true,
-    text: t.text,
-    textIds: groups[i]!.map((e) => e.contextId),
-    pairs: t.pairs,
-    layout: t.layout,
-    inverted: t.inverted,
-    createdAt: Date.now(),
-  }));
+  return groups.map((group) => {
+    const t = templateGroup(group, seed);
+    return {
+      id: group[0]!.contextId,
+      runId,
+      round,
+      converted: true,
+      text: t.text,
+      textIds: group.map((e) => e.contextId),
+      pairs: t.pairs,
+      layout: t.layout,
+      inverted: t.inverted,
+      createdAt: Date.now(),
+    };
+  });
 }

@@ -1,5 +1,6 @@
 import { defineProcessor, type Emit } from '../runtime/processor.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
+import { PoolContexts } from '../pipeline/pool-contexts.ts';
 import { closeCollection, planPrompt, type PromptPlan } from './multi-round.ts';
 import { whenReady } from '../runtime/concurrency.ts';
 import { hasNextText, seqOf, type RunConfig } from '../pipeline/run-config.ts';
@@ -52,12 +53,15 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
   // Texts of later rounds by "<run>/<seq>": the only raw texts this stage looks up.
   const nextTexts = new TopicTable<RawTextRecord>(ctx.kafka, ctx.serde, t.raw, 'raw-text', (r) => (r.convert && r.round > 0 ? `${r.runId}/${r.seq}` : undefined));
+  // Pool records the fused stage wrote leave their raw texts out.
+  const contexts = new PoolContexts(ctx);
   const spec = defineProcessor<RoundCollectionRecord, 'requests' | 'augmented'>({
     name: stageGroup(t, 'templating-pool'),
     input: { topics: [t.pool], schema: 'round-collection' },
     outputs: { requests: { topic: t.requests, schema: 'synthesis-request' }, augmented: { topic: t.augmented, schema: 'augmented-text' } },
-    handle: async ({ value: c }) => {
-      const run = await ctx.run(c.runId);
+    handle: async ({ value }) => {
+      const run = await ctx.run(value.runId);
+      const c = await contexts.restore(value);
       if (!hasNextText(run, { round: c.round, position: c.position })) {
         const closed = closeUnreached(run, c);
         return closed.length === 0 ? { skip: 'empty collection with no next-round text' } : augmentedEmits(closed);
@@ -67,5 +71,11 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
       return [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }];
     },
   });
-  return { spec, start: () => nextTexts.start(), stop: () => nextTexts.stop() };
+  return {
+    spec,
+    start: () => nextTexts.start(),
+    stop: async () => {
+      await Promise.all([nextTexts.stop(), contexts.stop()]);
+    },
+  };
 }

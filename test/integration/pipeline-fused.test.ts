@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
-import type { RawTextRecord } from '../../processors/pipeline/records.ts';
+import type { RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
+import { PoolContexts } from '../../processors/pipeline/pool-contexts.ts';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
@@ -46,8 +47,26 @@ describe('the fused topology on the real stack', () => {
       const got = await readTopic(testKafka(), pipelineTopics(fused.prefix)[topic], { timeoutMs: 1000 });
       expect(got.messages, topic).toHaveLength(0);
     }
-    // Every round's text i sits in one partition (the writer places texts by position), so rounds hand over in memory.
+    // The fused stage's changelog leaves the raw texts out; put back from the raw topic, it is the staged round pool.
     const serde = new AvroSerde(inject('stack').registryUrl);
+    const poolOf = async (prefix: string) => {
+      const got = await readTopic(testKafka(), pipelineTopics(prefix).pool, { count: 22, timeoutMs: 10_000 });
+      await serde.prefetch(got.messages.map((m) => m.value));
+      return got.messages.map((m) => serde.decode(m.value, loadSchema('round-collection')) as RoundCollectionRecord).sort((x, y) => x.round - y.round || x.position - y.position);
+    };
+    const [stagedPool, fusedPool] = [await poolOf(staged.prefix), await poolOf(fused.prefix)];
+    expect(fusedPool).toHaveLength(22);
+    expect(fusedPool.flatMap((c) => c.collection).every((e) => e.context === '' && e.contextFrom === `${b.runId}/${e.contextId}`)).toBe(true);
+    const contexts = new PoolContexts({ kafka: testKafka(), serde, topics: pipelineTopics(fused.prefix), waitMs: 10_000 });
+    try {
+      const restored = await Promise.all(fusedPool.map((c) => contexts.restore(c)));
+      const comparable = (cs: RoundCollectionRecord[]) => cs.map((c) => ({ ...c, finishedAt: 0, collection: c.collection.map((e) => ({ contextId: e.contextId, context: e.context, pairs: e.pairs, inheritFromPrev: e.inheritFromPrev, followedByNext: e.followedByNext, contextFrom: e.contextFrom })) }));
+      expect(comparable(restored)).toEqual(comparable(stagedPool));
+      expect(stagedPool.flatMap((c) => c.collection).every((e) => e.context !== '' && e.contextFrom === '')).toBe(true);
+    } finally {
+      await contexts.stop();
+    }
+    // Every round's text i sits in one partition (the writer places texts by position), so rounds hand over in memory.
     const raw = await readTopic(testKafka(), pipelineTopics(fused.prefix).raw, { count: 31, timeoutMs: 10_000 });
     await serde.prefetch(raw.messages.map((m) => m.value));
     const partitionsByPosition = new Map<number, Set<number>>();

@@ -1,0 +1,65 @@
+import { TopicTable } from '../runtime/topic-table.ts';
+import { recordKey } from './pipeline-topics.ts';
+import type { PipelineContext } from './pipeline-context.ts';
+import type { PipelineEntry, RawTextRecord, RoundCollectionRecord } from './records.ts';
+
+/**
+ * The round-pool record of a collection, leaving out each context that is a raw text whose record is known: the
+ * raw topic is retained and holds it under `contextFrom`, so the pool (the fused stage's changelog) keeps the pairs
+ * and flags rather than a second copy of every text, the way Kafka Streams reuses a source topic as a changelog.
+ */
+export function leaveOutContexts(c: RoundCollectionRecord): RoundCollectionRecord {
+  let collection: PipelineEntry[] | undefined;
+  for (let i = 0; i < c.collection.length; i++) {
+    const e = c.collection[i]!;
+    if (!e.rawKey) continue;
+    collection ??= c.collection.slice();
+    collection[i] = { contextId: e.contextId, context: '', pairs: e.pairs, inheritFromPrev: e.inheritFromPrev, followedByNext: e.followedByNext, contextFrom: e.rawKey };
+  }
+  return collection ? { ...c, collection } : c;
+}
+
+/**
+ * Puts back the contexts a round-pool record left out (leaveOutContexts), reading the raw topic into a table on
+ * first need: only a collection read back from the pool (after a restart, a rebalance or a replay) needs it.
+ */
+export class PoolContexts {
+  private table: Promise<TopicTable<RawTextRecord>> | undefined;
+  private started: TopicTable<RawTextRecord> | undefined;
+
+  constructor(private readonly ctx: Pick<PipelineContext, 'kafka' | 'serde' | 'topics' | 'waitMs'>) {}
+
+  /** The collection with every context in place: the record itself, at once, when it left none out. */
+  restore(c: RoundCollectionRecord): RoundCollectionRecord | Promise<RoundCollectionRecord> {
+    return c.collection.some((e) => e.contextFrom) ? this.fill(c) : c;
+  }
+
+  private async fill(c: RoundCollectionRecord): Promise<RoundCollectionRecord> {
+    const raw = await this.rawTable();
+    const collection = await Promise.all(
+      c.collection.map(async (e): Promise<PipelineEntry> => {
+        if (!e.contextFrom) return e;
+        const text = await raw.get(e.contextFrom, this.ctx.waitMs).catch(() => {
+          throw new Error(`collection ${c.runId}/${c.round}/${c.position}: its entry ${e.contextId} names raw text ${e.contextFrom}, which is not in ${this.ctx.topics.raw} after ${this.ctx.waitMs} ms`);
+        });
+        return { ...e, context: text.text, contextFrom: '', rawKey: e.contextFrom };
+      }),
+    );
+    return { ...c, collection };
+  }
+
+  private rawTable(): Promise<TopicTable<RawTextRecord>> {
+    this.table ??= (async () => {
+      // Texts the preset keeps raw are never in a collection.
+      const t = new TopicTable<RawTextRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.raw, 'raw-text', (r) => (r.convert ? recordKey(r.runId, r.id) : undefined));
+      this.started = t;
+      await t.start();
+      return t;
+    })();
+    return this.table;
+  }
+
+  async stop(): Promise<void> {
+    await this.started?.stop();
+  }
+}

@@ -17,6 +17,7 @@ import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
 import { instantRecordedBackend } from './instant-backend.ts';
 import { fusedOutputsOnly } from './fused-outputs-only.ts';
 import { median, round } from './stats.ts';
+import { settleBetweenSides } from './settle.ts';
 import { rateOverOutput, recordTimestamps, waitForRecords } from './bench-topics.ts';
 
 export interface LatencyFigures {
@@ -68,8 +69,8 @@ const SIDES = ['identity', 'staged', 'fused', 'outputs-only'] as const;
  * Texts per second through templating → synthesis (an instant recorded backend) → round feedback → mixing, all in
  * one process on one core, in both topologies, against the runtime's identity processor over the same raw-text
  * records. Each side's rate is texts / (last output's timestamp − first output's), so group joins and start-up
- * count on no side; the order of the sides rotates from run to run. Beside the fused topology, the same outputs
- * written with no work at all (fusedOutputsOnly), the ceiling for them. Then the added latency per text (raw record's
+ * count on no side; the order of the sides changes from run to run, with a full collection and a pause before each.
+ * Beside the fused topology, the same outputs written with no work at all (fusedOutputsOnly), the ceiling for them. Then the added latency per text (raw record's
  * timestamp → its mixed record's), at a steady ingest rate of half the topology's capacity, with LLM time ≈ 0.
  */
 export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; topologies: Topology[]; log: (l: string) => void }): Promise<PipelineBenchResult> {
@@ -85,7 +86,11 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
     for (let r = 0; r < opts.runs; r++) {
       const id = randomUUID().slice(0, 8);
       const measured = SIDES.filter((s) => s === 'identity' || (s === 'outputs-only' ? opts.topologies.includes('fused') : opts.topologies.includes(s)));
-      const sides = [...measured.slice(r % measured.length), ...measured.slice(0, r % measured.length)];
+      // Rotated, and reversed every other run, so that no side always runs right after the same other one (what a
+      // side leaves behind — the broker flushing its writes, say — then falls on every side alike).
+      const base = r % 2 === 0 ? measured : [...measured].reverse();
+      const shift = Math.floor(r / 2) % measured.length;
+      const sides = [...base.slice(shift), ...base.slice(0, shift)];
       const texts = sampleTexts(opts.texts, { runId: id, bytes: opts.textBytes }).map((t) => ({ id: t.id, text: t.text, source: t.source }));
       for (const side of sides) {
         // Each side its own topics with the same records, so none reads what another wrote.
@@ -98,6 +103,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         await writer.writeRun(run);
         await writer.writeTexts(records, run);
         await writer.stop();
+        await settleBetweenSides(2000);
         if (side === 'identity') {
           const out = `${topics.prefix}.identity.out`;
           created.push(out);
@@ -114,6 +120,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         if (side === 'outputs-only') {
           const only = await fusedOutputsOnly(kafka, serde, topics, logger, records);
           methodMicros.push(only.methodMicrosPerText);
+          await settleBetweenSides(2000);
           pipeline = await startProcessor(only.spec, cfg, { logger, kafka });
         } else pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
         const cpu0 = process.cpuUsage();

@@ -1,5 +1,5 @@
 import type { Collection, CollectionEntry } from '../templating/multi-round.ts';
-import { classifyPair, type PairKind } from '../round-feedback/pair-kinds.ts';
+import { classifyPair, type PairKind, type TypedPair } from '../round-feedback/pair-kinds.ts';
 import { drawPairStyle, renderPair, QA_FAMILIES, OPTION_STYLES } from './pair-templates.ts';
 import { drawTextStyle, renderBlock, FEW_SHOT_SEPARATORS, type Layout } from './layouts.ts';
 import { hashString, seededRng, textFingerprint } from './seeded-random.ts';
@@ -39,39 +39,58 @@ export function templateCollection(collection: Collection, seed: string | number
   return groupEntries(collection).map((group) => templateGroup(group, seed));
 }
 
-/** One group's pre-training text (see templateCollection). */
+/**
+ * One group's pre-training text (see templateCollection). Plain loops and one result literal: it runs once per
+ * templated text on the streaming path.
+ */
 export function templateGroup(group: CollectionEntry[], seed: string | number): TemplatedText {
   const rng = seededRng(textFingerprint(group[0]!.context, hashString(`${seed}\u0000`)));
   let dropped = 0;
+  let pairCount = 0;
+  let anyEmpty = false;
+  let allMulti = true;
+  let hasMc = false;
   const kinds: Partial<Record<PairKind, number>> = {};
-  const typed = group.map((e) =>
-    e.pairs
-      .map((p) => classifyPair(p))
-      .filter((p) => {
-        if (p.kind === 'malformed-cot') dropped++;
-        else kinds[p.kind] = (kinds[p.kind] ?? 0) + 1;
-        return p.kind !== 'malformed-cot';
-      }),
-  );
-  const pairCount = typed.reduce((s, t) => s + t.length, 0);
-  const base = { entries: group.length, pairs: pairCount, kinds, droppedPairs: dropped };
-  if (pairCount === 0 || typed.some((t) => t.length === 0)) {
-    // An entry without pairs is only ever alone in its group; its text stands as it is.
-    if (group.length === 1) return { ...base, text: group[0]!.context, layout: 'raw', inverted: false, family: null, optionStyle: null };
+  const typed: TypedPair[][] = [];
+  for (const e of group) {
+    const kept: TypedPair[] = [];
+    for (const p of e.pairs) {
+      const t = classifyPair(p);
+      if (t.kind === 'malformed-cot') {
+        dropped++;
+        continue;
+      }
+      kinds[t.kind] = (kinds[t.kind] ?? 0) + 1;
+      if (t.kind === 'mc' || t.kind === 'mc-cot') hasMc = true;
+      kept.push(t);
+    }
+    typed.push(kept);
+    pairCount += kept.length;
+    if (kept.length === 0) anyEmpty = true;
+    if (kept.length < 2) allMulti = false;
   }
-  const style = drawTextStyle(rng, typed.every((t) => t.length >= 2));
+  // An entry without pairs is only ever alone in its group; its text stands as it is.
+  if ((pairCount === 0 || anyEmpty) && group.length === 1) {
+    return { text: group[0]!.context, entries: 1, pairs: pairCount, layout: 'raw', inverted: false, family: null, optionStyle: null, kinds, droppedPairs: dropped };
+  }
+  const style = drawTextStyle(rng, allMulti);
   const pairStyle = drawPairStyle(rng);
-  const blocks = group.map((e, i) => {
+  const separator = FEW_SHOT_SEPARATORS[style.fewShotSeparator];
+  let text = '';
+  for (let i = 0; i < group.length; i++) {
     const pairs = typed[i]!.map((p) => renderPair(p, pairStyle, rng));
-    return pairs.length === 0 ? e.context : renderBlock(style, e.context, pairs);
-  });
-  const hasMc = typed.some((t) => t.some((p) => p.kind === 'mc' || p.kind === 'mc-cot'));
+    const block = pairs.length === 0 ? group[i]!.context : renderBlock(style, group[i]!.context, pairs);
+    text = i === 0 ? block : text + separator + block;
+  }
   return {
-    ...base,
-    text: blocks.join(FEW_SHOT_SEPARATORS[style.fewShotSeparator]),
+    text,
+    entries: group.length,
+    pairs: pairCount,
     layout: style.layout,
     inverted: style.inverted,
     family: QA_FAMILIES[style.family]!.name,
     optionStyle: hasMc ? OPTION_STYLES[pairStyle.optionStyle]!.name : null,
+    kinds,
+    droppedPairs: dropped,
   };
 }

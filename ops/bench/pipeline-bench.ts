@@ -70,8 +70,9 @@ const SIDES = ['identity', 'staged', 'fused', 'outputs-only'] as const;
  * one process on one core, in both topologies, against the runtime's identity processor over the same raw-text
  * records. Each side's rate is texts / (last output's timestamp − first output's), so group joins and start-up
  * count on no side; the order of the sides changes from run to run, with a full collection and a pause before each.
- * Beside the fused topology, the same outputs written with no work at all (fusedOutputsOnly), the ceiling for them. Then the added latency per text (raw record's
- * timestamp → its mixed record's), at a steady ingest rate of half the topology's capacity, with LLM time ≈ 0.
+ * Beside the fused topology, the same outputs written with no work at all (fusedOutputsOnly), the ceiling for them.
+ * Then the added latency per text (raw record's timestamp → its mixed record's), at a steady ingest rate of half the
+ * topology's capacity, with LLM time ≈ 0.
  */
 export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; topologies: Topology[]; log: (l: string) => void }): Promise<PipelineBenchResult> {
   const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-bench', logger });
@@ -103,7 +104,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         await writer.writeRun(run);
         await writer.writeTexts(records, run);
         await writer.stop();
-        await settleBetweenSides(2000);
+        await settleBetweenSides();
         if (side === 'identity') {
           const out = `${topics.prefix}.identity.out`;
           created.push(out);
@@ -120,7 +121,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         if (side === 'outputs-only') {
           const only = await fusedOutputsOnly(kafka, serde, topics, logger, records);
           methodMicros.push(only.methodMicrosPerText);
-          await settleBetweenSides(2000);
+          await settleBetweenSides();
           pipeline = await startProcessor(only.spec, cfg, { logger, kafka });
         } else pipeline = await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side));
         const cpu0 = process.cpuUsage();

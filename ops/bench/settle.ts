@@ -10,7 +10,7 @@ const fullGc = runInNewContext('gc') as () => void;
  * Between two measured sides of a benchmark run in one process: a full collection, so no side pays for the garbage
  * the one before left, and a pause for the broker's own work after the previous side's writes.
  */
-export async function settleBetweenSides(ms = 1000): Promise<void> {
+export async function settleBetweenSides(ms = 2000): Promise<void> {
   fullGc();
   await sleep(ms);
 }

@@ -51,9 +51,9 @@ function continuingRequest(c: RoundCollectionRecord, raw: RawTextRecord, plan: P
  */
 export function templatingPoolProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
-  // Texts of later rounds by "<run>/<seq>": the only raw texts this stage looks up.
+  // Texts of later rounds by "<run>/<seq>", the texts each collection is continued with.
   const nextTexts = new TopicTable<RawTextRecord>(ctx.kafka, ctx.serde, t.raw, 'raw-text', (r) => (r.convert && r.round > 0 ? `${r.runId}/${r.seq}` : undefined));
-  // Pool records the fused stage wrote leave their raw texts out.
+  // Pool records the fused stage wrote leave their raw texts out; those are read by key, on first need.
   const contexts = new PoolContexts(ctx);
   const spec = defineProcessor<RoundCollectionRecord, 'requests' | 'augmented'>({
     name: stageGroup(t, 'templating-pool'),

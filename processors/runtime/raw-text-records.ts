@@ -16,13 +16,18 @@ export function sampleTexts(n: number, opts: { runId: string; bytes?: number; pr
   const size = opts.bytes ?? 1000;
   const out: RawText[] = [];
   for (let i = 0; i < n; i++) {
-    let text = `Document ${i}.`;
+    const parts = [`Document ${i}.`];
+    let length = parts[0]!.length;
     let k = i;
-    while (text.length < size) {
+    while (length < size) {
       k = (k * 1103515245 + 12345) & 0x7fffffff;
-      text += ` ${WORDS[k % WORDS.length]}`;
+      const word = WORDS[k % WORDS.length]!;
+      parts.push(word);
+      length += word.length + 1;
     }
-    out.push({ id: `${opts.prefix ?? 'doc'}-${String(i).padStart(8, '0')}`, runId: opts.runId, text: text.slice(0, size), source: `sample:${i + 1}`, ingestedAt: 0 });
+    // Joined, not appended word by word: a text is one flat string, as a decoded record's is, not a deep
+    // concatenation that every later search or copy would walk again.
+    out.push({ id: `${opts.prefix ?? 'doc'}-${String(i).padStart(8, '0')}`, runId: opts.runId, text: parts.join(' ').slice(0, size), source: `sample:${i + 1}`, ingestedAt: 0 });
   }
   return out;
 }

@@ -71,9 +71,9 @@ export function installTrainerEnv(cfg: StackConfig, log: (l: string) => void = (
   const stamp = join(cfg.dir, 'venv', '.ipt-installed');
   const want = createHash('sha256').update(readFileSync(join(TRAINER_PACKAGE_DIR, 'pyproject.toml'))).digest('hex');
   if (existsSync(python) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return python;
-  const run = (cmd: string, args: string[]): string => {
+  const run = (cmd: string, args: string[]): void => {
     try {
-      return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 }).toString();
+      execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
     } catch (err) {
       const e = err as { stderr?: Buffer; message: string };
       throw new Error(
@@ -85,14 +85,14 @@ export function installTrainerEnv(cfg: StackConfig, log: (l: string) => void = (
     log(`trainer: python3 -m venv ${join(cfg.dir, 'venv')}`);
     run(process.env.IPT_PYTHON ?? 'python3', ['-m', 'venv', join(cfg.dir, 'venv')]);
   }
-  const pip = [python, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-cache-dir'];
+  const pipInstall = (...args: string[]) => run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-cache-dir', ...args]);
   const project = `${TRAINER_PACKAGE_DIR}[test]`;
   log(`trainer: resolving trainers/python[test] (torch, transformers, confluent-kafka, fastavro); ${freeGiB(cfg.dir)} GiB free`);
   const scratch = mkdtempSync(join(tmpdir(), 'ipt-pip-'));
   let packages: ResolvedPackage[];
   try {
     const reportFile = join(scratch, 'report.json');
-    run(pip[0]!, [...pip.slice(1), '--dry-run', '--ignore-installed', '--report', reportFile, '-e', project]);
+    pipInstall('--dry-run', '--ignore-installed', '--report', reportFile, '-e', project);
     packages = parseInstallReport(readFileSync(reportFile, 'utf8'));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -100,9 +100,9 @@ export function installTrainerEnv(cfg: StackConfig, log: (l: string) => void = (
   const steps = installSteps(packages);
   for (const step of steps) {
     log(`trainer: pip install --no-deps ${step.length === 1 ? step[0] : `${step.length} packages`}`);
-    run(pip[0]!, [...pip.slice(1), '--no-deps', ...step]);
+    pipInstall('--no-deps', ...step);
   }
-  run(pip[0]!, [...pip.slice(1), '--no-deps', '-e', project]);
+  pipInstall('--no-deps', '-e', project);
   run(python, ['-c', 'import torch, transformers, confluent_kafka, fastavro, instruct_pt_trainer']);
   log(`trainer: installed ${steps.flat().length} packages and the trainer (left out: ${[...SKIPPED].join(', ')}); ${freeGiB(cfg.dir)} GiB free`);
   writeFileSync(stamp, want);

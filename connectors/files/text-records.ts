@@ -1,16 +1,20 @@
 import { createReadStream } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { maxTextBytes, textProblem } from '../ingest/text-checks.ts';
 
 /** One input record: accepted with its text, or rejected with where and why. Nothing is dropped silently. */
 export type TextRecord = { ok: true; id: string; text: string; line: number } | { ok: false; line: number; reason: string };
 
-/** Reads texts from JSONL (one object per line with a `text` field), Parquet (a `text` column), or JSONL on stdin (`-`). */
-export function readTextRecords(path: string): AsyncGenerator<TextRecord> {
-  if (path === '-') return readJsonl(path);
+/**
+ * Reads texts from JSONL (one object per line with a `text` field), Parquet (a `text` column), or JSONL on stdin (`-`).
+ * A text that breaks the shared text rule (text-checks.ts: lone surrogates, NUL, above maxBytes) is rejected by line.
+ */
+export function readTextRecords(path: string, maxBytes = maxTextBytes()): AsyncGenerator<TextRecord> {
+  if (path === '-') return readJsonl(path, maxBytes);
   const ext = extname(path).toLowerCase();
-  if (ext === '.parquet') return readParquet(path);
-  if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return readJsonl(path);
+  if (ext === '.parquet') return readParquet(path, maxBytes);
+  if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return readJsonl(path, maxBytes);
   throw new Error(`${path}: unsupported input format "${ext}" (use .jsonl or .parquet)`);
 }
 
@@ -39,7 +43,7 @@ export function recordId(value: unknown, file: string, line: number): string {
   return `${file === '-' ? 'stdin' : basename(file)}:${line}`;
 }
 
-async function* readJsonl(path: string): AsyncGenerator<TextRecord> {
+async function* readJsonl(path: string, maxBytes: number): AsyncGenerator<TextRecord> {
   let line = 0;
   for await (const bytes of byteLines(path)) {
     line++;
@@ -72,11 +76,16 @@ async function* readJsonl(path: string): AsyncGenerator<TextRecord> {
       yield { ok: false, line, reason: `${path}:${line}: "text" is ${text === null ? 'null' : typeof text}, not a string` };
       continue;
     }
+    const problem = textProblem(text, maxBytes);
+    if (problem) {
+      yield { ok: false, line, reason: `${path}:${line}: ${problem}` };
+      continue;
+    }
     yield { ok: true, id: recordId((obj as Record<string, unknown>).id, path, line), text, line };
   }
 }
 
-async function* readParquet(path: string): AsyncGenerator<TextRecord> {
+async function* readParquet(path: string, maxBytes: number): AsyncGenerator<TextRecord> {
   const file = await asyncBufferFromFile(path);
   const metadata = await parquetMetadataAsync(file);
   const names = new Set(metadata.schema.map((s) => s.name));
@@ -89,7 +98,9 @@ async function* readParquet(path: string): AsyncGenerator<TextRecord> {
     for (let i = 0; i < rows.length; i++) {
       const row = start + i + 1;
       const text = rows[i]!.text;
+      const problem = typeof text === 'string' ? textProblem(text, maxBytes) : undefined;
       if (typeof text !== 'string') yield { ok: false, line: row, reason: `${path}: row ${row}: "text" is ${text === null || text === undefined ? 'null' : typeof text}, not a string` };
+      else if (problem) yield { ok: false, line: row, reason: `${path}: row ${row}: ${problem}` };
       else yield { ok: true, id: recordId(rows[i]!.id, path, row), text, line: row };
     }
   }

@@ -10,9 +10,13 @@ export interface PoolOptions {
   initialWindow?: number;
   minWindow?: number;
   maxWindow?: number;
-  /** Whole-record budget: retries stop when the next attempt could not start before it. */
+  /**
+   * Whole-record budget, queueing and outages included: retries stop when the next attempt could not start before
+   * it. While every endpoint refuses connections (a restart, an outage) a record waits within this budget rather
+   * than spending its attempts, so a bounded outage costs time, not texts.
+   */
   deadlineMs?: number;
-  /** Attempts per record at most (first try included). */
+  /** Attempts per record at most (first try included) that a server answered with an error or let time out. */
   maxAttempts?: number;
   timeoutMs?: number;
   backoffMs?: number;
@@ -36,7 +40,10 @@ export interface PoolRequest extends CompletionRequest {
 interface Pending {
   req: PoolRequest;
   deadline: number;
+  /** Requests sent for this record. */
   attempts: number;
+  /** Of those, the ones a server failed (an error answer or a timeout); a refused connection is not counted. */
+  failures: number;
   lastError: string;
   resolve: (r: CompletionResult) => void;
   reject: (e: Error) => void;
@@ -82,6 +89,12 @@ function mix32(h: number): number {
   return h >>> 0;
 }
 
+/** A failed fetch in words: the message with the system error code behind it (ECONNREFUSED, ENOTFOUND, …). */
+function connectionError(err: unknown): string {
+  const x = err as Error & { cause?: { code?: string; message?: string } };
+  return `${x.message}${x.cause ? ` (${x.cause.code ?? x.cause.message})` : ''}`;
+}
+
 const RETRIABLE = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 const CONGESTION = new Set([429, 503]);
 
@@ -121,7 +134,7 @@ export class SynthesisPool {
 
   complete(req: PoolRequest): Promise<CompletionResult> {
     return new Promise((resolve, reject) => {
-      const p: Pending = { req, deadline: Date.now() + this.opts.deadlineMs, attempts: 0, lastError: '', resolve, reject };
+      const p: Pending = { req, deadline: Date.now() + this.opts.deadlineMs, attempts: 0, failures: 0, lastError: '', resolve, reject };
       this.enqueue(p);
     });
   }
@@ -180,8 +193,9 @@ export class SynthesisPool {
         void this.send(e, group);
       }
       if (e.queue.length > 0 && Date.now() < e.downUntil) {
-        // Re-check once the endpoint's backoff has passed; no polling loop.
-        setTimeout(() => this.pump(), e.downUntil - Date.now()).unref();
+        // Re-check once the endpoint's backoff has passed; no polling loop. Not unref'd: queued records are work
+        // the process still has to do, and an unref'd timer would let it exit with their callers never answered.
+        setTimeout(() => this.pump(), e.downUntil - Date.now());
       }
     }
   }
@@ -198,7 +212,7 @@ export class SynthesisPool {
     try {
       const res = await fetch(`${e.url}/completions`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}) },
+        headers: { 'content-type': 'application/json', ...this.authHeaders() },
         body: JSON.stringify({
           ...this.opts.extraBody,
           model: this.opts.model,
@@ -218,9 +232,8 @@ export class SynthesisPool {
         outcome = { fatal: `completion request rejected by ${e.url}: HTTP ${res.status}: ${text.slice(0, 300)}`, status: res.status };
       }
     } catch (err) {
-      const x = err as Error & { cause?: { code?: string; message?: string } };
-      const timeout = x.name === 'TimeoutError';
-      outcome = { retry: timeout ? `timed out after ${timeoutMs} ms at ${e.url}` : `${x.message}${x.cause ? ` (${x.cause.code ?? x.cause.message})` : ''} at ${e.url}`, congestion: timeout, down: !timeout };
+      const timeout = (err as Error).name === 'TimeoutError';
+      outcome = { retry: timeout ? `timed out after ${timeoutMs} ms at ${e.url}` : `${connectionError(err)} at ${e.url}`, congestion: timeout, down: !timeout };
     }
     e.inFlight -= group.length;
     if ('fatal' in outcome && group.length > 1 && outcome.status !== undefined && outcome.status < 500) {
@@ -277,8 +290,9 @@ export class SynthesisPool {
   private async retryLater(e: EndpointState, p: Pending, reason: string, down: boolean): Promise<void> {
     const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (p.attempts - 1));
     if (down) e.downUntil = Math.max(e.downUntil, Date.now() + wait);
+    else p.failures++;
     p.lastError = reason;
-    if (p.attempts >= this.opts.maxAttempts) {
+    if (p.failures >= this.opts.maxAttempts) {
       p.reject(new CompletionError(`completion failed after ${p.attempts} attempts: ${p.lastError}`, p.attempts));
     } else if (Date.now() + wait >= p.deadline) {
       p.reject(new CompletionError(`completion failed after ${p.attempts} attempts within the ${this.opts.deadlineMs} ms deadline: ${p.lastError}`, p.attempts));
@@ -318,15 +332,62 @@ export class SynthesisPool {
     e.holdUntil = e.completed + e.errors + Math.ceil(e.window);
   }
 
-  /** Token count from the first endpoint that offers /tokenize. */
+  /**
+   * Which endpoints answer at all (any HTTP status counts: the server is there), each within timeoutMs. A job checks
+   * this before it starts, so a wrong URL fails at once instead of after every record's outage budget.
+   */
+  async probe(timeoutMs = 5000): Promise<{ url: string; reachable: boolean; error?: string }[]> {
+    return Promise.all(
+      this.eps.map(async (e) => {
+        try {
+          const res = await fetch(`${e.url}/models`, { headers: this.authHeaders(), signal: AbortSignal.timeout(timeoutMs) });
+          await res.body?.cancel();
+          return { url: e.url, reachable: true };
+        } catch (err) {
+          return { url: e.url, reachable: false, error: connectionError(err) };
+        }
+      }),
+    );
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {};
+  }
+
+  /**
+   * Token count from the first endpoint that offers /tokenize; undefined when every endpoint that answers has none.
+   * While no endpoint answers at all (an outage), it waits and asks again within the record deadline, like complete().
+   */
   async countTokens(text: string): Promise<number | undefined> {
-    for (const e of this.eps) {
-      const res = await fetch(`${new URL(e.url).origin}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: this.opts.model, prompt: text, content: text }) }).catch(() => undefined);
-      if (!res?.ok) continue;
-      const json = (await res.json()) as { count?: number; tokens?: unknown[] };
-      if (typeof json.count === 'number') return json.count;
-      if (Array.isArray(json.tokens)) return json.tokens.length;
+    const deadline = Date.now() + this.opts.deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      let unreachable = '';
+      for (const e of this.eps) {
+        let res: Response;
+        try {
+          res = await fetch(`${new URL(e.url).origin}/tokenize`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...this.authHeaders() },
+            body: JSON.stringify({ model: this.opts.model, prompt: text, content: text }),
+            signal: AbortSignal.timeout(this.opts.timeoutMs),
+          });
+        } catch (err) {
+          unreachable = `${connectionError(err)} at ${e.url}`;
+          continue;
+        }
+        if (!res.ok) {
+          await res.body?.cancel();
+          if (RETRIABLE.has(res.status)) unreachable = `HTTP ${res.status} from ${e.url}/tokenize`;
+          continue;
+        }
+        const json = (await res.json()) as { count?: number; tokens?: unknown[] };
+        if (typeof json.count === 'number') return json.count;
+        if (Array.isArray(json.tokens)) return json.tokens.length;
+      }
+      if (!unreachable) return undefined;
+      const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (attempt - 1));
+      if (Date.now() + wait >= deadline) throw new CompletionError(`token count failed within the ${this.opts.deadlineMs} ms deadline: ${unreachable}`, attempt);
+      await sleep(wait);
     }
-    return undefined;
   }
 }

@@ -4,7 +4,7 @@ import { intOption, parse, UsageError } from './args.ts';
 const USAGE = `usage: ipt augment --input FILE(.jsonl|.parquet) --output FILE.jsonl --llm-url URL[,URL…]
   [--collections-output FILE.jsonl] [--rounds M=2] [--model NAME] [--max-model-len N=4096] [--max-new-tokens N=400]
   [--length-estimate words|tokens=tokens] [--tokenizer tokenizer.json] [--temperature T=0] [--seed S=0]
-  [--concurrency N=32 per endpoint] [--retries N=4] [--timeout-ms MS=120000] [--guided off|gbnf|regex=off] [--batch-prompts N=1] [--allow-rejects] [--json]`;
+  [--concurrency N=32 per endpoint] [--retries N=4] [--timeout-ms MS=120000] [--deadline-ms MS=600000] [--guided off|gbnf|regex=off] [--batch-prompts N=1] [--allow-rejects] [--json]`;
 
 export async function augmentCommand(argv: string[]): Promise<number> {
   const { values } = parse('augment', argv, {
@@ -23,6 +23,7 @@ export async function augmentCommand(argv: string[]): Promise<number> {
     concurrency: { type: 'string' },
     retries: { type: 'string' },
     'timeout-ms': { type: 'string' },
+    'deadline-ms': { type: 'string' },
     guided: { type: 'string' },
     'batch-prompts': { type: 'string' },
     'allow-rejects': { type: 'boolean' },
@@ -54,6 +55,7 @@ export async function augmentCommand(argv: string[]): Promise<number> {
     concurrency: intOption('augment', 'concurrency', values.concurrency, 32),
     retries: intOption('augment', 'retries', values.retries, 4, 0),
     timeoutMs: intOption('augment', 'timeout-ms', values['timeout-ms'], 120_000),
+    deadlineMs: intOption('augment', 'deadline-ms', values['deadline-ms'], 600_000),
     guided,
     batchPrompts: intOption('augment', 'batch-prompts', values['batch-prompts'], 1),
     progress: process.stderr.isTTY === true && !values.json,

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// Installed entry point: runs the TypeScript CLI through tsx so that no build step is needed.
-import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
+// Installed entry point: runs the TypeScript CLI with no build step. tsx's loader is registered in this process and
+// the CLI imported here, rather than run in a child, so that this pid is the one doing the work: a SIGTERM sent to it
+// (systemd, Docker, Kubernetes) reaches the command's graceful shutdown instead of killing a wrapper and orphaning
+// the work.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import { register } from 'tsx/esm/api';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
-const r = spawnSync(process.execPath, [tsxCli, join(here, 'main.ts'), ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// The package's own compiler settings, whatever directory `ipt` is run from.
+const tsconfig = fileURLToPath(new URL('../../tsconfig.json', import.meta.url));
+register({ tsconfig: existsSync(tsconfig) ? tsconfig : undefined });
+await import('./main.ts');

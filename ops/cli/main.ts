@@ -1,5 +1,10 @@
+// Exit codes: 0 the command's work is done, or a long-running command stopped on SIGTERM/SIGINT; 1 it failed (a stage
+// that stopped by itself, a shutdown that did not finish in time or was interrupted by a second signal, work that
+// stopped silently); 2 usage or configuration error.
 import { UsageError } from './args.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
+import { exitIfUnsettled, shutdownTimeoutMs, StageFailure } from '../../processors/runtime/run-until-signal.ts';
+import { JobError } from '../../processors/runtime/job-error.ts';
 
 const HELP = `ipt — instruct-pt
 
@@ -47,15 +52,24 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`ipt: unknown command "${name}"\n\n${HELP}`);
     return 2;
   }
+  // Checked before any work starts, not when the first signal comes.
+  shutdownTimeoutMs();
   return (await load())(rest);
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+const work = main(argv);
+exitIfUnsettled([argv[0] ?? 'ipt', ...argv.slice(1, 2).filter((a) => !a.startsWith('-'))].join(' '), work);
+work.then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof UsageError || err instanceof ConfigError) {
       process.stderr.write(`ipt: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof StageFailure || err instanceof JobError) {
+      process.stderr.write(`ipt: ${err.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`ipt: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

@@ -1,6 +1,6 @@
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { startOpsServer } from '../../processors/runtime/ops-server.ts';
-import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
+import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { startPipeline } from '../../processors/pipeline/start-pipeline.ts';
 import { runPipeline } from '../jobs/pipeline-run.ts';
 import { parse, intOption, UsageError } from './args.ts';
@@ -11,7 +11,9 @@ const USAGE = `usage:
   ipt pipeline run --input FILE(.jsonl|.parquet|-) --llm-url URL[,URL…] [--rounds M] [--preset from-scratch|domain-adaptive]
       [--model NAME] [--max-model-len 4096] [--max-new-tokens 400] [--length-estimate tokens|words] [--tokenizer FILE]
       [--temperature 0] [--seed 0] [--run ID] [--convert-fraction F] [--general FILE] [--general-weight W] [--general-restart]
-      [--evaluation FILE] [--output FILE(.jsonl|.parquet)] [--topology staged|fused] [--external] [--timeout-ms MS=1800000] [--json]`;
+      [--evaluation FILE] [--output FILE(.jsonl|.parquet)] [--topology staged|fused] [--external]
+      [--timeout-ms MS=120000 (one LLM request)] [--llm-deadline-ms MS=600000 (one text, retries and outages included)]
+      [--run-timeout-ms MS=1800000 (the whole run)] [--json]`;
 
 export async function pipelineCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -28,7 +30,8 @@ async function up(argv: string[]): Promise<number> {
   const pipeline = await startPipeline({ ...opts, logger });
   logger.info({ stages: pipeline.processors.map((p) => p.name) }, 'pipeline up');
   const server = opts.runtime.metricsPort !== undefined ? await startOpsServer({ port: opts.runtime.metricsPort, registry: pipeline.metrics.registry, readiness: pipeline.processors }) : undefined;
-  await stopOnSignals([{ stop: () => pipeline.stop(), done: Promise.race(pipeline.processors.map((p) => p.done)) }], logger, server);
+  // The pipeline stops its stages itself; each stage is watched, so one that stops by itself is named with its error.
+  await stopOnSignals([{ name: 'the pipeline', stop: () => pipeline.stop(), done: new Promise<void>(() => undefined) }, ...pipeline.processors.map(watchOnly)], logger, server);
   return 0;
 }
 

@@ -12,6 +12,7 @@ export const PIPELINE_FLAGS = {
   concurrency: { type: 'string' },
   retries: { type: 'string' },
   'timeout-ms': { type: 'string' },
+  'llm-deadline-ms': { type: 'string' },
   tokenizer: { type: 'string' },
   prefix: { type: 'string' },
   partitions: { type: 'string' },
@@ -72,6 +73,7 @@ export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv =
       concurrency: intOption(cmd, 'concurrency', v.concurrency as string | undefined, 32),
       retries: intOption(cmd, 'retries', v.retries as string | undefined, 4, 0),
       timeoutMs: intOption(cmd, 'timeout-ms', v['timeout-ms'] as string | undefined, 120_000),
+      deadlineMs: llmDeadline(cmd, v['llm-deadline-ms'] as string | undefined, env),
       tokenizer: v.tokenizer as string | undefined,
     },
     evaluation: {
@@ -81,6 +83,16 @@ export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv =
     },
     clickhouse: { url: clickhouseUrl, database },
   };
+}
+
+/** How long one text may wait for the LLM, retries and outages included: --llm-deadline-ms, else IPT_LLM_DEADLINE_MS, else 10 minutes. */
+function llmDeadline(cmd: string, flag: string | undefined, env: NodeJS.ProcessEnv): number {
+  if (flag !== undefined) return intOption(cmd, 'llm-deadline-ms', flag, 600_000);
+  const raw = env.IPT_LLM_DEADLINE_MS;
+  if (raw === undefined || raw === '') return 600_000;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`IPT_LLM_DEADLINE_MS=${raw}: expected an integer ≥ 1 (milliseconds)`);
+  return n;
 }
 
 export function runSettings(cmd: string, v: Values): Omit<RunSettings, 'runId'> & { runId?: string } {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../processors/runtime/logger.ts';
-import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
+import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { serve } from '../server/serve.ts';
 import { intOption, parse, UsageError } from './args.ts';
 import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
@@ -49,6 +49,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   logger.info({ url: served.url, dashboard: `${served.url}/`, pipeline: values['with-pipeline'] === true }, 'serving');
   process.stderr.write(`ipt serve: ${served.url}/ (dashboard), POST ${served.url}/v1/runs/:run/texts (ingest)\n`);
-  await stopOnSignals([{ stop: () => served.close(), done: new Promise<void>(() => undefined) }], logger);
+  // The server stops its in-process stages itself; they are watched so that one stopping by itself ends the process.
+  const stages = (served.pipeline?.processors ?? []).map(watchOnly);
+  await stopOnSignals([{ name: 'the server', stop: () => served.close(), done: new Promise<void>(() => undefined) }, ...stages], logger);
   return 0;
 }

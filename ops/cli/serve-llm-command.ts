@@ -1,6 +1,8 @@
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
 import { basename } from 'node:path';
+import { createLogger } from '../../processors/runtime/logger.ts';
+import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
 import { intOption, parse, UsageError } from './args.ts';
 
 /** `ipt serve-llm --model FILE.gguf`: the embedded synthesizer as an OpenAI-compatible completions server. */
@@ -23,11 +25,14 @@ export async function serveLlmCommand(argv: string[]): Promise<number> {
   });
   const { app, url } = await startEmbeddedServer(synth, { port: intOption('serve-llm', 'port', values.port, 8000, 0), host: values.host, modelName: basename(values.model, '.gguf') });
   process.stderr.write(`serve-llm: ${basename(values.model)} on ${url} (${synth.parallel} sequences × ${synth.contextSize} tokens, gpu: ${synth.gpu || 'none'})\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  await app.close();
-  await synth.dispose();
+  const logger = createLogger('ipt-serve-llm', process.env.IPT_LOG_LEVEL ?? 'warn');
+  // Closing the server drops its connections, which aborts the completions being decoded for them, so that the
+  // model's context is free to dispose.
+  const stop = async () => {
+    await app.close();
+    await synth.dispose();
+  };
+  const closed = new Promise<void>((resolve) => app.server.once('close', () => resolve()));
+  await stopOnSignals([{ name: 'the completions server', stop, done: closed }], logger);
   return 0;
 }

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
 import { JsonlWriter } from '../../connectors/files/jsonl-writer.ts';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
+import { checkLlmEndpoints } from '../../connectors/llm/preflight.ts';
 import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
 import { localTokenizerEstimator, serverTokenEstimator } from '../../connectors/llm/token-estimators.ts';
 import { guidedFields, type GrammarBounds, type GuidedDecoding } from '../../connectors/llm/pair-grammar.ts';
@@ -28,6 +29,8 @@ export interface AugmentOptions {
   concurrency: number;
   retries: number;
   timeoutMs: number;
+  /** How long one text may wait for its completion, retries and endpoint outages included (default 10 minutes). */
+  deadlineMs?: number;
   /** Prompts per request (a prompt array) where the server accepts it; 1 sends one per request. */
   batchPrompts?: number;
   /** Constrain the output to the pair format: `gbnf` (llama.cpp `grammar`), `regex` (vLLM/SGLang), or `off`. */
@@ -96,10 +99,12 @@ export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> 
     maxWindow: opts.concurrency,
     maxAttempts: opts.retries + 1,
     timeoutMs: opts.timeoutMs,
+    ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
     backoffMs: 500,
     batchPrompts: opts.batchPrompts ?? 1,
     extraBody: { ...opts.extraBody, ...guidedFields(opts.guided ?? 'off', opts.grammarBounds) },
   });
+  for (const w of await checkLlmEndpoints(client, { needTokenize: opts.lengthEstimate === 'tokens' && !opts.tokenizer, setting: '--llm-url' })) opts.log(`augment: ${w}`);
   const estimate: LengthEstimator =
     opts.lengthEstimate === 'words' ? wordsEstimate : opts.tokenizer ? localTokenizerEstimator(opts.tokenizer) : await serverTokenEstimator(client);
   const budget: LengthBudget = { maxModelLen: opts.maxModelLen, maxNewTokens: opts.maxNewTokens, estimate };

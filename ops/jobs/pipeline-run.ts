@@ -13,6 +13,9 @@ import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { RunMonitor, type DeadLetter } from './run-monitor.ts';
 import { writeMixedFile } from '../../connectors/files/mixed-file-sink.ts';
 import { extname } from 'node:path';
+import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
+import { checkLlmEndpoints } from '../../connectors/llm/preflight.ts';
+import { JobError } from '../../processors/runtime/job-error.ts';
 
 function assertOutputFormat(path: string): void {
   if (!['.jsonl', '.json', '.ndjson', '.parquet'].includes(extname(path).toLowerCase())) throw new Error(`--output ${path}: use a .jsonl or .parquet file`);
@@ -91,7 +94,7 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRun
   }
 
   if (opts.output) assertOutputFormat(opts.output);
-  return executeRun(opts, { run, records, pool: [], expected: new Set(records.map((r) => r.id)), synthesized: run.convertedTexts ?? 0, general: general?.texts, evaluations, rejects }, started);
+  return executeRun(opts, { run, records, pool: [], expected: new Set(records.map((r) => r.id)), general: general?.texts, evaluations, rejects }, started);
 }
 
 /** What one run puts into the pipeline, and what it expects out. */
@@ -102,8 +105,6 @@ export interface RunInput {
   pool: RoundCollectionRecord[];
   /** Raw-text ids that must each end converted, raw or dead-lettered. */
   expected: Set<string>;
-  /** Texts that go through synthesis (one metric event each). */
-  synthesized: number;
   general?: InputText[];
   evaluations: EvaluationRecord[];
   rejects: { line: number; reason: string }[];
@@ -114,6 +115,8 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
   const { run, records, expected, evaluations } = input;
   const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
+  // Nothing is written before the stages are known to be able to work.
+  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log);
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
   const kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-run`, logger: opts.logger });
@@ -135,9 +138,15 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
 
     const deadline = started + opts.timeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
+    // A stage of this process that stopped for good ends the wait at once: the run cannot finish without it.
+    const stagesAlive = () => {
+      const dead = pipeline?.processors.find((p) => p.failure);
+      if (dead) throw new JobError(`stage ${dead.name} stopped: ${dead.failure!.message}`);
+    };
     let last = -1;
     await monitor.until(
       () => {
+        stagesAlive();
         const n = monitor.accounted(expected);
         if (n !== last) {
           last = n;
@@ -148,18 +157,27 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
       left(),
       () => `every text to be accounted for (${monitor.accounted(expected)}/${expected.size}; e.g. not yet: ${monitor.unaccounted(expected).join(', ')})`,
     );
-    await monitor.until(() => monitor.mixedDomain() >= monitor.domainTexts(), left(), () => `the mixed stream (${monitor.mixedDomain()}/${monitor.domainTexts()} domain texts)`);
+    await monitor.until(() => (stagesAlive(), monitor.mixedDomain() >= monitor.domainTexts()), left(), () => `the mixed stream (${monitor.mixedDomain()}/${monitor.domainTexts()} domain texts)`);
     const events = (kind: string) => [...monitor.metrics.values()].filter((m) => m.kind === kind).length;
     const expectedEvaluations = evaluations.reduce((s, e) => s + (e.examples.length > 0 ? 2 : 1), 0) - evaluationDeadLetters(monitor, evaluations);
+    // Each text sent to synthesis has one metric event, unless it was dead-lettered before its result existed.
+    // The ids still waiting shrink as events arrive, so a long run is not re-scanned whole on every batch.
+    const synthesized = records.filter((r) => r.convert).length;
+    const waiting = new Set(records.filter((r) => r.convert).map((r) => r.id));
+    const settled = () => {
+      for (const id of waiting) if (monitor.metrics.has(`synthesis/${runId}/${id}`) || monitor.deadLetters.get(id)?.withOutputs === false) waiting.delete(id);
+      return synthesized - waiting.size;
+    };
     await monitor.until(
-      () => events('synthesis') >= input.synthesized && events('evaluation') >= expectedEvaluations,
+      () => (stagesAlive(), settled() === synthesized && events('evaluation') >= expectedEvaluations),
       left(),
-      () => `metric events (${events('synthesis')}/${input.synthesized} synthesis, ${events('evaluation')}/${expectedEvaluations} evaluation)`,
+      () => `metric events (${settled()}/${synthesized} synthesis, ${events('evaluation')}/${expectedEvaluations} evaluation)`,
     );
     let rows = await metricRowCounts(ch, runId);
     const wantRows = { synthesis: events('synthesis'), evaluation: events('evaluation') };
     while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ClickHouse: ${JSON.stringify(rows)} of ${JSON.stringify(wantRows)} metric rows stored`);
+      stagesAlive();
       await new Promise((r) => setTimeout(r, 250));
       rows = await metricRowCounts(ch, runId);
     }
@@ -170,6 +188,16 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
     await Promise.allSettled([monitor.stop(), pipeline?.stop(), writer.stop()]);
     await ch.close();
   }
+}
+
+/**
+ * Before stages start: the LLM endpoints answer, and the server can count tokens when the run's length estimate
+ * needs it. A run that cannot work fails here, naming what to fix, instead of dead-lettering every text.
+ */
+async function checkStagesCanWork(llm: PipelineRunOptions['pipeline']['llm'], run: RunConfig, log: (line: string) => void): Promise<void> {
+  if (llm.client || llm.endpoints.length === 0) return;
+  const pool = new SynthesisPool({ endpoints: llm.endpoints, model: run.model, timeoutMs: llm.timeoutMs });
+  for (const w of await checkLlmEndpoints(pool, { needTokenize: run.lengthEstimate === 'tokens' && !llm.tokenizer, setting: '--llm-url (IPT_LLM_URL)' })) log(`pipeline: ${w}`);
 }
 
 function evaluationDeadLetters(monitor: RunMonitor, evaluations: EvaluationRecord[]): number {

@@ -58,5 +58,5 @@ export async function startRounds(opts: RoundsStartOptions, run: Pick<PipelineRu
   const newRun = validateRun({ ...original, runId: newRunId, createdAt: Date.now(), seed: opts.seed ?? original.seed, startRound: opts.round, replayOf: opts.runId, ingested: records.length });
   const expected = new Set([...records.map((r) => r.id), ...pool.flatMap((c) => c.collection.map((e) => e.contextId))]);
   run.log(`rounds: run ${newRunId} re-runs run ${opts.runId} from round ${opts.round}: ${records.length} texts, ${pool.length} collections`);
-  return executeRun(run, { run: newRun, records, pool, expected, synthesized: records.filter((r) => r.convert).length, evaluations: [], rejects: [] }, started);
+  return executeRun(run, { run: newRun, records, pool, expected, evaluations: [], rejects: [] }, started);
 }

@@ -10,6 +10,8 @@ export interface DeadLetter {
   id: string;
   stage: string;
   reason: string;
+  /** Its outputs went out too (a failed synthesis: its result, and so its metric event, still follow). */
+  withOutputs: boolean;
 }
 
 /** One pre-training text a run's domain texts became: from its augmented text, or from its mixed record. */
@@ -66,7 +68,9 @@ export class RunMonitor {
           if (!schema) {
             const h = (name: string) => m.headers?.[name]?.toString() ?? '';
             const id = key!.slice(this.runId.length + 1);
-            this.deadLetters.set(id, { id, stage: h(DLQ_HEADERS.processor), reason: h(DLQ_HEADERS.reason) });
+            // A text dead-lettered twice (by two stages, or again after a restart) has no metric coming if either says so.
+            const withOutputs = h(DLQ_HEADERS.outputs) === 'emitted' && this.deadLetters.get(id)?.withOutputs !== false;
+            this.deadLetters.set(id, { id, stage: h(DLQ_HEADERS.processor), reason: h(DLQ_HEADERS.reason), withOutputs });
             continue;
           }
           const v = this.serde.decode(m.value, schema);
@@ -122,11 +126,19 @@ export class RunMonitor {
     return n;
   }
 
-  /** Resolves when cond() holds, re-checking after every batch read (and every second). */
+  /** Resolves when cond() holds, re-checking after every batch read (and every second); rejects when cond() throws. */
   until(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (cond()) {
+        let holds: boolean;
+        try {
+          holds = cond();
+        } catch (err) {
+          cleanup();
+          reject(err);
+          return;
+        }
+        if (holds) {
           cleanup();
           resolve();
         }

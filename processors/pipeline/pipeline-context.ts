@@ -14,6 +14,8 @@ export interface LlmSettings {
   concurrency: number;
   retries: number;
   timeoutMs: number;
+  /** How long one text may wait for an answer, retries and endpoint outages included (the pool's deadline). */
+  deadlineMs?: number;
   /** A local tokenizer.json for the `tokens` estimate and mixing weights; else the server's tokenize endpoint. */
   tokenizer?: string;
   extraBody?: Record<string, unknown>;
@@ -71,6 +73,7 @@ export class PipelineContext {
         maxWindow: this.llm.concurrency,
         maxAttempts: this.llm.retries + 1,
         timeoutMs: this.llm.timeoutMs,
+        ...(this.llm.deadlineMs !== undefined ? { deadlineMs: this.llm.deadlineMs } : {}),
         backoffMs: 250,
         extraBody: this.llm.extraBody,
         ...extra,

@@ -12,9 +12,11 @@ export const DLQ_HEADERS = {
   partition: 'ipt.dlq.source.partition',
   offset: 'ipt.dlq.source.offset',
   time: 'ipt.dlq.time',
+  /** "emitted" when the record's outputs went out beside its dead letter (a failed synthesis still sends its result). */
+  outputs: 'ipt.dlq.outputs',
 } as const;
 
-export function deadLetterMessage(processor: string, msg: KafkaMessage, source: SourceCoordinates, stage: FailureStage, reason: string): Message {
+export function deadLetterMessage(processor: string, msg: KafkaMessage, source: SourceCoordinates, stage: FailureStage, reason: string, outputsEmitted = false): Message {
   return {
     key: msg.key,
     value: msg.value,
@@ -27,6 +29,7 @@ export function deadLetterMessage(processor: string, msg: KafkaMessage, source: 
       [DLQ_HEADERS.partition]: String(source.partition),
       [DLQ_HEADERS.offset]: source.offset,
       [DLQ_HEADERS.time]: new Date().toISOString(),
+      [DLQ_HEADERS.outputs]: outputsEmitted ? 'emitted' : 'none',
     },
   };
 }

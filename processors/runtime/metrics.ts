@@ -11,6 +11,7 @@ export class ProcessorMetrics {
   readonly handlerLatency: Histogram<'processor'>;
   readonly batchLatency: Histogram<'processor'>;
   readonly paused: Gauge<'processor'>;
+  readonly consumerRestarts: Counter<'processor'>;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -35,6 +36,7 @@ export class ProcessorMetrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
+    this.consumerRestarts = new Counter({ name: 'ipt_consumer_restarts_total', help: 'Consumers rebuilt after a crash kafkajs does not recover from', labelNames: ['processor'], registers });
     this.paused = new Gauge({ name: 'ipt_consumer_paused', help: '1 while the consumer is paused for backpressure', labelNames: ['processor'], registers });
   }
 }

@@ -19,7 +19,14 @@ export interface RunningProcessor {
   stop(): Promise<void>;
   /** Resolves when the consumer stopped for good (after stop(), or after a crash it could not recover from). */
   done: Promise<void>;
+  /** Why the processor stopped by itself (its consumer crashed past its restarts); undefined after stop(). */
+  readonly failure?: Error;
 }
+
+/** A consumer that crashes for good is rebuilt; more crashes than this within CRASH_WINDOW_MS stop the processor. */
+const MAX_RESTARTS = 5;
+const CRASH_WINDOW_MS = 5 * 60_000;
+
 
 /** The item type of a batched output's schema: a record whose only field is an array (OutputSpec.batched). */
 function batchItemType(schema: LoadedSchema): avro.Type {
@@ -47,6 +54,8 @@ export async function startProcessor<In, Outputs extends string>(
   cfg: RuntimeConfig,
   deps: { metrics?: ProcessorMetrics; logger?: Logger; kafka?: Kafka } = {},
 ): Promise<RunningProcessor> {
+  // One transactional producer runs one transaction at a time: two partitions' chunks would interleave in it.
+  if (cfg.exactlyOnce && cfg.partitionsConsumedConcurrently > 1) throw new Error(`${spec.name}: exactly-once runs one partition at a time per process (partitionsConsumedConcurrently = ${cfg.partitionsConsumedConcurrently})`);
   const logger = (deps.logger ?? createLogger('instruct-pt')).child({ processor: spec.name });
   const metrics = deps.metrics ?? new ProcessorMetrics();
   const kafka = deps.kafka ?? createKafka({ brokers: cfg.brokers, clientId: `${cfg.clientId}-${spec.name}`, logger });
@@ -89,35 +98,70 @@ export async function startProcessor<In, Outputs extends string>(
     : kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
-  const consumer: Consumer = kafka.consumer({
-    groupId: spec.name,
-    readUncommitted: false,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
-    maxBytesPerPartition: 4 * 1024 * 1024,
-    // An idle fetch returns after this long; it bounds how long stop() waits for the fetch in flight.
-    maxWaitTimeInMs: 1000,
-    allowAutoTopicCreation: false,
-  });
-  await consumer.connect();
-  for (const topic of spec.input.topics) await consumer.subscribe({ topic, fromBeginning: true });
-
+  // Heartbeats go out ten times per session, also while a chunk waits (eachBatch).
+  const heartbeatMs = Math.floor(cfg.sessionTimeoutMs / 10);
+  let consumer!: Consumer;
   let joined = false;
   let stopping = false;
+  let failure: Error | undefined;
+  const crashes: number[] = [];
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    joined = true;
-    logger.info('joined consumer group');
-  });
-  consumer.on(consumer.events.CRASH, (e) => {
-    logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
-    if (!e.payload.restart) {
+
+  /**
+   * Connects a consumer in the stage's group and runs it. kafkajs restarts a consumer itself only after retriable
+   * errors; after any other crash (say, the coordinator no longer knows the member) it leaves it disconnected, so
+   * the stage rebuilds one here rather than living on with a dead consumer, and gives up (done, failure) only after
+   * MAX_RESTARTS crashes within CRASH_WINDOW_MS, so that its process can exit non-zero.
+   */
+  const startConsumer = async (): Promise<void> => {
+    const c = kafka.consumer({
+      groupId: spec.name,
+      readUncommitted: false,
+      sessionTimeout: cfg.sessionTimeoutMs,
+      // A member that does not rejoin a rebalance within this long is dropped: a chunk waiting on slow work gets this
+      // long to reach its next boundary (the max.poll.interval.ms of kafkajs).
+      rebalanceTimeout: 2 * cfg.sessionTimeoutMs,
+      heartbeatInterval: heartbeatMs,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      // An idle fetch returns after this long; it bounds how long stop() waits for the fetch in flight.
+      maxWaitTimeInMs: 1000,
+      allowAutoTopicCreation: false,
+    });
+    c.on(c.events.GROUP_JOIN, () => {
+      joined = true;
+      logger.info('joined consumer group');
+    });
+    c.on(c.events.CRASH, (e) => {
+      if (e.payload.restart) {
+        logger.warn({ err: e.payload.error.message }, 'consumer crashed; kafkajs restarts it');
+        return;
+      }
       joined = false;
-      resolveDone();
-    }
-  });
-  consumer.on(consumer.events.STOP, () => resolveDone());
+      if (stopping) return;
+      const now = Date.now();
+      crashes.push(now);
+      while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
+      if (crashes.length > MAX_RESTARTS) {
+        failure = new Error(`processor ${spec.name}: consumer crashed ${crashes.length} times within ${CRASH_WINDOW_MS / 1000} s; last: ${e.payload.error.message}`);
+        logger.error({ err: e.payload.error.message }, 'consumer crashed for good: stopping the processor');
+        void producer.disconnect().finally(resolveDone);
+        return;
+      }
+      logger.error({ err: e.payload.error.message, restart: crashes.length }, 'consumer crashed; starting a new one');
+      metrics.consumerRestarts.inc({ processor: spec.name });
+      const again = () =>
+        startConsumer().catch((err: Error) => {
+          logger.error({ err: err.message }, 'consumer restart failed; trying again');
+          if (!stopping) setTimeout(again, 2000);
+        });
+      setTimeout(again, 1000);
+    });
+    await c.connect();
+    for (const topic of spec.input.topics) await c.subscribe({ topic, fromBeginning: true });
+    consumer = c;
+    await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.partitionsConsumedConcurrently, eachBatch });
+  };
 
   // Label look-ups once, not per record.
   const handlerLatency = metrics.handlerLatency.labels({ processor: spec.name });
@@ -199,7 +243,7 @@ export async function startProcessor<In, Outputs extends string>(
       if (outcome.skip !== undefined) metrics.skipped.inc({ processor: spec.name, reason: outcome.skip });
       if (outcome.deadLetter !== undefined) {
         metrics.deadLettered.inc({ processor: spec.name, stage: 'handler' });
-        push(dlqTopic, deadLetterMessage(spec.name, msg, source, 'handler', outcome.deadLetter));
+        push(dlqTopic, deadLetterMessage(spec.name, msg, source, 'handler', outcome.deadLetter, outcome.emits.length > 0));
       }
       for (const [t, m] of encoded) {
         push(t, m);
@@ -232,7 +276,25 @@ export async function startProcessor<In, Outputs extends string>(
    * exactly-once puts the same chunks' outputs and their offsets into one transaction. Either way an offset is
    * committed only with, or after, every output of the records before it.
    */
-  const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload) => {
+  const eachBatch = async (payload: EachBatchPayload) => {
+    // Heartbeats go on while a chunk waits (an LLM outage, a slow sink): kafkajs sends them only when asked, and a
+    // member silent for the session timeout is dropped from its group. A rebalance they report ends the batch at
+    // the next chunk boundary, after committing what is done.
+    let rebalancing = false;
+    const keepAlive = setInterval(() => {
+      payload.heartbeat().catch((err: Error & { type?: string }) => {
+        if (err.type === 'REBALANCE_IN_PROGRESS' || err.type === 'NOT_COORDINATOR_FOR_GROUP') rebalancing = true;
+        else logger.debug({ err: err.message }, 'heartbeat failed');
+      });
+    }, heartbeatMs);
+    try {
+      await consumeBatch(payload, () => rebalancing);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
+
+  const consumeBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause, commitOffsetsIfNecessary }: EachBatchPayload, rebalancing: () => boolean) => {
     const { topic, partition } = batch;
     let sends: Promise<unknown>[] = [];
     let txnMessages: TopicMessages[] = [];
@@ -254,7 +316,10 @@ export async function startProcessor<In, Outputs extends string>(
         }
       } else {
         await Promise.all(sends);
-        await consumer.commitOffsets([{ topic, partition, offset: next }]);
+        // consumer.commitOffsets silently does nothing once stop() has begun; the batch's own commit still works then
+        // (without kafkajs's retries, which only matter while running).
+        if (isRunning()) await consumer.commitOffsets([{ topic, partition, offset: next }]);
+        else await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
       }
       resolveOffset(uncommitted);
       metrics.batchLatency.observe({ processor: spec.name }, (performance.now() - since) / 1000);
@@ -267,9 +332,15 @@ export async function startProcessor<In, Outputs extends string>(
     };
 
     for (let i = 0; i < batch.messages.length; i += cfg.batchSize) {
-      if (!isRunning() || isStale()) {
-        // The partition was revoked or we are stopping: commit nothing more; the next owner re-reads from the last commit.
+      if (isStale()) {
+        // The partition was revoked: commit nothing more; the next owner re-reads from the last commit.
         await Promise.allSettled(sends);
+        return;
+      }
+      if (!isRunning() || rebalancing()) {
+        // Stopping, or the group rebalances: commit the chunks already processed (their outputs are out), so a
+        // restart or the next owner does not do them again; the rest is re-read from that commit.
+        await flush();
         return;
       }
       if (spec.backpressure?.saturated()) {
@@ -294,17 +365,21 @@ export async function startProcessor<In, Outputs extends string>(
     await flush();
   };
 
-  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.partitionsConsumedConcurrently, eachBatch });
+  await startConsumer();
   logger.info({ inputs: spec.input.topics, outputs: outputs.map(([, o]) => o.topic), exactlyOnce: cfg.exactlyOnce }, 'processor started');
 
   return {
     name: spec.name,
-    ready: () => joined && !stopping,
+    ready: () => joined && !stopping && failure === undefined,
     done,
+    get failure() {
+      return failure;
+    },
     async stop() {
       if (stopping) return done;
       stopping = true;
       logger.info('stopping: finishing the batch in flight');
+      // kafkajs's disconnect waits for the batch in flight, which commits what it processed (consumeBatch).
       await consumer.disconnect();
       await producer.disconnect();
       resolveDone();

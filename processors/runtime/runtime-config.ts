@@ -11,6 +11,8 @@ export interface RuntimeConfig {
   maxInFlightBatches: number;
   concurrency: number;
   partitionsConsumedConcurrently: number;
+  /** The consumer group session: a member silent this long is dropped (heartbeats go out ten times per session). */
+  sessionTimeoutMs: number;
   metricsPort: number | undefined;
   logLevel: string;
 }
@@ -43,16 +45,23 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: P
     throw new ConfigError(`IPT_REGISTRY_URL=${registryUrl} is not a URL`);
   }
   const metricsRaw = env.IPT_METRICS_PORT;
+  const exactlyOnce = bool(env, 'IPT_EXACTLY_ONCE', false);
+  const partitionsConsumedConcurrently = int(env, 'IPT_PARTITIONS_CONCURRENTLY', 1);
+  // One transactional producer runs one transaction at a time: two partitions' batches would interleave in it.
+  if (exactlyOnce && partitionsConsumedConcurrently > 1) {
+    throw new ConfigError(`IPT_PARTITIONS_CONCURRENTLY=${partitionsConsumedConcurrently} with IPT_EXACTLY_ONCE=true: exactly-once processes one partition at a time per process; set IPT_PARTITIONS_CONCURRENTLY=1 and scale out with more instances`);
+  }
   return {
     brokers,
     registryUrl,
     clientId: env.IPT_CLIENT_ID ?? 'instruct-pt',
     instanceId: env.IPT_INSTANCE_ID ?? `${hostname()}-0`,
-    exactlyOnce: bool(env, 'IPT_EXACTLY_ONCE', false),
+    exactlyOnce,
     batchSize: int(env, 'IPT_BATCH_SIZE', 500),
     maxInFlightBatches: int(env, 'IPT_MAX_INFLIGHT_BATCHES', 4),
     concurrency: int(env, 'IPT_CONCURRENCY', 64),
-    partitionsConsumedConcurrently: int(env, 'IPT_PARTITIONS_CONCURRENTLY', 1),
+    partitionsConsumedConcurrently,
+    sessionTimeoutMs: int(env, 'IPT_SESSION_TIMEOUT_MS', 30_000, 6_000),
     metricsPort: metricsRaw === undefined || metricsRaw === '' ? undefined : int(env, 'IPT_METRICS_PORT', 0, 0),
     logLevel: env.IPT_LOG_LEVEL ?? 'info',
     ...overrides,

@@ -60,7 +60,15 @@ function synthesize(ctx: PipelineContext, q: SynthesisRequestRecord, run: RunCon
   // A zero-shot prompt may be too long even alone; the estimate's upper bound usually settles it without measuring.
   const estimate = ctx.estimator(run);
   const fits = estimate instanceof Promise ? undefined : fitsWithin(estimate, prompt, run.maxModelLen - run.maxNewTokens);
-  return fits === true ? complete(ctx, q, run, prompt) : checkLengthThenComplete(ctx, q, run, prompt);
+  return fits === true ? complete(ctx, q, run, prompt) : checkLengthThenComplete(ctx, q, run, prompt).catch((err) => failed(q, prompt, `length estimate failed: ${errorText(err)}`));
+}
+
+/**
+ * A text that could not be synthesized: dead-lettered with the reason, and a `failed` result still goes out so its
+ * collection goes on and the next round's text at its position is not left waiting.
+ */
+function failed(q: SynthesisRequestRecord, prompt: string, reason: string): HandlerResult<'results'> {
+  return { emits: resultOf(q, prompt, { outcome: 'failed', reason }), deadLetter: reason };
 }
 
 async function checkLengthThenComplete(ctx: PipelineContext, q: SynthesisRequestRecord, run: RunConfig, prompt: string): Promise<HandlerResult<'results'>> {
@@ -78,7 +86,6 @@ async function complete(ctx: PipelineContext, q: SynthesisRequestRecord, run: Ru
     const res = await ctx.pool(run.model).complete({ prompt, maxTokens: run.maxNewTokens, temperature: run.temperature, affinityKey: q.collectionId });
     return resultOf(q, prompt, { outcome: 'ok', reason: '', output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts });
   } catch (err) {
-    const reason = `synthesis failed: ${errorText(err)}`;
-    return { emits: resultOf(q, prompt, { outcome: 'failed', reason }), deadLetter: reason };
+    return failed(q, prompt, `synthesis failed: ${errorText(err)}`);
   }
 }

@@ -24,9 +24,18 @@ export const augmentedEmits = (records: AugmentedTextRecord[]): Emit<'augmented'
  * length budget, else zero-shot. Synchronous where the length estimate is.
  */
 export function continueCollection(ctx: PipelineContext, run: RunConfig, c: RoundCollectionRecord, raw: RawTextRecord): SynthesisRequestRecord | Promise<SynthesisRequestRecord> {
-  return whenReady(ctx.estimator(run), (estimate) =>
-    whenReady(planPrompt(raw.text, c.collection.length ? c.collection : undefined, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate }), (plan) => continuingRequest(c, raw, plan)),
+  const prev = c.collection.length ? c.collection : undefined;
+  const request = whenReady(ctx.estimator(run), (estimate) =>
+    whenReady(planPrompt(raw.text, prev, { maxModelLen: run.maxModelLen, maxNewTokens: run.maxNewTokens, estimate }), (plan) => continuingRequest(c, raw, plan)),
   );
+  if (!(request instanceof Promise)) return request;
+  // The estimate failed past its retries (the tokenize endpoint gone beyond the outage budget): the collection is
+  // closed as if its history did not fit and the text goes on zero-shot, so neither is left waiting; the synthesis
+  // stage measures the text again and reports it if the estimate still fails.
+  return request.catch((err: unknown) => {
+    ctx.logger.warn({ run: raw.runId, id: raw.id, err: (err as Error).message }, 'few-shot length estimate failed: continuing zero-shot');
+    return continuingRequest(c, raw, { prompt: '', collection: prev && closeCollection(prev), fewShot: false });
+  });
 }
 
 function continuingRequest(c: RoundCollectionRecord, raw: RawTextRecord, plan: PromptPlan): SynthesisRequestRecord {

@@ -13,6 +13,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
+import type { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
 
 export const tmp = () => mkdtempSync(join(tmpdir(), 'ipt-pipeline-'));
 
@@ -47,9 +48,11 @@ export async function runOnStack(
   flags: Record<string, string | boolean>,
   extra: Partial<PipelineRunOptions> = {},
   llmExtraBody?: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = {},
+  metrics?: ProcessorMetrics,
 ): Promise<PipelineRunSummary> {
   const values = { prefix: iso.prefix, 'length-estimate': 'words', partitions: '2', ...flags };
-  const pipeline = pipelineOptions('test', values, envFor(iso));
+  const pipeline = { ...pipelineOptions('test', values, { ...envFor(iso), ...env }), metrics };
   if (llmExtraBody) pipeline.llm.extraBody = llmExtraBody;
   return runPipeline({
     input,

@@ -183,6 +183,23 @@ describe('ipt augment against a recorded-response completions server', () => {
     expect(summary.textsIn).toBe(9);
   });
 
+  it('fails at once, naming the endpoint and the flag, when no LLM endpoint answers', async () => {
+    const { freePort } = await import('../fixtures/free-port.ts');
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    const started = Date.now();
+    await expect(runAugment(options({ llmUrl: dead }))).rejects.toThrow(new RegExp(`no LLM endpoint answers: ${dead} \\(.*ECONNREFUSED.*\\); check --llm-url`));
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('goes on with the endpoints that answer, and says which one does not', async () => {
+    const { freePort } = await import('../fixtures/free-port.ts');
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    const lines: string[] = [];
+    const s = await runAugment(options({ llmUrl: `${dead},${server.url}`, log: (l) => lines.push(l) }));
+    expect(s.failed).toEqual([]);
+    expect(lines.some((l) => l.includes(`LLM endpoint ${dead} does not answer`))).toBe(true);
+  });
+
   it('refuses the tokens estimate when the server has no tokenize endpoint and no tokenizer is given', async () => {
     await expect(runAugment(options({ lengthEstimate: 'tokens' }))).rejects.toThrow(/no tokenize endpoint/);
   });

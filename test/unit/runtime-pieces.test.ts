@@ -36,6 +36,10 @@ describe('runtime configuration', () => {
     expect(() => runtimeConfig({ IPT_BATCH_SIZE: '0' })).toThrow(/IPT_BATCH_SIZE=0/);
     expect(() => runtimeConfig({ IPT_EXACTLY_ONCE: 'maybe' })).toThrow(/IPT_EXACTLY_ONCE/);
     expect(() => runtimeConfig({ IPT_REGISTRY_URL: 'not a url' })).toThrow(/IPT_REGISTRY_URL/);
+    // One transactional producer cannot run two partitions' transactions at once.
+    expect(() => runtimeConfig({ IPT_EXACTLY_ONCE: 'true', IPT_PARTITIONS_CONCURRENTLY: '2' })).toThrow(/IPT_PARTITIONS_CONCURRENTLY=2 with IPT_EXACTLY_ONCE/);
+    expect(runtimeConfig({ IPT_PARTITIONS_CONCURRENTLY: '2' }).partitionsConsumedConcurrently).toBe(2);
+    expect(() => runtimeConfig({ IPT_SESSION_TIMEOUT_MS: '1000' })).toThrow(/IPT_SESSION_TIMEOUT_MS=1000/);
   });
   it('keeps registry schemas in PostgreSQL unless told memory', () => {
     expect(stackConfig({}).registryStorage).toBe('postgresql');

@@ -89,6 +89,44 @@ describe('SynthesisPool', () => {
     expect(results.every((r) => r.attempts > 1 && r.completionTokens === 3)).toBe(true);
   });
 
+  it('spends time, not attempts, while every endpoint refuses connections: an outage within the deadline loses nothing', async () => {
+    const port = await freePort();
+    // One attempt only: a refused connection must not count as one, or this request would fail at once.
+    const pool = new SynthesisPool({ endpoints: [`http://127.0.0.1:${port}/v1`], model: 'sim', maxAttempts: 1, backoffMs: 50, maxBackoffMs: 200, deadlineMs: 20_000 });
+    const pending = Promise.all(Array.from({ length: 5 }, () => pool.complete({ prompt: 'p', maxTokens: 2, temperature: 0 })));
+    await sleep(1500);
+    const s = new SimulatedBatchingServer({ tokensPerSecond: 10_000, maxBatch: 8 });
+    await s.startOn(port);
+    toStop.push(s);
+    const results = await pending;
+    expect(results.every((r) => r.completionTokens === 2 && r.attempts > 1)).toBe(true);
+  });
+
+  it('fails a record whose endpoints stay down past the deadline, naming the endpoint and the cause', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    const pool = new SynthesisPool({ endpoints: [dead], model: 'r', backoffMs: 20, maxBackoffMs: 100, deadlineMs: 500 });
+    await expect(pool.complete({ prompt: 'x', maxTokens: 1, temperature: 0 })).rejects.toThrow(new RegExp(`within the 500 ms deadline: .*ECONNREFUSED.* at ${dead}`));
+    expect((await pool.probe(1000))[0]).toMatchObject({ url: dead, reachable: false, error: expect.stringMatching(/ECONNREFUSED/) });
+  });
+
+  it('keeps its process alive while records wait for a down endpoint (no silent exit with work pending)', async () => {
+    const { spawn } = await import('node:child_process');
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    // Nothing but the pool's retry timers keeps this script's event loop busy: an unref'd timer lets Node exit 0
+    // with the request never answered.
+    const script = `
+      import { SynthesisPool } from './connectors/llm/synthesis-pool.ts';
+      const pool = new SynthesisPool({ endpoints: [${JSON.stringify(dead)}], model: 'r', backoffMs: 200, maxBackoffMs: 400, deadlineMs: 1500 });
+      pool.complete({ prompt: 'x', maxTokens: 1, temperature: 0 }).then(() => process.exit(3), (e) => { console.log('rejected:', e.message); process.exit(4); });
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd() });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(out).toMatch(/rejected: .*1500 ms deadline/);
+    expect(code).toBe(4);
+  }, 30_000);
+
   it('batches queued prompts into prompt arrays, with per-prompt results', async () => {
     const s = await sim(20_000, 64);
     const pool = new SynthesisPool({ endpoints: [s.url], model: 'sim', initialWindow: 64, batchPrompts: 16 });

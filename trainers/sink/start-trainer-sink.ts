@@ -40,8 +40,14 @@ export async function startTrainerSink(cfg: RuntimeConfig, o: TrainerSinkOptions
   const sink = trainerSinkProcessor(kafka, new AvroSerde(cfg.registryUrl), o);
   await sink.start();
   const running = await startProcessor(sink.spec, cfg, { logger: deps.logger, metrics: deps.metrics, kafka });
+  // Fields named, not spread: a spread would copy the failure getter's value at start-up.
   return {
-    ...running,
+    name: running.name,
+    ready: () => running.ready(),
+    done: running.done,
+    get failure() {
+      return running.failure;
+    },
     vocabSize: sink.vocabSize,
     async stop() {
       await running.stop();

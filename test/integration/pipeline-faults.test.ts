@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { RecordedCompletionsServer, cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
+import { readTopic } from '../../processors/runtime/topic-io.ts';
+import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { testKafka } from './helpers.ts';
+import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
+
+const servers: RecordedCompletionsServer[] = [];
+afterEach(async () => {
+  while (servers.length) await servers.pop()!.stop();
+});
+
+/** Mixed records of a run by id, counting copies: a duplicate is an id seen twice. */
+async function mixedIds(prefix: string): Promise<Map<string, number>> {
+  const r = await readTopic(testKafka(), pipelineTopics(prefix).mixed, { timeoutMs: 3000 });
+  const n = new Map<string, number>();
+  for (const m of r.messages) {
+    const key = m.key!.toString();
+    n.set(key, (n.get(key) ?? 0) + 1);
+  }
+  return n;
+}
+
+describe('pipeline run: failures end the run honestly', () => {
+  it('fails before writing anything when the tokens estimate needs a tokenize endpoint the server lacks', async () => {
+    const server = await cannedServer();
+    servers.push(server);
+    const iso = isolated();
+    const { path } = writeCorpus(tmp(), 5);
+    const started = Date.now();
+    await expect(runOnStack(iso, path, { 'llm-url': server.url, rounds: '1', 'length-estimate': 'tokens' })).rejects.toThrow(/no tokenize endpoint .*--tokenizer FILE.*--length-estimate words/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(server.prompts).toHaveLength(0);
+  });
+
+  it.each(['staged', 'fused'] as Topology[])('%s: texts whose length cannot be measured are dead-lettered with a failed result, and the next round is not left waiting', async (topology) => {
+    // The tokenize endpoint answers the start-up check, then fails (HTTP 500) for good.
+    let calls = 0;
+    const server = new RecordedCompletionsServer({}, async (text) => {
+      if (++calls > 1) throw new Error('tokenizer broke');
+      return text.length;
+    }, cannedPairs);
+    await server.start();
+    servers.push(server);
+    const iso = isolated();
+    const { path } = writeCorpus(tmp(), 12);
+    const s = await runOnStack(iso, path, { 'llm-url': server.url, rounds: '2', 'length-estimate': 'tokens', 'llm-deadline-ms': '800', topology }, { timeoutMs: 90_000 });
+    expect(s.ingested).toBe(12);
+    // Every text accounted for: each dead-lettered with the reason (and left out of its collection), one metric row each.
+    expect(s.deadLettered).toBe(12);
+    expect(s.deadLetters.every((d) => /length estimate failed: .*token count failed within the 800 ms deadline: HTTP 500/.test(d.reason))).toBe(true);
+    expect(s.metricRows.synthesis).toBe(12);
+    expect(s.perRound.map((r) => r.failed)).toEqual([6, 6]);
+  });
+});
+
+describe('pipeline run: an LLM outage longer than the group session costs time, not texts', () => {
+  it.each([
+    ['staged', 'false'],
+    ['fused', 'true'],
+  ] as [Topology, string][])('%s (exactly-once %s): every text converted, none dead-lettered or doubled', async (topology, exactlyOnce) => {
+    const server = await cannedServer();
+    servers.push(server);
+    const port = Number(new URL(server.url).port);
+    const iso = isolated();
+    const n = 300;
+    const { path } = writeCorpus(tmp(), n);
+    // Slow answers keep work in flight when the server goes: the outage hits requests mid-chunk.
+    const outage = (async () => {
+      while (server.prompts.length < 40) await sleep(20);
+      await server.stop();
+      // Twice the 6 s session: without heartbeats during the wait, the stage's member would be dropped from its group.
+      await sleep(13_000);
+      await server.start(port);
+    })();
+    const metrics = new ProcessorMetrics();
+    const s = await runOnStack(
+      iso,
+      path,
+      { 'llm-url': server.url, rounds: '2', topology, concurrency: '4' },
+      { timeoutMs: 150_000 },
+      undefined,
+      { IPT_SESSION_TIMEOUT_MS: '6000', IPT_EXACTLY_ONCE: exactlyOnce, IPT_BATCH_SIZE: '50' },
+      metrics,
+    );
+    await outage;
+    // Heartbeats kept every stage in its group: no consumer had to be rebuilt.
+    expect((await metrics.consumerRestarts.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+    expect(s.ingested).toBe(n);
+    expect(s.deadLettered).toBe(0);
+    expect(s.augmented).toBe(n);
+    expect(s.metricRows.synthesis).toBe(n);
+    const copies = await mixedIds(iso.prefix);
+    const twice = [...copies.values()].filter((c) => c > 1).length;
+    if (exactlyOnce === 'true') expect(twice).toBe(0);
+    expect(s.mixed.records).toBe(copies.size);
+  });
+});

@@ -1,13 +1,36 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ops', 'clickhouse', 'migrations');
 
+// Which server each client talks to, so that an error about it can name it (the client does not expose its URL).
+const urls = new WeakMap<ClickHouseClient, string>();
+
 export function clickhouseClient(url: string, database = 'default'): ClickHouseClient {
-  // Debian's ClickHouse 18.16 rejects settings it does not know, so none are sent beyond the defaults.
-  return createClient({ url, database, request_timeout: 60_000, clickhouse_settings: {} });
+  // Debian's ClickHouse 18.16 rejects settings it does not know, so none are sent beyond the defaults. The client's
+  // own logging is off: it would print every failed request (each retry during an outage), and every failure
+  // reaches its caller anyway, which decides what is worth a log line.
+  const ch = createClient({ url, database, request_timeout: 60_000, clickhouse_settings: {}, log: { level: ClickHouseLogLevel.OFF } });
+  urls.set(ch, url);
+  return ch;
+}
+
+/** The URL a client made by clickhouseClient talks to, with any password masked: for messages and logs. */
+export function clickhouseUrlOf(ch: ClickHouseClient): string | undefined {
+  const url = urls.get(ch);
+  return url === undefined ? undefined : displayUrl(url);
+}
+
+export function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
 }
 
 /**

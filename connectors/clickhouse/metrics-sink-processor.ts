@@ -3,7 +3,8 @@ import { defineProcessor } from '../../processors/runtime/processor.ts';
 import { stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MetricEventBatchRecord, MetricEventRecord } from '../../processors/pipeline/records.ts';
-import { BatchInserter } from './batch-inserter.ts';
+import { createLogger } from '../../processors/runtime/logger.ts';
+import { BatchInserter, RowRejectedError, type InserterOptions } from './batch-inserter.ts';
 
 // ClickHouse 18.16 fills an omitted JSONEachRow field with the type's zero, not its DEFAULT expression.
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -51,16 +52,20 @@ export function metricRow(m: MetricEventRecord): { table: string; row: Record<st
 
 /**
  * Metric event batches → ClickHouse rows, inserted in batches; offsets are committed only after the rows are stored.
- * An event that has no table is named in the batch's dead letter; the batch's other events are stored.
+ * While ClickHouse is unreachable the handler waits (BatchInserter retries), so the sink holds its offsets and
+ * nothing is dead-lettered; past the outage budget (IPT_CLICKHOUSE_OUTAGE_MS) the handler fails and the batch is
+ * dead-lettered with a reason naming ClickHouse. An event that has no table, or whose row ClickHouse refuses as data,
+ * is named in the batch's dead letter; the batch's other events are stored.
  */
-export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClient) {
-  const inserter = new BatchInserter(ch);
+export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClient, opts: InserterOptions = {}) {
+  const name = stageGroup(topics, 'clickhouse-sink');
+  const inserter = new BatchInserter(ch, 1000, 100, { logger: createLogger('instruct-pt').child({ processor: name }), ...opts });
   return defineProcessor<MetricEventBatchRecord, never>({
-    name: stageGroup(topics, 'clickhouse-sink'),
+    name,
     input: { topics: [topics.metrics], schema: 'metric-event-batch' },
     outputs: {} as Record<never, { topic: string; schema: string }>,
     handle: async ({ value }) => {
-      const stored: Promise<void>[] = [];
+      const stored: { id: string; done: Promise<void> }[] = [];
       const bad: string[] = [];
       for (const event of value.events) {
         let r: ReturnType<typeof metricRow>;
@@ -70,9 +75,15 @@ export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClien
           bad.push((err as Error).message);
           continue;
         }
-        stored.push(inserter.add(r.table, r.row));
+        stored.push({ id: event.id, done: inserter.add(r.table, r.row) });
       }
-      await Promise.all(stored);
+      const settled = await Promise.allSettled(stored.map((s) => s.done));
+      for (const [i, s] of settled.entries()) {
+        if (s.status === 'fulfilled') continue;
+        // Only a row refused as data is this event's own failure; anything else (an outage beyond the budget) fails the batch.
+        if (!(s.reason instanceof RowRejectedError)) throw s.reason;
+        bad.push(`metric event ${stored[i]!.id}: ${s.reason.message}`);
+      }
       return bad.length === 0 ? [] : { emits: [], deadLetter: `${bad.length} of ${value.events.length} events not stored: ${bad.slice(0, 5).join('; ')}` };
     },
   });

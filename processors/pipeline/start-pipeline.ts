@@ -16,7 +16,7 @@ import { evaluationProcessor, type EvaluationSettings } from '../evaluation/eval
 import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { PipelineContext, type LlmSettings } from './pipeline-context.ts';
-import { FUSED_STAGES, pipelineTopics, TOPOLOGIES, topicSpecs, type PipelineTopics, type StageName, type Topology } from './pipeline-topics.ts';
+import { FUSED_STAGES, pipelineTopics, stageGroup, TOPOLOGIES, topicSpecs, type PipelineTopics, type StageName, type Topology } from './pipeline-topics.ts';
 import { fusedProcessor } from './fused-processor.ts';
 
 export interface PipelineOptions {
@@ -101,7 +101,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     await migrate(opts.clickhouse.url, opts.clickhouse.database);
     ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
     // Rows wait in the inserter's batch, so the whole chunk is in flight at once.
-    add(metricsSinkProcessor(topics, ch), { concurrency: opts.runtime.batchSize });
+    add(metricsSinkProcessor(topics, ch, { logger: opts.logger.child({ processor: stageGroup(topics, 'clickhouse-sink') }) }), { concurrency: opts.runtime.batchSize });
   }
 
   const processors: RunningProcessor[] = [];

@@ -1,9 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from './clickhouse.ts';
 
-/** A ClickHouse string literal (query parameters are not available on every supported server release). */
+/**
+ * A ClickHouse string literal (query parameters are not available on every supported server release). Inside quotes
+ * only the backslash and the quote are special; NUL is escaped too, so no reader of the query text ever sees one.
+ */
 export function sqlString(s: string): string {
-  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\u0000/g, '\\0')}'`;
 }
 
 const runFilter = (runId: string | undefined) => (runId === undefined ? '1' : `run_id = ${sqlString(runId)}`);

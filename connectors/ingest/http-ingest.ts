@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import { openRunRecord } from './run-ingest.ts';
+import { textProblem } from './text-checks.ts';
+import type { RunIds } from './http-run-ids.ts';
 
 export interface IngestLimits {
   /** Records per request at most. */
@@ -17,30 +19,52 @@ export interface Rejected {
 }
 
 /**
- * Validates one HTTP ingest batch ({records: [{id?, text, source?}]}) for an open run: each record is accepted as a
- * raw-text record or rejected with its index and reason; one bad record never takes the others down.
+ * An id becomes part of a Kafka key ("<run>/<id>"): no whitespace, "/", control characters or lone surrogates (which
+ * UTF-8 cannot carry: the key would silently hold U+FFFD instead).
  */
-export function validateIngestBatch(run: RunConfig, body: unknown, limits: IngestLimits, now = Date.now()): { accepted: RawTextRecord[]; rejected: Rejected[] } | { error: string } {
+const ID = /^[^\s/\p{Cc}\p{Cs}]{1,256}$/u;
+/** What a "source" may not hold, for the same reasons as a text. */
+const UNENCODABLE = /[\p{Cs}\u0000]/u;
+
+/**
+ * Validates one HTTP ingest batch ({records: [{id?, text, source?}]}) for an open run: each record is accepted as a
+ * raw-text record or rejected with its index and reason; one bad record never takes the others down. `indices`
+ * holds each accepted record's index in the request. With `seen`, an id the run has already taken in is rejected,
+ * and so is every new id beyond the room it has left.
+ */
+export function validateIngestBatch(
+  run: RunConfig,
+  body: unknown,
+  limits: IngestLimits,
+  now = Date.now(),
+  seen?: RunIds,
+): { accepted: RawTextRecord[]; indices: number[]; rejected: Rejected[] } | { error: string } {
   if (typeof body !== 'object' || body === null || !Array.isArray((body as { records?: unknown }).records)) return { error: 'body must be a JSON object {"records": [{"id"?, "text", "source"?}, …]}' };
   const records = (body as { records: unknown[] }).records;
   if (records.length === 0) return { error: 'no records' };
   if (records.length > limits.maxRecords) return { error: `${records.length} records in one request; at most ${limits.maxRecords}` };
   const accepted: RawTextRecord[] = [];
+  const indices: number[] = [];
   const rejected: Rejected[] = [];
   const ids = new Set<string>();
+  let room = seen?.room() ?? Infinity;
   records.forEach((r, index) => {
     if (typeof r !== 'object' || r === null || Array.isArray(r)) return rejected.push({ index, reason: 'not a JSON object' });
     const o = r as Record<string, unknown>;
     const id = o.id === undefined ? `http-${randomUUID()}` : o.id;
-    if (typeof id !== 'string' || !/^[^\s/]{1,256}$/.test(id)) return rejected.push({ index, reason: '"id" must be a string of 1–256 characters without whitespace or "/"' });
+    if (typeof id !== 'string' || !ID.test(id)) return rejected.push({ index, reason: '"id" must be a string of 1–256 characters without whitespace, "/", control characters or lone surrogates' });
     if (ids.has(id)) return rejected.push({ index, id, reason: `id "${id}" appears twice in this request` });
+    if (seen?.has(id)) return rejected.push({ index, id, reason: `id "${id}" already ingested into run "${run.runId}"` });
     if (typeof o.text !== 'string') return rejected.push({ index, id, reason: `"text" is ${o.text === undefined ? 'missing' : o.text === null ? 'null' : typeof o.text}, not a string` });
     if (o.text.trim() === '') return rejected.push({ index, id, reason: '"text" is empty' });
-    const bytes = Buffer.byteLength(o.text, 'utf8');
-    if (bytes > limits.maxTextBytes) return rejected.push({ index, id, reason: `"text" is ${bytes} bytes; at most ${limits.maxTextBytes}` });
-    if (o.source !== undefined && typeof o.source !== 'string') return rejected.push({ index, id, reason: '"source" must be a string' });
+    const problem = textProblem(o.text, limits.maxTextBytes);
+    if (problem !== undefined) return rejected.push({ index, id, reason: problem });
+    if (o.source !== undefined && (typeof o.source !== 'string' || UNENCODABLE.test(o.source))) return rejected.push({ index, id, reason: '"source" must be a string without NUL characters or lone surrogates' });
+    if (room <= 0) return rejected.push({ index, id, reason: `run "${run.runId}" has taken in ${seen!.bound} ids through this server, the most it remembers per run (IPT_MAX_RUN_IDS): open a new run` });
+    room--;
     ids.add(id);
+    indices.push(index);
     accepted.push(openRunRecord(run, { id, text: o.text, source: (o.source as string | undefined) ?? 'http' }, now));
   });
-  return { accepted, rejected };
+  return { accepted, indices, rejected };
 }

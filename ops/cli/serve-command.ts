@@ -24,6 +24,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   const logger = createLogger('ipt-serve', process.env.IPT_LOG_LEVEL ?? 'info');
   let token = values.token ?? process.env.IPT_API_TOKEN;
+  const tokenGenerated = !token;
   if (token !== undefined && token.length < 16) throw new UsageError(`serve: the API token must be at least 16 characters\n${USAGE}`);
   if (!token) {
     token = randomBytes(24).toString('base64url');
@@ -36,6 +37,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     port: intOption('serve', 'port', values.port, 8080, 0),
     host: values.host ?? '127.0.0.1',
     token,
+    tokenGenerated,
     pipeline,
     withPipeline: values['with-pipeline'] === true,
     limits: {

@@ -11,16 +11,20 @@ import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhous
 import { BatchInserter } from '../../connectors/clickhouse/batch-inserter.ts';
 import { f1ByDataset, lagOverTime, roundAggregates, runIds, throughput } from '../../connectors/clickhouse/run-queries.ts';
 import { openRun, PipelineWriter, type RunSettings } from '../../connectors/ingest/run-ingest.ts';
-import { validateIngestBatch, type IngestLimits } from '../../connectors/ingest/http-ingest.ts';
+import { validateIngestBatch, type IngestLimits, type Rejected } from '../../connectors/ingest/http-ingest.ts';
+import { DEFAULT_MAX_RUN_IDS, RunIdRegistry } from '../../connectors/ingest/http-run-ids.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { TopicTable } from '../../processors/runtime/topic-table.ts';
-import { isPreset, type RunConfig } from '../../processors/pipeline/run-config.ts';
+import type { PresetName, RunConfig } from '../../processors/pipeline/run-config.ts';
 import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
-import { STAGES, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
+import type { StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import { startLagSampler } from './lag-sampler.ts';
-import { parseReplayFrom, replayTopic } from '../jobs/replay.ts';
+import { createRunBody, dashboardQuery, describeValidationErrors, replayBody, roundsStartBody } from './request-schemas.ts';
+import { useStrictJson } from './strict-json.ts';
+import { exposureWarnings } from './exposure.ts';
+import { parseReplayFrom, replayTopic, type ReplayFrom } from '../jobs/replay.ts';
 import { startRounds } from '../jobs/rounds-start.ts';
 import type { PipelineRunSummary } from '../jobs/pipeline-run.ts';
 
@@ -32,10 +36,13 @@ export interface ServeOptions {
   host: string;
   /** Bearer token for ingest and control routes. */
   token: string;
+  /** The token was made up for this process (none configured): worth a warning when others can reach the server. */
+  tokenGenerated?: boolean;
   pipeline: Omit<PipelineOptions, 'logger'>;
   /** Run the pipeline's stages in this process too. */
   withPipeline: boolean;
-  limits: IngestLimits & { bodyBytes: number };
+  /** maxRunIds: ids remembered per open run to refuse repeats (default IPT_MAX_RUN_IDS, else 1,000,000; see RunIdRegistry). */
+  limits: IngestLimits & { bodyBytes: number; maxRunIds?: number };
   lagIntervalMs: number;
   runDefaults: Omit<RunSettings, 'runId' | 'preset'>;
   logger: Logger;
@@ -62,6 +69,9 @@ interface Job {
  * (bearer-token protected), and the live dashboard fed by ClickHouse queries.
  */
 export async function serve(opts: ServeOptions): Promise<Served> {
+  // "Bearer " alone would match an empty token.
+  if (opts.token === '') throw new Error('serve: the API token is empty');
+  const seenIds = new RunIdRegistry(opts.limits.maxRunIds ?? maxRunIdsFromEnv());
   const page = readFileSync(join(here, 'dashboard.html'), 'utf8');
   // Chart.js's UMD build, served from the installed package (the page loads nothing from elsewhere).
   const chartJs = readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
@@ -85,11 +95,23 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const stopLag = startLagSampler(kafka, topics, lagInserter, lagGauge, opts.lagIntervalMs, (e) => opts.logger.warn({ err: e.message }, 'lag sample failed'));
   const jobs = new Map<string, Job>();
 
-  const app = Fastify({ logger: false, bodyLimit: opts.limits.bodyBytes });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: opts.limits.bodyBytes,
+    // Types are checked, not coerced ("4096" is not an integer), and unknown fields are refused, not dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    schemaErrorFormatter: describeValidationErrors,
+  });
+  useStrictJson(app);
   const expected = Buffer.from(`Bearer ${opts.token}`);
+  // An onRequest hook: the token is checked before the body is read, so an unauthenticated client cannot make the
+  // server buffer bodies of up to bodyBytes each.
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
     const got = Buffer.from(req.headers.authorization ?? '');
-    if (got.length !== expected.length || !timingSafeEqual(got, expected)) return reply.code(401).send({ error: 'missing or wrong bearer token' });
+    if (got.length === expected.length && timingSafeEqual(got, expected)) return;
+    // Closing the connection spares reading (and discarding) the rest of the body.
+    if ((req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
+    return reply.code(401).send({ error: 'missing or wrong bearer token' });
   };
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const status = err.statusCode ?? 500;
@@ -97,8 +119,27 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     void reply.code(status).send({ error: err.message });
   });
 
+  /**
+   * Undefined when the writer can store records, else why not. A producer dropped after a failed send is replaced
+   * here (waiting a few seconds at most), so ingest recovers on its own without a restart.
+   */
+  const writerUnavailable = async (waitMs = 5000): Promise<string | undefined> => {
+    if (writer.health().ready) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([writer.reconnect().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+    const h = writer.health();
+    return h.ready ? undefined : h.reason;
+  };
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
+    const w = writer.health();
+    if (!w.ready) {
+      // Reported as it is now; the replacement goes on in the background and a later probe sees its result.
+      void writer.reconnect().catch(() => undefined);
+      return reply.code(503).send({ status: 'unavailable', writer: w.reason });
+    }
     const ready = pipeline ? pipeline.ready() : true;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'starting' });
   });
@@ -107,11 +148,10 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     return (await Promise.all(registries.map((r) => r.metrics()))).join('\n');
   });
 
-  app.post('/v1/runs', { preHandler: authorize }, async (req, reply) => {
-    const b = (req.body ?? {}) as Record<string, unknown>;
-    if (typeof b.runId !== 'string') return reply.code(400).send({ error: '"runId" (string) is required' });
-    const preset = b.preset ?? 'none';
-    if (typeof preset !== 'string' || !isPreset(preset)) return reply.code(400).send({ error: '"preset" must be none, from-scratch or domain-adaptive' });
+  app.post('/v1/runs', { onRequest: authorize, schema: { body: createRunBody } }, async (req, reply) => {
+    // The body schema has checked every field's type and range.
+    const b = req.body as Record<string, unknown> & { runId: string };
+    const preset = (b.preset ?? 'none') as PresetName;
     if (runs.peek(b.runId)) return reply.code(409).send({ error: `run "${b.runId}" exists` });
     const pick = <T>(k: string, fallback: T): T => (b[k] === undefined ? fallback : (b[k] as T));
     let run: RunConfig;
@@ -133,34 +173,64 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     } catch (err) {
       return reply.code(400).send({ error: (err as Error).message });
     }
-    await writer.writeRun(run);
+    const unavailable = await writerUnavailable();
+    if (unavailable) return reply.code(503).send({ error: `cannot store runs now: ${unavailable}` });
+    try {
+      await writer.writeRun(run);
+    } catch (err) {
+      opts.logger.error({ err, runId: run.runId }, 'storing a run failed');
+      return reply.code(503).send({ error: `storing run "${run.runId}" failed (${(err as Error).message}): it may or may not be stored; creating it again answers 409 if it is` });
+    }
     await runs.get(run.runId, 10_000);
     return reply.code(201).send(run);
   });
 
-  app.post('/v1/runs/:runId/texts', { preHandler: authorize }, async (req, reply) => {
+  /**
+   * The answer accounts for every record of the request: `ids` were acknowledged by Kafka (stored), `rejected` were
+   * not stored (invalid, a repeated id, too large for the topic, or never sent after a failure), and `unknown` were
+   * in a produce request that failed, so Kafka may hold them. 202: all stored. 422: some rejected, the rest stored.
+   * When storing fails part-way: 207 if some were stored, else 503; either way the body says which records are which.
+   */
+  app.post('/v1/runs/:runId/texts', { onRequest: authorize }, async (req, reply) => {
     const { runId } = req.params as { runId: string };
     const run = runs.peek(runId);
     if (!run) return reply.code(404).send({ error: `no run "${runId}": create it with POST /v1/runs` });
     if (run.convertedTexts !== null) return reply.code(409).send({ error: `run "${runId}" is a bounded run; HTTP ingest feeds open runs` });
-    const result = validateIngestBatch(run, req.body, opts.limits);
+    const unavailable = await writerUnavailable();
+    if (unavailable) return reply.code(503).send({ error: `cannot store texts now: ${unavailable}` });
+    const seen = seenIds.forRun(runId);
+    // Validating and taking the ids happen with no await between them: a racing request sees them taken.
+    const result = validateIngestBatch(run, req.body, opts.limits, Date.now(), seen);
     if ('error' in result) return reply.code(400).send({ error: result.error });
-    // Accepted records are acknowledged by Kafka before the answer goes out: a 2xx or 422 means they are stored.
-    if (result.accepted.length > 0) await writer.writeTexts(result.accepted, run);
-    ingested.inc({ result: 'accepted' }, result.accepted.length);
-    ingested.inc({ result: 'rejected' }, result.rejected.length);
-    const body = { accepted: result.accepted.length, ids: result.accepted.map((r) => r.id), rejected: result.rejected };
-    return reply.code(result.rejected.length > 0 ? 422 : 202).send(body);
+    seen.take(result.accepted.map((r) => r.id));
+    const outcome = await writer.tryWriteTexts(result.accepted, run);
+    const at = (i: number) => ({ index: result.indices[i]!, id: result.accepted[i]!.id });
+    const why = outcome.error?.message;
+    const rejected: Rejected[] = [
+      ...result.rejected,
+      ...outcome.refused.map((r) => ({ ...at(r.index), reason: r.reason })),
+      ...outcome.unsent.map((i) => ({ ...at(i), reason: `not stored: storing stopped at an earlier record (${why}); send it again` })),
+    ].sort((a, b) => a.index - b.index);
+    const unknown = outcome.unknown.map((i) => ({ ...at(i), reason: `outcome unknown: the request that carried it failed (${why}); Kafka may hold it, and sending it again may store it twice` }));
+    seen.release([...outcome.refused.map((r) => r.index), ...outcome.unsent, ...outcome.unknown].map((i) => result.accepted[i]!.id));
+    const ids = outcome.stored.map((i) => result.accepted[i]!.id);
+    ingested.inc({ result: 'accepted' }, ids.length);
+    ingested.inc({ result: 'rejected' }, rejected.length);
+    if (unknown.length > 0) ingested.inc({ result: 'unknown' }, unknown.length);
+    if (outcome.error) {
+      opts.logger.error({ err: outcome.error, runId, stored: ids.length, unknown: unknown.length, unsent: outcome.unsent.length }, 'storing ingested texts failed');
+      return reply.code(ids.length > 0 ? 207 : 503).send({ error: `storing stopped: ${why}`, accepted: ids.length, ids, rejected, unknown });
+    }
+    return reply.code(rejected.length > 0 ? 422 : 202).send({ accepted: ids.length, ids, rejected });
   });
 
-  app.post('/v1/rounds/start', { preHandler: authorize }, async (req, reply) => {
-    const b = (req.body ?? {}) as { runId?: unknown; round?: unknown; newRunId?: unknown; seed?: unknown };
-    if (typeof b.runId !== 'string' || !Number.isInteger(b.round)) return reply.code(400).send({ error: '"runId" (string) and "round" (integer) are required' });
-    const newRunId = typeof b.newRunId === 'string' ? b.newRunId : `${b.runId}.r${b.round}.${Date.now().toString(36)}`;
+  app.post('/v1/rounds/start', { onRequest: authorize, schema: { body: roundsStartBody } }, async (req, reply) => {
+    const b = req.body as { runId: string; round: number; newRunId?: string; seed?: number };
+    const newRunId = b.newRunId ?? `${b.runId}.r${b.round}.${Date.now().toString(36)}`;
     const job: Job = { id: newRunId, kind: 'rounds', state: 'running', runId: newRunId };
     jobs.set(job.id, job);
     startRounds(
-      { runId: b.runId, round: b.round as number, newRunId, seed: typeof b.seed === 'number' ? b.seed : undefined },
+      { runId: b.runId, round: b.round, newRunId, seed: b.seed },
       { pipeline: opts.pipeline, startStages: false, timeoutMs: 3_600_000, log: (l) => opts.logger.info(l), logger: opts.logger },
     ).then(
       (summary) => Object.assign(job, { state: 'done', summary }),
@@ -169,23 +239,28 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     return reply.code(202).send({ job: job.id, runId: newRunId, status: `/v1/jobs/${encodeURIComponent(job.id)}` });
   });
 
-  app.get('/v1/jobs/:id', { preHandler: authorize }, async (req, reply) => {
+  app.get('/v1/jobs/:id', { onRequest: authorize }, async (req, reply) => {
     const job = jobs.get((req.params as { id: string }).id);
     return job ? job : reply.code(404).send({ error: 'no such job' });
   });
 
-  app.post('/v1/replay', { preHandler: authorize }, async (req, reply) => {
-    const b = (req.body ?? {}) as { topic?: unknown; from?: unknown; stage?: unknown };
-    if (typeof b.topic !== 'string' || typeof b.from !== 'string') return reply.code(400).send({ error: '"topic" and "from" (earliest, an offset or an ISO time) are required' });
-    if (b.stage !== undefined && !STAGES.includes(b.stage as StageName)) return reply.code(400).send({ error: `unknown stage ${String(b.stage)}` });
+  app.post('/v1/replay', { onRequest: authorize, schema: { body: replayBody } }, async (req, reply) => {
+    const b = req.body as { topic: string; from: string; stage?: StageName };
+    let from: ReplayFrom;
     try {
-      return await replayTopic(kafka, topics, b.topic, parseReplayFrom(b.from), b.stage as StageName | undefined);
+      from = parseReplayFrom(b.from);
+    } catch (err) {
+      return reply.code(400).send({ error: `body: "from": ${(err as Error).message}` });
+    }
+    try {
+      return await replayTopic(kafka, topics, b.topic, from, b.stage);
     } catch (err) {
       return reply.code(409).send({ error: (err as Error).message });
     }
   });
 
-  app.get('/api/dashboard', async (req) => {
+  // The run goes into ClickHouse as a string literal (run-queries.ts, sqlString), whatever characters it holds.
+  app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req) => {
     const run = (req.query as { run?: string }).run || undefined;
     const [runList, rounds, f1, tput, lag] = await Promise.all([runIds(ch), roundAggregates(ch, run), f1ByDataset(ch, run), throughput(ch, run), lagOverTime(ch)]);
     return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag };
@@ -194,6 +269,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   app.get('/assets/chart.umd.min.js', async (_req, reply) => reply.type('application/javascript').header('cache-control', 'max-age=3600').send(chartJs));
 
   await app.listen({ port: opts.port, host: opts.host });
+  for (const w of exposureWarnings(opts.host, opts.tokenGenerated === true)) opts.logger.warn({ host: opts.host }, w);
   const addr = app.server.address();
   const url = typeof addr === 'object' && addr ? `http://${opts.host}:${addr.port}` : `http://${opts.host}:${opts.port}`;
   return {
@@ -203,9 +279,19 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     async close() {
       stopLag();
       await app.close();
-      await lagInserter.flushAll();
+      // close(), not flushAll(): during a ClickHouse outage a flush would wait out the whole outage budget.
+      await lagInserter.close();
       await Promise.allSettled([pipeline?.stop(), runs.stop(), writer.stop()]);
       await ch.close();
     },
   };
+}
+
+/** IPT_MAX_RUN_IDS, the ids remembered per open run, when set. */
+function maxRunIdsFromEnv(): number {
+  const raw = process.env.IPT_MAX_RUN_IDS;
+  if (raw === undefined || raw === '') return DEFAULT_MAX_RUN_IDS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`IPT_MAX_RUN_IDS=${raw} must be a positive integer`);
+  return n;
 }

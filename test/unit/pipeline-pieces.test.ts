@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseConverted, continuesCollection, hasNextText, placement, roundLength, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import { planRun, openRun } from '../../connectors/ingest/run-ingest.ts';
 import { validateIngestBatch } from '../../connectors/ingest/http-ingest.ts';
+import { RunIdRegistry } from '../../connectors/ingest/http-run-ids.ts';
 import { pairQuality } from '../../processors/round-feedback/quality.ts';
 import { parseSynthesizerOutput } from '../../processors/round-feedback/parse-output.ts';
 import { requestPrompt } from '../../processors/templating/request-prompt.ts';
@@ -75,6 +76,45 @@ describe('HTTP ingest validation', () => {
     expect(validateIngestBatch(run, { nope: 1 }, limits)).toHaveProperty('error');
     expect(validateIngestBatch(run, { records: [] }, limits)).toHaveProperty('error');
     expect(validateIngestBatch(run, { records: Array(6).fill({ text: 'x' }) }, limits)).toHaveProperty('error');
+  });
+  it('rejects what the files path rejects: lone surrogates and NUL in a text, ids and sources UTF-8 cannot carry', () => {
+    const r = validateIngestBatch(
+      run,
+      {
+        records: [
+          { id: 'a', text: 'half \ud800 a pair' },
+          { id: 'b', text: 'nul \u0000 here' },
+          { id: 'c', text: 'a pair \ud83d\ude00' },
+          { id: 'd\udc00', text: 'fine' },
+          { id: 'e\u0001', text: 'fine' },
+          { id: 'f', text: 'fine', source: 'src \ud800' },
+          { id: 'g', text: 'fine', source: 'nul \u0000' },
+        ],
+      },
+      { maxRecords: 10, maxTextBytes: 100 },
+    );
+    if ('error' in r) throw new Error(r.error);
+    expect(r.accepted.map((a) => a.id)).toEqual(['c']);
+    expect(r.indices).toEqual([2]);
+    expect(r.rejected.map((x) => x.index)).toEqual([0, 1, 3, 4, 5, 6]);
+    expect(r.rejected[0]!.reason).toBe('"text" has a lone surrogate (U+D800) at character 5: not encodable as UTF-8');
+    expect(r.rejected[1]!.reason).toMatch(/NUL character at character 4/);
+    expect(r.rejected[2]!.reason).toMatch(/^"id"/);
+    expect(r.rejected[3]!.reason).toMatch(/^"id"/);
+    expect(r.rejected[4]!.reason).toMatch(/^"source"/);
+    expect(r.rejected[5]!.reason).toMatch(/^"source"/);
+  });
+  it('rejects ids the run has already taken in, and new ids beyond the room it has left', () => {
+    const seen = new RunIdRegistry(3).forRun(run.runId);
+    seen.take(['a']);
+    const r = validateIngestBatch(run, { records: [{ id: 'a', text: 'again' }, { id: 'b', text: 'new' }, { id: 'c', text: 'new' }, { id: 'd', text: 'one too many' }] }, limits, Date.now(), seen);
+    if ('error' in r) throw new Error(r.error);
+    expect(r.accepted.map((a) => a.id)).toEqual(['b', 'c']);
+    expect(r.indices).toEqual([1, 2]);
+    expect(r.rejected).toEqual([
+      { index: 0, id: 'a', reason: 'id "a" already ingested into run "r1"' },
+      { index: 3, id: 'd', reason: 'run "r1" has taken in 3 ids through this server, the most it remembers per run (IPT_MAX_RUN_IDS): open a new run' },
+    ]);
   });
 });
 

@@ -103,6 +103,45 @@ export interface WriteOutcome {
 export class RecordTooLargeError extends Error {}
 
 /**
+ * Each topic's max.message.bytes (the broker's message.max.bytes unless the topic overrides it); a topic whose
+ * limit cannot be read (no describe permission) is left out, and callers assume Kafka's default for it.
+ */
+export async function messageLimits(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  try {
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })),
+    });
+    for (const r of resources) {
+      const v = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+      if (r.errorCode === 0 && Number.isInteger(v) && v > 0) out.set(r.resourceName, v);
+    }
+  } catch {
+    // Not allowed to describe configs (ACLs): the default stands in, below which every broker takes a batch.
+  }
+  return out;
+}
+
+/**
+ * Raw texts a topic with this limit cannot take, by index, each with the reason: checked before a run is planned,
+ * so such a text is rejected by its line like any bad input instead of failing the run half-written.
+ */
+export function oversizedTexts(texts: readonly InputText[], runId: string, limit = DEFAULT_MAX_MESSAGE_BYTES): { index: number; reason: string }[] {
+  const type = loadSchema('raw-text').type;
+  const out: { index: number; reason: string }[] = [];
+  texts.forEach((t, index) => {
+    // Only a text near the limit is encoded: its UTF-8 bytes alone bound the record from below.
+    const lower = Buffer.byteLength(t.text) + 2 * Buffer.byteLength(t.id) + Buffer.byteLength(t.source) + 2 * Buffer.byteLength(runId);
+    if (lower + 4 * RECORD_OVERHEAD < limit - BATCH_OVERHEAD) return;
+    const record: RawTextRecord = { id: t.id, runId, text: t.text, source: t.source, ingestedAt: Date.now(), seq: texts.length, round: 0, convert: true };
+    const size = 5 + type.toBuffer(record).length + Buffer.byteLength(recordKey(runId, t.id)) + RECORD_OVERHEAD + BATCH_OVERHEAD;
+    if (size > limit) out.push({ index, reason: `the text's record is about ${size} bytes; the raw-text topic takes at most ${limit} (max.message.bytes)` });
+  });
+  return out;
+}
+
+/**
  * Writes records of one schema to the pipeline's topics, keyed "<run>/<id>", every send acknowledged by all replicas.
  * Sends are split by bytes under each topic's limit. A failed send leaves the idempotent producer's sequence numbers
  * out of step with the broker (kafkajs rolls back every partition of a failed request, written or not), so the
@@ -154,20 +193,8 @@ export class PipelineWriter {
     await this.ready();
   }
 
-  /** Each written topic's max.message.bytes (the broker's message.max.bytes unless the topic overrides it). */
   private async readLimits(admin: Admin): Promise<void> {
-    try {
-      const { resources } = await admin.describeConfigs({
-        includeSynonyms: false,
-        resources: this.written.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })),
-      });
-      for (const r of resources) {
-        const v = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
-        if (r.errorCode === 0 && Number.isInteger(v) && v > 0) this.maxMessageBytes.set(r.resourceName, v);
-      }
-    } catch {
-      // Not allowed to describe configs (ACLs): the default limit stands in, below which every broker takes a batch.
-    }
+    for (const [topic, v] of await messageLimits(admin, this.written)) this.maxMessageBytes.set(topic, v);
   }
 
   /**

@@ -21,6 +21,7 @@ const HELP = `ipt — instruct-pt
   ipt sink --tokenizer F --eos-token T --world-size N  the trainer sink: mixed texts → token batches, one partition per rank
   ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
   ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
+  ipt audit --run ID [--json]                      reconcile a run across its topics and ClickHouse: what is missing or doubled
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -36,6 +37,7 @@ const commands: Record<string, () => Promise<Command>> = {
   pipeline: async () => (await import('./pipeline-command.ts')).pipelineCommand,
   rounds: async () => (await import('./rounds-command.ts')).roundsCommand,
   replay: async () => (await import('./rounds-command.ts')).replayCommand,
+  audit: async () => (await import('./audit-command.ts')).auditCommand,
   serve: async () => (await import('./serve-command.ts')).serveCommand,
   sink: async () => (await import('./sink-command.ts')).sinkCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,

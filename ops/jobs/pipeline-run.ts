@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
 import { readEvaluationRecords } from '../../connectors/files/evaluation-records.ts';
-import { planRun, PipelineWriter, type InputText, type RunSettings } from '../../connectors/ingest/run-ingest.ts';
+import { messageLimits, oversizedTexts, planRun, PipelineWriter, type InputText, type RunSettings } from '../../connectors/ingest/run-ingest.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { f1ByDataset, metricRowCounts, roundAggregates, type F1Row, type RoundAggregate } from '../../connectors/clickhouse/run-queries.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
@@ -57,8 +57,9 @@ export interface PipelineRunSummary {
   seconds: number;
 }
 
-async function readTexts(path: string): Promise<{ texts: InputText[]; rejects: { line: number; reason: string }[] }> {
+async function readTexts(path: string): Promise<{ texts: InputText[]; lines: number[]; rejects: { line: number; reason: string }[] }> {
   const texts: InputText[] = [];
+  const lines: number[] = [];
   const rejects: { line: number; reason: string }[] = [];
   const seen = new Map<string, number>();
   for await (const r of readTextRecords(path)) {
@@ -67,9 +68,10 @@ async function readTexts(path: string): Promise<{ texts: InputText[]; rejects: {
     else {
       seen.set(r.id, r.line);
       texts.push({ id: r.id, text: r.text, source: `${path}:${r.line}` });
+      lines.push(r.line);
     }
   }
-  return { texts, rejects };
+  return { texts, lines, rejects };
 }
 
 /**
@@ -80,7 +82,8 @@ async function readTexts(path: string): Promise<{ texts: InputText[]; rejects: {
 export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRunSummary> {
   const started = Date.now();
   const runId = opts.settings.runId ?? `run-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomUUID().slice(0, 6)}`;
-  const { texts, rejects } = await readTexts(opts.input);
+  const read = await readTexts(opts.input);
+  const { texts, rejects } = await withoutOversized(opts, runId, read);
   for (const r of rejects) opts.log(`pipeline: rejected ${r.reason}`);
   const { run, records } = planRun({ ...opts.settings, runId }, texts);
   const general = opts.general ? await readTexts(opts.general) : undefined;
@@ -95,6 +98,19 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRun
 
   if (opts.output) assertOutputFormat(opts.output);
   return executeRun(opts, { run, records, pool: [], expected: new Set(records.map((r) => r.id)), general: general?.texts, evaluations, rejects }, started);
+}
+
+/** Texts too large for the raw topic's max.message.bytes become rejects by line, before the run is planned or written. */
+async function withoutOversized(opts: PipelineRunOptions, runId: string, read: Awaited<ReturnType<typeof readTexts>>) {
+  const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
+  const admin = createKafka({ brokers: opts.pipeline.runtime.brokers, clientId: `${opts.pipeline.runtime.clientId}-run`, logger: opts.logger }).admin();
+  await admin.connect();
+  const limit = await messageLimits(admin, [topics.raw]).finally(() => admin.disconnect());
+  const oversized = oversizedTexts(read.texts, runId, limit.get(topics.raw));
+  if (oversized.length === 0) return read;
+  const drop = new Set(oversized.map((o) => o.index));
+  const rejects = [...read.rejects, ...oversized.map((o) => ({ line: read.lines[o.index]!, reason: `${read.texts[o.index]!.source}: ${o.reason}` }))];
+  return { texts: read.texts.filter((_, i) => !drop.has(i)), lines: read.lines.filter((_, i) => !drop.has(i)), rejects: rejects.sort((a, b) => a.line - b.line) };
 }
 
 /** What one run puts into the pipeline, and what it expects out. */

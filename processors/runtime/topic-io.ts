@@ -45,3 +45,56 @@ export async function readTopic(kafka: Kafka, topic: string, opts: { count?: num
   await consumer.disconnect();
   return { messages, timedOut: opts.count !== undefined && messages.length < opts.count };
 }
+
+/**
+ * Reads a topic from its beginning up to its end as of the call (committed records only), batch by batch, then
+ * stops. A topic that does not exist reads as empty. Transaction markers take offsets too, so a partition is done
+ * when the last offset seen reaches its end offset.
+ */
+export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages: KafkaMessage[], partition: number) => void | Promise<void>, timeoutMs = 600_000): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  let ends: { partition: number; high: string; low: string }[];
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return;
+    ends = await admin.fetchTopicOffsets(topic);
+  } finally {
+    await admin.disconnect();
+  }
+  const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
+  if (pending.size === 0) return;
+  const consumer = kafka.consumer({ groupId: `ipt-scan-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+  let done!: () => void;
+  let failed!: (e: Error) => void;
+  const finished = new Promise<void>((resolve, reject) => {
+    done = resolve;
+    failed = reject;
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const end = pending.get(batch.partition);
+        if (end === undefined) return;
+        try {
+          // Records past the end as of the call are left for the next scan.
+          const within = batch.messages.filter((m) => BigInt(m.offset) < end);
+          if (within.length > 0) await onBatch(within, batch.partition);
+        } catch (err) {
+          failed(err as Error);
+          return;
+        }
+        if (BigInt(batch.lastOffset()) + 1n >= end) {
+          pending.delete(batch.partition);
+          if (pending.size === 0) done();
+        }
+      },
+    });
+    const timer = setTimeout(() => failed(new Error(`reading ${topic} to its end took longer than ${timeoutMs} ms`)), timeoutMs);
+    await finished.finally(() => clearTimeout(timer));
+  } finally {
+    await consumer.disconnect();
+  }
+}

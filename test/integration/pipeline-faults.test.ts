@@ -4,7 +4,10 @@ import { cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline
 import { RecordedCompletionsServer, cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
-import { testKafka } from './helpers.ts';
+import { logger, testConfig, testKafka } from './helpers.ts';
+import { writeFileSync } from 'node:fs';
+import { ConfigResourceTypes } from 'kafkajs';
+import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
 
@@ -34,6 +37,29 @@ describe('pipeline run: failures end the run honestly', () => {
     await expect(runOnStack(iso, path, { 'llm-url': server.url, rounds: '1', 'length-estimate': 'tokens' })).rejects.toThrow(/no tokenize endpoint .*--tokenizer FILE.*--length-estimate words/);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(server.prompts).toHaveLength(0);
+  });
+
+  it('rejects a text too large for the raw topic by its line, before anything is written, and runs the rest', async () => {
+    const server = await cannedServer();
+    servers.push(server);
+    const iso = isolated();
+    const dir = tmp();
+    const { path, texts } = writeCorpus(dir, 5);
+    // The raw topic of this prefix takes 20 KB records; the third text is 30 KB (within IPT_MAX_TEXT_BYTES).
+    const lines = texts.map((t, i) => JSON.stringify(i === 2 ? { id: t.id, text: 'word '.repeat(6000) } : t));
+    writeFileSync(path, lines.join('\n') + '\n');
+    const topics = await ensurePipelineTopics({ runtime: testConfig(), prefix: iso.prefix, partitions: 2, logger });
+    const admin = testKafka().admin();
+    await admin.connect();
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.raw, configEntries: [{ name: 'max.message.bytes', value: '20000' }] }] });
+    await admin.disconnect();
+    const s = await runOnStack(iso, path, { 'llm-url': server.url, rounds: '1' });
+    expect(s.ingested).toBe(4);
+    expect(s.rejected).toBe(1);
+    expect(s.rejects[0]!.line).toBe(3);
+    expect(s.rejects[0]!.reason).toMatch(new RegExp(`${path}:3: the text's record is about \\d+ bytes; the raw-text topic takes at most 20000 \\(max.message.bytes\\)`));
+    expect(s.augmented).toBe(4);
+    expect(s.deadLettered).toBe(0);
   });
 
   it.each(['staged', 'fused'] as Topology[])('%s: texts whose length cannot be measured are dead-lettered with a failed result, and the next round is not left waiting', async (topology) => {

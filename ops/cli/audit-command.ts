@@ -1,0 +1,42 @@
+import { createLogger } from '../../processors/runtime/logger.ts';
+import { createKafka } from '../../processors/runtime/kafka-client.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
+import { auditRun } from '../jobs/audit.ts';
+import { parse, UsageError } from './args.ts';
+import { pipelineOptions } from './pipeline-options.ts';
+
+const USAGE = 'usage: ipt audit --run ID [--prefix ipt] [--sample N=20] [--json]';
+
+/** `ipt audit`: reconcile one run across its topics and ClickHouse; exit 1 when anything is missing. */
+export async function auditCommand(argv: string[]): Promise<number> {
+  const { values } = parse('audit', argv, { run: { type: 'string' }, prefix: { type: 'string' }, sample: { type: 'string' }, json: { type: 'boolean' } });
+  if (!values.run) throw new UsageError(`audit: --run is required\n${USAGE}`);
+  const sample = values.sample === undefined ? 20 : Number(values.sample);
+  if (!Number.isInteger(sample) || sample < 0) throw new UsageError(`audit: --sample must be an integer ≥ 0 (got ${values.sample})`);
+  const opts = pipelineOptions('audit', { prefix: values.prefix });
+  const logger = createLogger('ipt-audit', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
+  try {
+    const r = await auditRun({
+      kafka: createKafka({ brokers: opts.runtime.brokers, clientId: `${opts.runtime.clientId}-audit`, logger }),
+      serde: new AvroSerde(opts.runtime.registryUrl),
+      topics: pipelineTopics(opts.prefix),
+      clickhouse: ch,
+      runId: values.run,
+      sample,
+    });
+    if (values.json) console.log(JSON.stringify(r));
+    else {
+      console.log(`audit: run ${r.runId}: ${r.texts} texts → ${r.converted} converted, ${r.raw} kept raw, ${r.deadLettered} dead-lettered; ${r.lost} lost${r.lost ? ` (e.g. ${r.lostIds.join(', ')})` : ''}; ${r.ingestedTwice} ingested twice`);
+      console.log(`  mixed: ${r.mixed.records} records (${r.mixed.copies} read, ${r.mixed.duplicated} duplicated${r.mixed.duplicated ? `: ${r.mixed.duplicatedIds.join(', ')}` : ''}); ${r.mixed.domainTexts} texts mixed, ${r.mixed.missingFromMix} missing from the mix`);
+      console.log(`  metrics: ${r.metrics.events}/${r.metrics.expected} events (${r.metrics.missingEvents} missing); ClickHouse ${r.metrics.clickhouseRows} rows (${r.metrics.missingRows} missing, ${r.metrics.extraRows} extra)`);
+      console.log(`  ${r.ok ? 'ok' : 'NOT ok'} (${r.seconds} s)`);
+    }
+    if (r.texts === 0) process.stderr.write(`audit: no raw texts of run "${values.run}" under prefix "${opts.prefix}"\n`);
+    return r.ok && r.texts > 0 ? 0 : 1;
+  } finally {
+    await ch.close();
+  }
+}

@@ -1,115 +1,17 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { backoffDelay, durationEnv, type Backoff } from '../../processors/runtime/backoff.ts';
+import { classifyInsertError, message, type InsertFailure } from './insert-errors.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, type NoticeLogger } from '../../processors/runtime/logger.ts';
 import { clickhouseUrlOf } from './clickhouse.ts';
 
 export const OUTAGE_ENV = 'IPT_CLICKHOUSE_OUTAGE_MS';
 export const DEFAULT_OUTAGE_MS = 10 * 60_000;
 
-/**
- * How long ClickHouse may stay unreachable before held rows are given up (IPT_CLICKHOUSE_OUTAGE_MS, milliseconds).
- * Strict: anything but a whole number of milliseconds is a configuration error, not a silent default.
- */
+/** How long ClickHouse may stay unreachable before held rows are given up (IPT_CLICKHOUSE_OUTAGE_MS). */
 export function outageBudgetMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env[OUTAGE_ENV];
-  if (raw === undefined || raw === '') return DEFAULT_OUTAGE_MS;
-  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ConfigError(`${OUTAGE_ENV}=${raw}: expected a whole number of milliseconds (default ${DEFAULT_OUTAGE_MS}, 10 minutes)`);
-  return n;
+  return durationEnv(env, OUTAGE_ENV, DEFAULT_OUTAGE_MS, '10 minutes');
 }
-
-/**
- * What an insert failure means for the rows in it:
- * - transient: ClickHouse is unreachable or overloaded (connection refused/reset, timeouts, a 5xx from a proxy, too
- *   many parts, memory): the same insert will succeed later, so it is retried;
- * - rows: ClickHouse refused a row as data (a value that does not parse as its column's type): only that row is bad;
- * - table: the table or a column is not what the rows expect (unknown table, database or column): every row of the
- *   insert is refused, and retrying will not change that.
- * Anything not known to be permanent counts as transient: a wrong guess then costs a wait (bounded by the outage
- * budget), where the opposite guess would drop rows.
- */
-export type InsertFailureKind = 'transient' | 'rows' | 'table';
-
-export interface InsertFailure {
-  kind: InsertFailureKind;
-  /** ClickHouse's error code, when the server answered with one. */
-  code?: number;
-  /** The 1-based row of the insert that the server named as the one it could not read. */
-  row?: number;
-  reason: string;
-}
-
-// ClickHouse error codes (the same across releases) for values that do not fit their column.
-const ROW_CODES = new Set([
-  6, // CANNOT_PARSE_TEXT
-  25, // CANNOT_PARSE_ESCAPE_SEQUENCE
-  26, // CANNOT_PARSE_QUOTED_STRING
-  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
-  38, // CANNOT_PARSE_DATE
-  41, // CANNOT_PARSE_DATETIME
-  53, // TYPE_MISMATCH
-  69, // ARGUMENT_OUT_OF_BOUND
-  70, // CANNOT_CONVERT_TYPE
-  72, // CANNOT_PARSE_NUMBER
-  117, // INCORRECT_DATA
-  131, // TOO_LARGE_STRING_SIZE
-  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-  349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
-  376, // CANNOT_PARSE_UUID
-  467, // CANNOT_PARSE_BOOL
-]);
-// ... and for a table that is not the one the rows were written for (a migration not applied, or applied since).
-const TABLE_CODES = new Set([
-  8, // THERE_IS_NO_COLUMN
-  10, // NOT_FOUND_COLUMN_IN_BLOCK
-  16, // NO_SUCH_COLUMN_IN_TABLE
-  47, // UNKNOWN_IDENTIFIER
-  60, // UNKNOWN_TABLE
-  62, // SYNTAX_ERROR (the insert is generated: a table name it cannot even parse)
-  81, // UNKNOWN_DATABASE
-]);
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** The server's own words: 18.16 wraps them in "Code: N, e.displayText() = DB::Exception: … , e.what() = …". */
-function serverText(msg: string): string {
-  const m = /DB::Exception: ([\s\S]*?)(?:, e\.what\(\) = [\s\S]*)?$/.exec(msg);
-  return (m ? m[1]! : msg).replace(/:?\s*\(at row \d+\)/g, '').replace(/\s+/g, ' ').trim();
-}
-
-export function classifyInsertError(err: unknown): InsertFailure {
-  const msg = message(err);
-  const raw = (err as { code?: unknown } | null)?.code;
-  // A server error carries ClickHouse's numeric code (as a string); a socket error carries a Node code (ECONNREFUSED…).
-  const codeText = typeof raw === 'string' && /^\d+$/.test(raw) ? raw : /^(?:Code|Error): (\d+)/.exec(msg)?.[1];
-  const code = codeText === undefined ? undefined : Number(codeText);
-  if (code !== undefined) {
-    const text = serverText(msg);
-    if (TABLE_CODES.has(code) || (code === 117 && /unknown field/i.test(text))) return { kind: 'table', code, reason: `ClickHouse refused the rows (code ${code}): ${text}` };
-    if (ROW_CODES.has(code)) {
-      const row = /\(at row (\d+)\)/.exec(msg)?.[1];
-      return { kind: 'rows', code, row: row === undefined ? undefined : Number(row), reason: `ClickHouse refused the row (code ${code}): ${text}` };
-    }
-    return { kind: 'transient', code, reason: `code ${code}: ${text}` };
-  }
-  // A row the client cannot even serialize (a BigInt, a cycle) is bad data, not an outage.
-  if (err instanceof TypeError && /serializ|circular|BigInt/i.test(msg)) return { kind: 'rows', reason: `row not serializable: ${msg}` };
-  const node = typeof raw === 'string' ? `${raw}: ` : '';
-  return { kind: 'transient', reason: msg.startsWith(node) ? msg : `${node}${msg}` };
-}
-
-/**
- * Capped exponential backoff with jitter: attempt 0 waits about baseMs, each next attempt twice as long up to capMs,
- * each wait drawn from its upper half so that many held batches do not retry in lockstep.
- */
-export function backoffDelay(attempt: number, opts: { baseMs: number; capMs: number } = DEFAULT_BACKOFF, random: () => number = Math.random): number {
-  const ceiling = Math.min(opts.capMs, opts.baseMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
-
-const DEFAULT_BACKOFF = { baseMs: 200, capMs: 5_000 };
 
 /** A row ClickHouse refused as data; the row's add() rejects with it. Not worth retrying. */
 export class RowRejectedError extends Error {
@@ -130,9 +32,7 @@ export class ClickHouseOutageError extends Error {
   }
 }
 
-export interface InserterLogger {
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
+export interface InserterLogger extends NoticeLogger {
   error(obj: object, msg: string): void;
 }
 
@@ -142,7 +42,7 @@ export interface InserterOptions {
   /** The server, for messages; default the URL the client was made with (clickhouseClient). */
   url?: string;
   logger?: InserterLogger;
-  backoff?: { baseMs: number; capMs: number };
+  backoff?: Backoff;
 }
 
 interface TableBuffer {
@@ -174,7 +74,7 @@ export class BatchInserter {
   private readonly outageMs: number;
   private readonly url: string;
   private readonly logger: InserterLogger;
-  private readonly backoff: { baseMs: number; capMs: number };
+  private readonly backoff: Backoff;
   private outage?: { since: number; failures: number; exhausted: boolean };
   private closed = false;
   inserted = 0;
@@ -190,7 +90,7 @@ export class BatchInserter {
     if (!Number.isSafeInteger(this.outageMs) || this.outageMs < 0) throw new ConfigError(`ClickHouse outage budget ${this.outageMs}: expected a whole number of milliseconds ≥ 0`);
     this.url = opts.url ?? clickhouseUrlOf(ch) ?? '(URL not known)';
     this.logger = opts.logger ?? createLogger('instruct-pt').child({ component: 'clickhouse-inserter' });
-    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.backoff = opts.backoff ?? { baseMs: 200, capMs: 5_000 };
   }
 
   /** Whether ClickHouse is currently unreachable, and since when (ms since the epoch). */

@@ -1,9 +1,31 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { loadSchema, valueSubject, type LoadedSchema } from './schemas.ts';
+import { backoffDelay, durationEnv } from './backoff.ts';
+import { createLogger, type NoticeLogger } from './logger.ts';
+
+export const REGISTRY_OUTAGE_ENV = 'IPT_REGISTRY_OUTAGE_MS';
+
+/** How long a schema look-up or registration waits for an unreachable registry (IPT_REGISTRY_OUTAGE_MS). */
+export function registryOutageMs(env: NodeJS.ProcessEnv = process.env): number {
+  return durationEnv(env, REGISTRY_OUTAGE_ENV, 10 * 60_000, '10 minutes');
+}
+
+/**
+ * Whether asking the registry again may succeed: it did not answer (the client reports a refused connection as
+ * status 400 with the socket error in its message), or answered 5xx, 408 or 429. A 404 or a 409 is its answer.
+ */
+export function registryUnavailable(err: unknown): boolean {
+  const e = err as { status?: number; message?: string; name?: string };
+  if (e.status === undefined) return true;
+  if (e.status === 400) return /ECONN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|socket hang up|timeout/i.test(e.message ?? '');
+  return e.status >= 500 || e.status === 408 || e.status === 429;
+}
 
 export class IncompatibleSchemaError extends Error {}
 export class DecodeError extends Error {}
+/** The registry did not answer within the outage budget. */
+export class RegistryUnavailableError extends Error {}
 
 const MAGIC = 0;
 const ZERO = Buffer.from([0]);
@@ -18,19 +40,58 @@ export class AvroSerde {
   private readonly writerIds = new Map<string, number>();
   private readonly resolvers = new Map<string, avro.Resolver | 'same'>();
   private readonly writerTypes = new Map<number, avro.Type>();
+  private readonly outageMs: number;
+  private readonly logger: NoticeLogger;
+  /** When the registry stopped answering, while it does not. */
+  private downSince: number | undefined;
 
-  constructor(readonly registryUrl: string) {
+  constructor(
+    readonly registryUrl: string,
+    opts: { outageMs?: number; logger?: NoticeLogger } = {},
+  ) {
     this.registry = new SchemaRegistry({ host: registryUrl, clientId: 'instruct-pt' });
+    this.outageMs = opts.outageMs ?? registryOutageMs();
+    this.logger = opts.logger ?? createLogger('instruct-pt').child({ component: 'schema-registry' });
+  }
+
+  /**
+   * Calls the registry, waiting through an outage (capped, jittered backoff) up to the outage budget: schemas
+   * already cached keep records flowing meanwhile, and a record whose schema is not cached waits rather than being
+   * dead-lettered as undecodable. One warning when the registry stops answering, one line when it is back.
+   */
+  private async whileUnavailable<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const v = await call();
+        if (this.downSince !== undefined) {
+          this.logger.info({ registry: this.registryUrl, seconds: (Date.now() - this.downSince) / 1000 }, 'schema registry answers again');
+          this.downSince = undefined;
+        }
+        return v;
+      } catch (err) {
+        if (!registryUnavailable(err)) throw err;
+        if (this.downSince === undefined) {
+          this.downSince = Date.now();
+          this.logger.warn({ registry: this.registryUrl, err: (err as Error).message }, `schema registry unavailable: waiting up to ${this.outageMs} ms (${REGISTRY_OUTAGE_ENV})`);
+        }
+        const wait = backoffDelay(attempt, { baseMs: 200, capMs: 5_000 });
+        if (Date.now() + wait - started > this.outageMs) {
+          throw new RegistryUnavailableError(`${what}: the schema registry at ${this.registryUrl} did not answer within ${this.outageMs} ms (${REGISTRY_OUTAGE_ENV}): ${(err as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 
   /** Registers schemas/<schemaName>.avsc under topic's value subject with BACKWARD compatibility; returns its id. */
   async registerValueSchema(topic: string, schemaName: string): Promise<number> {
     const schema = loadSchema(schemaName);
     const subject = valueSubject(topic);
-    await this.setCompatibility(subject, 'BACKWARD');
+    await this.whileUnavailable(`setting compatibility on "${subject}"`, () => this.setCompatibility(subject, 'BACKWARD'));
     let id: number;
     try {
-      ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema: schema.text }, { subject }));
+      ({ id } = await this.whileUnavailable(`registering ${schema.file} under "${subject}"`, () => this.registry.register({ type: SchemaType.AVRO, schema: schema.text }, { subject })));
     } catch (err) {
       const e = err as { status?: number; message: string };
       if (e.status === 409 || /incompatible/i.test(e.message)) {
@@ -52,7 +113,7 @@ export class AvroSerde {
       headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
       body: JSON.stringify({ compatibility: level }),
     });
-    if (!res.ok) throw new Error(`setting ${level} compatibility on "${subject}" failed: HTTP ${res.status} ${await res.text()}`);
+    if (!res.ok) throw Object.assign(new Error(`setting ${level} compatibility on "${subject}" failed: HTTP ${res.status} ${await res.text()}`), { status: res.status });
   }
 
   private scratch = Buffer.allocUnsafe(64 * 1024);
@@ -104,20 +165,30 @@ export class AvroSerde {
     return items.length === 0 ? Buffer.from(head.subarray(0, end)) : Buffer.concat([head.subarray(0, end), ...items, ZERO]);
   }
 
-  /** Fetches and caches the writer schemas of the ids found in buffers, so decode() can stay synchronous. */
+  /**
+   * Fetches and caches the writer schemas of the ids found in buffers, so decode() can stay synchronous. An id the
+   * registry does not know is left for decode() to report per record; an unreachable registry is waited for.
+   */
   async prefetch(buffers: Iterable<Buffer | null>): Promise<void> {
     for (const b of buffers) {
       if (!b || b.length < 5 || b[0] !== MAGIC) continue;
       const id = b.readUInt32BE(1);
-      if (this.writerTypes.has(id)) continue;
+      if (this.writerTypes.has(id) || this.unknownIds.has(id)) continue;
+      let writer: avro.Type;
       try {
-        const writer = (await this.registry.getSchema(id)) as unknown as avro.Type;
-        this.writerTypes.set(id, avro.Type.forSchema(JSON.parse(JSON.stringify(writer.schema()))));
-      } catch {
-        // Unknown id: decode() reports it per record.
+        writer = (await this.whileUnavailable(`reading schema id ${id}`, () => this.registry.getSchema(id))) as unknown as avro.Type;
+      } catch (err) {
+        if (err instanceof RegistryUnavailableError) throw err;
+        // The registry's answer: no such schema. decode() reports it per record; not asked again for this batch.
+        this.unknownIds.add(id);
+        continue;
       }
+      this.writerTypes.set(id, avro.Type.forSchema(JSON.parse(JSON.stringify(writer.schema()))));
     }
+    this.unknownIds.clear();
   }
+
+  private readonly unknownIds = new Set<number>();
 
   decode(buf: Buffer | null, reader: LoadedSchema): unknown {
     if (!buf) throw new DecodeError('record has no value (tombstone)');

@@ -1,6 +1,8 @@
 import { ClickHouseError } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, BatchInserter, classifyInsertError, ClickHouseOutageError, DEFAULT_OUTAGE_MS, outageBudgetMs, type InserterLogger } from '../../connectors/clickhouse/batch-inserter.ts';
+import { BatchInserter, ClickHouseOutageError, DEFAULT_OUTAGE_MS, outageBudgetMs, type InserterLogger } from '../../connectors/clickhouse/batch-inserter.ts';
+import { classifyInsertError } from '../../connectors/clickhouse/insert-errors.ts';
+import { backoffDelay } from '../../processors/runtime/backoff.ts';
 import { clickhouseClient, clickhouseUrlOf } from '../../connectors/clickhouse/clickhouse.ts';
 import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';

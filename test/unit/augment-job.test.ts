@@ -128,6 +128,27 @@ describe('ipt augment against a recorded-response completions server', () => {
     expect(out).toContain(JSON.stringify(t[2]).slice(1, -1));
   });
 
+  it('rides out its server going away mid-job: the texts wait, none fails, and the job ends with every pair', async () => {
+    const calm = await runAugment(options({ output: join(dir, 'calm.jsonl'), collectionsOutput: undefined }));
+    const port = Number(new URL(server.url).port);
+    const lines: string[] = [];
+    // Slow answers keep requests in flight when the server stops.
+    for (const c of corpus) server.delays.set(c.text, 150);
+    const before = server.prompts.length;
+    const job = runAugment(options({ retries: 0, concurrency: 2, log: (l) => lines.push(l) }));
+    while (server.prompts.length < before + 3) await new Promise((r) => setTimeout(r, 10));
+    await server.stop();
+    await new Promise((r) => setTimeout(r, 1500));
+    server = new RecordedCompletionsServer(recorded);
+    for (const c of corpus) server.delays.set(c.text, 150);
+    await server.start(port);
+    const summary = await job;
+    expect(summary.failed).toEqual([]);
+    expect(summary.pairsOut).toBe(calm.pairsOut);
+    expect(readFileSync(join(dir, 'out.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'calm.jsonl'), 'utf8'));
+    expect(summary.rounds.reduce((n, r) => n + r.llmCalls, 0)).toBe(calm.rounds.reduce((n, r) => n + r.llmCalls, 0));
+  });
+
   it('reports a text longer than the model even alone, keeping it raw', async () => {
     const long = Array.from({ length: 80 }, (_, i) => `word${i}`).join(' ');
     const input = join(dir, 'long.jsonl');

@@ -141,6 +141,14 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
   const monitor = new RunMonitor(kafka, serde, topics, runId);
   const ch = clickhouseClient(clickhouse.url, clickhouse.database);
   let pipeline: RunningPipeline | undefined;
+  // SIGTERM/SIGINT end the wait; the finally below stops the stages gracefully (each commits its batch in flight),
+  // so the run's records stay consistent in Kafka for 'pipeline up' to finish and 'ipt audit' to reconcile.
+  let interrupted: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted ??= sig;
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     await writer.start();
     await writer.writeRun(run);
@@ -156,6 +164,9 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
     const left = () => Math.max(1, deadline - Date.now());
     // A stage of this process that stopped for good ends the wait at once: the run cannot finish without it.
     const stagesAlive = () => {
+      if (interrupted) {
+        throw new JobError(`interrupted by ${interrupted}: run ${runId} stopped with ${monitor.accounted(expected)}/${expected.size} texts accounted for; its records stay in Kafka (\`ipt pipeline up\` finishes it, \`ipt audit --run ${runId}\` reconciles it)`);
+      }
       const dead = pipeline?.processors.find((p) => p.failure);
       if (dead) throw new JobError(`stage ${dead.name} stopped: ${dead.failure!.message}`);
     };
@@ -202,6 +213,8 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
     return summary;
   } finally {
     await Promise.allSettled([monitor.stop(), pipeline?.stop(), writer.stop()]);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     await ch.close();
   }
 }

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { spawn } from 'node:child_process';
 import { RecordedCompletionsServer, cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
@@ -80,6 +81,28 @@ describe('pipeline run: failures end the run honestly', () => {
     expect(s.deadLetters.every((d) => /length estimate failed: .*token count failed within the 800 ms deadline: HTTP 500/.test(d.reason))).toBe(true);
     expect(s.metricRows.synthesis).toBe(12);
     expect(s.perRound.map((r) => r.failed)).toEqual([6, 6]);
+  });
+});
+
+describe('pipeline run: SIGTERM', () => {
+  it('stops the stages gracefully and exits 1 saying the run is incomplete and how to finish it', async () => {
+    const server = await cannedServer();
+    servers.push(server);
+    const iso = isolated();
+    const { path, texts } = writeCorpus(tmp(), 60);
+    for (const t of texts) server.delays.set(t.text, 300);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli/main.ts', 'pipeline', 'run', '--input', path, '--llm-url', server.url, '--prefix', iso.prefix, '--partitions', '2', '--length-estimate', 'words', '--concurrency', '2'], {
+      env: { ...envFor(iso), IPT_LOG_LEVEL: 'error' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    while (server.prompts.length < 5) await sleep(50);
+    child.kill('SIGTERM');
+    const started = Date.now();
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(stderr).toMatch(/interrupted by SIGTERM: run \S+ stopped with \d+\/60 texts accounted for; .*ipt pipeline up.* finishes it/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
+import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
 import { CompletionError, type CompletionRequest, type CompletionResult } from './completion-types.ts';
 
 export interface PoolOptions {
@@ -77,16 +77,6 @@ class EndpointState {
 
 function sameParameters(a: CompletionRequest, b: CompletionRequest): boolean {
   return a.maxTokens === b.maxTokens && a.temperature === b.temperature && JSON.stringify(a.stop ?? null) === JSON.stringify(b.stop ?? null);
-}
-
-/** murmur3's finaliser: FNV-1a alone leaves similar strings (ports, key suffixes) with correlated high bits. */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** A failed fetch in words: the message with the system error code behind it (ECONNREFUSED, ENOTFOUND, …). */

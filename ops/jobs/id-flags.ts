@@ -1,14 +1,4 @@
-import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
-
-/** murmur3's finaliser over a second hash, so the two halves of a key are independent. */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
 
 /**
  * Flags and a small counter per id, kept by a 64-bit hash of the id in typed arrays (open addressing): about 16 bytes

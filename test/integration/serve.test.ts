@@ -13,7 +13,6 @@ import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './
 import { logger, testKafka } from './helpers.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
-const CHROMIUM = process.env.IPT_CHROMIUM ?? '/usr/bin/chromium';
 let llm: RecordedCompletionsServer;
 let served: Served;
 const iso = isolated();
@@ -93,7 +92,8 @@ describe('ipt serve on the real stack', () => {
   });
 
   it('shows live charts of quality, F1, throughput and lag in headless Chromium', async () => {
-    expect(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium, or set IPT_CHROMIUM)`).toBe(true);
+    const CHROMIUM = inject('chromium');
+    expect(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (set IPT_CHROMIUM)`).toBe(true);
     const dir = tmp();
     const { path } = writeCorpus(dir, 12, 'dash.jsonl', 'dash');
     const evalFile = join(dir, 'eval.jsonl');

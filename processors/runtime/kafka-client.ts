@@ -1,5 +1,15 @@
+import { createRequire } from 'node:module';
 import { Kafka, logLevel, type LogEntry } from 'kafkajs';
 import type { Logger } from './logger.ts';
+
+/**
+ * The messages of the broker errors kafkajs itself retries (coordinator loading, leader elections, concurrent
+ * transactions…), from its own error table. It logs each such answer at error level although it goes on; they are
+ * logged at debug here, so an error line in the log means something failed.
+ */
+const RETRIABLE_ANSWERS: ReadonlySet<string> = new Set(
+  (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: { message: string; retriable: boolean }[] }).errorCodes.filter((e) => e.retriable).map((e) => e.message),
+);
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -19,7 +29,8 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
       () =>
       ({ level, log }: LogEntry) => {
         const { message, ...rest } = log;
-        opts.logger[levels[level] ?? 'info']({ kafkajs: rest }, message);
+        const retried = level === logLevel.ERROR && typeof rest.error === 'string' && RETRIABLE_ANSWERS.has(rest.error);
+        opts.logger[retried ? 'debug' : (levels[level] ?? 'info')]({ kafkajs: rest }, message);
       },
   });
 }

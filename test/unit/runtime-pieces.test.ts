@@ -26,6 +26,19 @@ describe('mapOrdered', () => {
   });
 });
 
+describe('kafkajs log lines', () => {
+  it('logs broker answers that kafkajs retries at debug, and real errors at error', async () => {
+    const { createKafka } = await import('../../processors/runtime/kafka-client.ts');
+    const seen: [string, string][] = [];
+    const capture = Object.fromEntries(['error', 'warn', 'info', 'debug'].map((l) => [l, (_: object, msg: string) => void seen.push([l, msg])]));
+    const kafka = createKafka({ brokers: ['127.0.0.1:1'], clientId: 't', logger: capture as never });
+    kafka.logger().error('Response GroupCoordinator(key: 10, version: 2)', { error: 'The group coordinator is not available' });
+    kafka.logger().error('Response Produce(key: 0, version: 7)', { error: 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing' });
+    kafka.logger().error('Crash: KafkaJSNonRetriableError: The coordinator is not aware of this member', { error: 'The coordinator is not aware of this member' });
+    expect(seen.map(([l]) => l)).toEqual(['debug', 'debug', 'error']);
+  });
+});
+
 describe('runtime configuration', () => {
   it('reads defaults and environment', () => {
     const cfg = runtimeConfig({ IPT_KAFKA_BROKERS: 'a:1,b:2', IPT_EXACTLY_ONCE: 'true', IPT_BATCH_SIZE: '100' });

@@ -5,6 +5,7 @@ import { UsageError } from './args.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { exitIfUnsettled, shutdownTimeoutMs, StageFailure } from '../../processors/runtime/run-until-signal.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';
+import { unreachableService } from './service-errors.ts';
 
 const HELP = `ipt — instruct-pt
 
@@ -21,6 +22,7 @@ const HELP = `ipt — instruct-pt
   ipt sink --tokenizer F --eos-token T --world-size N  the trainer sink: mixed texts → token batches, one partition per rank
   ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
   ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
+  ipt chaos [--json] [--ci] [--scenarios …]        faults injected into bounded runs on a private stack: lost, duplicated, time to recover
   ipt audit --run ID [--json]                      reconcile a run across its topics and ClickHouse: what is missing or doubled
 `;
 
@@ -41,6 +43,7 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve-command.ts')).serveCommand,
   sink: async () => (await import('./sink-command.ts')).sinkCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
+  chaos: async () => (await import('./chaos-command.ts')).chaosCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -73,7 +76,8 @@ work.then(
       process.stderr.write(`ipt: ${err.message}\n`);
       process.exit(1);
     }
-    process.stderr.write(`ipt: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    const unreachable = process.env.IPT_DEBUG ? undefined : unreachableService(err);
+    process.stderr.write(`ipt: ${unreachable ?? (err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     process.exit(1);
   },
 );

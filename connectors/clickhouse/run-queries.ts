@@ -1,15 +1,44 @@
-import type { ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from './clickhouse.ts';
 
 /**
- * A ClickHouse string literal (query parameters are not available on every supported server release). Inside quotes
+ * A ClickHouse string literal, for servers without query parameters (see supportsQueryParameters). Inside quotes
  * only the backslash and the quote are special; NUL is escaped too, so no reader of the query text ever sees one.
  */
 export function sqlString(s: string): string {
   return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\u0000/g, '\\0')}'`;
 }
 
-const runFilter = (runId: string | undefined) => (runId === undefined ? '1' : `run_id = ${sqlString(runId)}`);
+// Quote, backslash, NUL and non-ASCII: what a server that mangled parameter values would get wrong.
+const PROBE = "it's a \\ probe \u0000 é";
+const parameterSupport = new WeakMap<ClickHouseClient, Promise<boolean>>();
+
+/**
+ * Whether the server takes query parameters ({name:Type} in the query, values sent apart from it): asked once per
+ * client with a query that uses one. Debian's 18.16 has none (it refuses the value as an unknown setting), newer
+ * releases do. A server's refusal is remembered; a failed connection is not, so the next query asks again.
+ */
+export function supportsQueryParameters(ch: ClickHouseClient): Promise<boolean> {
+  let known = parameterSupport.get(ch);
+  if (!known) {
+    known = queryRows<{ p: string }>(ch, 'SELECT {probe:String} AS p', { probe: PROBE }).then(
+      ([row]) => row?.p === PROBE,
+      (err: unknown) => {
+        if (!(err instanceof ClickHouseError)) parameterSupport.delete(ch);
+        return false;
+      },
+    );
+    parameterSupport.set(ch, known);
+  }
+  return known;
+}
+
+/** The WHERE condition for one run (or all): a query parameter where the server has them, else a literal. */
+async function runFilter(ch: ClickHouseClient, runId: string | undefined): Promise<{ where: string; params: Record<string, unknown> }> {
+  if (runId === undefined) return { where: '1', params: {} };
+  if (await supportsQueryParameters(ch)) return { where: 'run_id = {run:String}', params: { run: runId } };
+  return { where: `run_id = ${sqlString(runId)}`, params: {} };
+}
 
 export interface RoundAggregate {
   run_id: string;
@@ -36,13 +65,15 @@ export interface RoundAggregate {
 const numeric = <T>(row: Record<string, unknown>): T => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && k !== 'run_id' && k !== 'dataset' && k !== 'stage' && k !== 'topic' && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v])) as T;
 
 export async function roundAggregates(ch: ClickHouseClient, runId?: string): Promise<RoundAggregate[]> {
-  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM round_aggregates WHERE ${runFilter(runId)} ORDER BY run_id, round`);
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM round_aggregates WHERE ${f.where} ORDER BY run_id, round`, f.params);
   return rows.map((r) => numeric<RoundAggregate>(r));
 }
 
 export async function metricRowCounts(ch: ClickHouseClient, runId: string): Promise<{ synthesis: number; evaluation: number }> {
-  const [s] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM synthesis_metrics FINAL WHERE ${runFilter(runId)}`);
-  const [e] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM evaluations FINAL WHERE ${runFilter(runId)}`);
+  const f = await runFilter(ch, runId);
+  const [s] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM synthesis_metrics FINAL WHERE ${f.where}`, f.params);
+  const [e] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM evaluations FINAL WHERE ${f.where}`, f.params);
   return { synthesis: Number(s?.n ?? 0), evaluation: Number(e?.n ?? 0) };
 }
 
@@ -56,9 +87,11 @@ export interface F1Row {
 }
 
 export async function f1ByDataset(ch: ClickHouseClient, runId?: string): Promise<F1Row[]> {
+  const f = await runFilter(ch, runId);
   const rows = await queryRows<Record<string, unknown>>(
     ch,
-    `SELECT dataset, shots, seen, count() AS records, avg(f1) AS f1, avg(exact_match) AS exact_match FROM evaluations FINAL WHERE ${runFilter(runId)} GROUP BY dataset, shots, seen ORDER BY dataset, shots, seen`,
+    `SELECT dataset, shots, seen, count() AS records, avg(f1) AS f1, avg(exact_match) AS exact_match FROM evaluations FINAL WHERE ${f.where} GROUP BY dataset, shots, seen ORDER BY dataset, shots, seen`,
+    f.params,
   );
   return rows.map((r) => numeric<F1Row>(r));
 }
@@ -75,9 +108,11 @@ const BUCKET = 'toString(toDateTime(intDiv(toUInt32(time), 10) * 10))';
 
 /** Synthesized texts and pairs per 10-second bucket and round. */
 export async function throughput(ch: ClickHouseClient, runId?: string): Promise<ThroughputPoint[]> {
+  const f = await runFilter(ch, runId);
   const rows = await queryRows<Record<string, unknown>>(
     ch,
-    `SELECT ${BUCKET} AS minute, round, count() AS texts, sum(pairs) AS pairs FROM synthesis_metrics FINAL WHERE ${runFilter(runId)} GROUP BY minute, round ORDER BY minute, round`,
+    `SELECT ${BUCKET} AS minute, round, count() AS texts, sum(pairs) AS pairs FROM synthesis_metrics FINAL WHERE ${f.where} GROUP BY minute, round ORDER BY minute, round`,
+    f.params,
   );
   return rows.map((r) => ({ ...numeric<ThroughputPoint>(r), minute: String(r.minute) }));
 }

@@ -12,7 +12,11 @@ export async function checkLlmEndpoints(pool: SynthesisPool, opts: { needTokeniz
   if (down.length === probes.length) {
     throw new JobError(`no LLM endpoint answers: ${down.map((p) => `${p.url} (${p.error})`).join(', ')}; check ${opts.setting} and that the server is running`);
   }
-  if (opts.needTokenize && (await pool.countTokens('probe')) === undefined) {
+  const refused = probes.filter((p) => p.status === 401 || p.status === 403);
+  if (refused.length > 0) throw new JobError(`LLM endpoint${refused.length > 1 ? 's' : ''} ${refused.map((p) => `${p.url} (${p.error})`).join(', ')}`);
+  const count = opts.needTokenize ? await pool.countTokens('probe').catch((err: Error) => new JobError(err.message)) : 0;
+  if (count instanceof JobError) throw count;
+  if (count === undefined) {
     const up = probes.filter((p) => p.reachable).map((p) => p.url);
     throw new JobError(`--length-estimate tokens: the LLM server has no tokenize endpoint (${up.join(', ')}): pass --tokenizer FILE (a tokenizer.json) or use --length-estimate words`);
   }

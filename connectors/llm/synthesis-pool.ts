@@ -29,8 +29,17 @@ export interface PoolOptions {
   /** Route requests with the same affinity key to the same endpoint (rendezvous hashing), for its prefix cache. */
   affinity?: boolean;
   extraBody?: Record<string, unknown>;
+  /** Sent as a bearer token to every endpoint; by default IPT_LLM_API_KEY, else OPENAI_API_KEY. */
   apiKey?: string;
 }
+
+/** The LLM servers' API key from the environment: IPT_LLM_API_KEY, falling back to OPENAI_API_KEY. */
+export function llmApiKey(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.IPT_LLM_API_KEY || env.OPENAI_API_KEY || undefined;
+}
+
+/** What a 401 or 403 from an LLM server means for the operator. */
+const KEY_HINT = 'the server wants an API key: set IPT_LLM_API_KEY (or OPENAI_API_KEY)';
 
 export interface PoolRequest extends CompletionRequest {
   /** Requests sharing a prompt prefix (a few-shot history) share a key. */
@@ -114,6 +123,7 @@ export class SynthesisPool {
       affinity: true,
       batchPrompts: 1,
       ...opts,
+      apiKey: opts.apiKey ?? llmApiKey(),
     };
     this.eps = opts.endpoints.map((u) => new EndpointState(u.replace(/\/+$/, ''), this.opts.initialWindow));
   }
@@ -219,7 +229,8 @@ export class SynthesisPool {
       } else if (RETRIABLE.has(res.status)) {
         outcome = { retry: `HTTP ${res.status} from ${e.url}: ${text.slice(0, 200)}`, congestion: CONGESTION.has(res.status), down: false };
       } else {
-        outcome = { fatal: `completion request rejected by ${e.url}: HTTP ${res.status}: ${text.slice(0, 300)}`, status: res.status };
+        const hint = res.status === 401 || res.status === 403 ? ` (${KEY_HINT})` : '';
+        outcome = { fatal: `completion request rejected by ${e.url}: HTTP ${res.status}${hint}: ${text.slice(0, 300)}`, status: res.status };
       }
     } catch (err) {
       const timeout = (err as Error).name === 'TimeoutError';
@@ -326,13 +337,13 @@ export class SynthesisPool {
    * Which endpoints answer at all (any HTTP status counts: the server is there), each within timeoutMs. A job checks
    * this before it starts, so a wrong URL fails at once instead of after every record's outage budget.
    */
-  async probe(timeoutMs = 5000): Promise<{ url: string; reachable: boolean; error?: string }[]> {
+  async probe(timeoutMs = 5000): Promise<{ url: string; reachable: boolean; status?: number; error?: string }[]> {
     return Promise.all(
       this.eps.map(async (e) => {
         try {
           const res = await fetch(`${e.url}/models`, { headers: this.authHeaders(), signal: AbortSignal.timeout(timeoutMs) });
           await res.body?.cancel();
-          return { url: e.url, reachable: true };
+          return { url: e.url, reachable: true, status: res.status, ...(res.status === 401 || res.status === 403 ? { error: `HTTP ${res.status}: ${KEY_HINT}` } : {}) };
         } catch (err) {
           return { url: e.url, reachable: false, error: connectionError(err) };
         }
@@ -367,6 +378,7 @@ export class SynthesisPool {
         }
         if (!res.ok) {
           await res.body?.cancel();
+          if (res.status === 401 || res.status === 403) throw new CompletionError(`token count refused by ${e.url}: HTTP ${res.status} (${KEY_HINT})`, attempt, res.status);
           if (RETRIABLE.has(res.status)) unreachable = `HTTP ${res.status} from ${e.url}/tokenize`;
           continue;
         }

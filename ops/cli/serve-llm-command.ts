@@ -3,7 +3,17 @@ import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
 import { basename } from 'node:path';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
+import { llmExposureWarnings } from '../server/exposure.ts';
 import { intOption, parse, UsageError } from './args.ts';
+
+/**
+ * The API key's variable: the same one the LLM client sends as its bearer token, so a pipeline and the server it
+ * talks to can share one setting.
+ */
+export const LLM_API_KEY_VAR = 'IPT_LLM_API_KEY';
+
+const USAGE = `usage: ipt serve-llm --model FILE.gguf [--port P=8000] [--host H=127.0.0.1] [--parallel N=4] [--context-size N=4096] [--gpu auto|off]
+  [--api-key K | ${LLM_API_KEY_VAR}=K]  (prefer the variable: a flag's value is visible to every user in the process list)`;
 
 /** `ipt serve-llm --model FILE.gguf`: the embedded synthesizer as an OpenAI-compatible completions server. */
 export async function serveLlmCommand(argv: string[]): Promise<number> {
@@ -14,18 +24,30 @@ export async function serveLlmCommand(argv: string[]): Promise<number> {
     parallel: { type: 'string' },
     'context-size': { type: 'string' },
     gpu: { type: 'string' },
+    'api-key': { type: 'string' },
   });
-  if (!values.model) throw new UsageError('usage: ipt serve-llm --model FILE.gguf [--port P=8000] [--host H=127.0.0.1] [--parallel N=4] [--context-size N=4096] [--gpu auto|off]');
+  if (!values.model) throw new UsageError(USAGE);
   if (values.gpu !== undefined && values.gpu !== 'auto' && values.gpu !== 'off') throw new UsageError('serve-llm: --gpu must be auto or off');
+  // An empty variable is the same as none; an empty flag is a mistake.
+  if (values['api-key'] === '') throw new UsageError(`serve-llm: --api-key is empty\n${USAGE}`);
+  const apiKey = values['api-key'] ?? (process.env[LLM_API_KEY_VAR] || undefined);
+  const host = values.host ?? '127.0.0.1';
+  const logger = createLogger('ipt-serve-llm', process.env.IPT_LOG_LEVEL ?? 'warn');
   const synth = await EmbeddedSynthesizer.load({
     modelPath: values.model,
     parallel: intOption('serve-llm', 'parallel', values.parallel, 4),
     contextSize: intOption('serve-llm', 'context-size', values['context-size'], 4096),
     gpu: values.gpu === 'off' ? false : 'auto',
   });
-  const { app, url } = await startEmbeddedServer(synth, { port: intOption('serve-llm', 'port', values.port, 8000, 0), host: values.host, modelName: basename(values.model, '.gguf') });
-  process.stderr.write(`serve-llm: ${basename(values.model)} on ${url} (${synth.parallel} sequences × ${synth.contextSize} tokens, gpu: ${synth.gpu || 'none'})\n`);
-  const logger = createLogger('ipt-serve-llm', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const { app, url } = await startEmbeddedServer(synth, {
+    port: intOption('serve-llm', 'port', values.port, 8000, 0),
+    host,
+    modelName: basename(values.model, '.gguf'),
+    apiKey,
+    onError: (err) => logger.error({ err }, 'completion request failed'),
+  });
+  for (const w of llmExposureWarnings(host, apiKey !== undefined)) logger.warn({ host }, w);
+  process.stderr.write(`serve-llm: ${basename(values.model)} on ${url} (${synth.parallel} sequences × ${synth.contextSize} tokens, gpu: ${synth.gpu || 'none'}, API key: ${apiKey ? 'required' : 'none'})\n`);
   // Closing the server drops its connections, which aborts the completions being decoded for them, so that the
   // model's context is free to dispose.
   const stop = async () => {

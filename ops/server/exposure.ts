@@ -20,3 +20,12 @@ export function exposureWarnings(host: string, tokenGenerated: boolean): string[
   if (tokenGenerated) out.push(`listening on ${host} without a configured API token: ingest and control take the random token printed on stderr; set --token or IPT_API_TOKEN`);
   return out;
 }
+
+/**
+ * The same for `ipt serve-llm`: beyond loopback without an API key, anyone who can reach it can spend its model's
+ * time (and, before the key, read /v1/models and /tokenize).
+ */
+export function llmExposureWarnings(host: string, hasApiKey: boolean): string[] {
+  if (isLoopback(host) || hasApiKey) return [];
+  return [`listening on ${host}, reachable from other machines, without an API key: anyone who reaches it can run completions; set IPT_LLM_API_KEY (or --api-key)`];
+}

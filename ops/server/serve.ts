@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
@@ -21,9 +20,11 @@ import type { PresetName, RunConfig } from '../../processors/pipeline/run-config
 import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
 import type { StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import { startLagSampler } from './lag-sampler.ts';
-import { createRunBody, dashboardQuery, describeValidationErrors, replayBody, roundsStartBody } from './request-schemas.ts';
+import { createRunBody, dashboardQuery, replayBody, roundsStartBody } from './request-schemas.ts';
+import { describeValidationErrors } from '../../connectors/http/validation-errors.ts';
 import { useStrictJson } from './strict-json.ts';
 import { exposureWarnings } from './exposure.ts';
+import { bearerCheck } from '../../connectors/http/bearer.ts';
 import { parseReplayFrom, replayTopic, type ReplayFrom } from '../jobs/replay.ts';
 import { startRounds } from '../jobs/rounds-start.ts';
 import type { PipelineRunSummary } from '../jobs/pipeline-run.ts';
@@ -98,17 +99,21 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const app = Fastify({
     logger: false,
     bodyLimit: opts.limits.bodyBytes,
+    // Path parameters are run and job ids (up to 128 characters, a job's id a few more): the default of 100 answered
+    // 414 for a run that POST /v1/runs had just created. An unknown id up to this length gets 404, a longer one 414.
+    maxParamLength: 1024,
+    // In the error shape of every other answer, and without repeating the URL.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => void reply.code(err.statusCode ?? 400).send({ error: urlProblem(err) }),
     // Types are checked, not coerced ("4096" is not an integer), and unknown fields are refused, not dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     schemaErrorFormatter: describeValidationErrors,
   });
   useStrictJson(app);
-  const expected = Buffer.from(`Bearer ${opts.token}`);
+  const authorized = bearerCheck(opts.token);
   // An onRequest hook: the token is checked before the body is read, so an unauthenticated client cannot make the
   // server buffer bodies of up to bodyBytes each.
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
-    const got = Buffer.from(req.headers.authorization ?? '');
-    if (got.length === expected.length && timingSafeEqual(got, expected)) return;
+    if (authorized(req.headers.authorization)) return;
     // Closing the connection spares reading (and discarding) the rest of the body.
     if ((req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
     return reply.code(401).send({ error: 'missing or wrong bearer token' });
@@ -118,6 +123,8 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     if (status >= 500) opts.logger.error({ err }, 'request failed');
     void reply.code(status).send({ error: err.message });
   });
+  // Fastify's own answer repeats the URL, query string included, where a client may have put its token.
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
   /**
    * Undefined when the writer can store records, else why not. A producer dropped after a failed send is replaced
@@ -259,11 +266,17 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     }
   });
 
-  // The run goes into ClickHouse as a string literal (run-queries.ts, sqlString), whatever characters it holds.
-  app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req) => {
+  // The run reaches ClickHouse as a query parameter, or a string literal where the server has none (run-queries.ts).
+  app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req, reply) => {
     const run = (req.query as { run?: string }).run || undefined;
-    const [runList, rounds, f1, tput, lag] = await Promise.all([runIds(ch), roundAggregates(ch, run), f1ByDataset(ch, run), throughput(ch, run), lagOverTime(ch)]);
-    return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag };
+    try {
+      const [runList, rounds, f1, tput, lag] = await Promise.all([runIds(ch), roundAggregates(ch, run), f1ByDataset(ch, run), throughput(ch, run), lagOverTime(ch)]);
+      return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag };
+    } catch (err) {
+      // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
+      opts.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');
+      return reply.code(503).send({ error: `dashboard queries failed: ${(err as Error).message}` });
+    }
   });
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page));
   app.get('/assets/chart.umd.min.js', async (_req, reply) => reply.type('application/javascript').header('cache-control', 'max-age=3600').send(chartJs));
@@ -285,6 +298,13 @@ export async function serve(opts: ServeOptions): Promise<Served> {
       await ch.close();
     },
   };
+}
+
+/** What is wrong with a URL the router could not take, without repeating it. */
+function urlProblem(err: FastifyError): string {
+  if (err.code === 'FST_ERR_BAD_URL') return 'the path is not valid percent-encoded UTF-8';
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return 'a path parameter is too long';
+  return err.message;
 }
 
 /** IPT_MAX_RUN_IDS, the ids remembered per open run, when set. */

@@ -56,6 +56,23 @@ describe('the embedded llama.cpp synthesizer behind the OpenAI completions API (
     expect(await client.countTokens(text)).toBe(synth.tokenize(text).length);
   });
 
+  it('with an API key: the pool sends IPT_LLM_API_KEY, and a missing key fails the start-up check naming the variable', async () => {
+    const keyed = await startEmbeddedServer(synth, { modelName: 'smollm2', apiKey: 'k-0123456789abcdef' });
+    try {
+      const { checkLlmEndpoints } = await import('../../connectors/llm/preflight.ts');
+      const without = new SynthesisPool({ endpoints: [keyed.url], model: 'smollm2', apiKey: '' });
+      await expect(checkLlmEndpoints(without, { needTokenize: true, setting: '--llm-url' })).rejects.toThrow(/HTTP 401: the server wants an API key: set IPT_LLM_API_KEY/);
+      await expect(without.complete({ prompt: 'x', maxTokens: 1, temperature: 0 })).rejects.toThrow(/HTTP 401 \(the server wants an API key: set IPT_LLM_API_KEY/);
+      process.env.IPT_LLM_API_KEY = 'k-0123456789abcdef';
+      const withKey = new SynthesisPool({ endpoints: [keyed.url], model: 'smollm2' });
+      expect(await checkLlmEndpoints(withKey, { needTokenize: true, setting: '--llm-url' })).toEqual([]);
+      expect((await withKey.complete({ prompt: formatSynthesizerInput(TEXTS[0]!), maxTokens: 4, temperature: 0 })).text.length).toBeGreaterThan(0);
+    } finally {
+      delete process.env.IPT_LLM_API_KEY;
+      await keyed.app.close();
+    }
+  });
+
   it('rejects invalid requests with 400, which the client does not retry', async () => {
     expect((await post('/v1/completions', { prompt: 5, max_tokens: 3 })).status).toBe(400);
     const client = new SynthesisPool({ endpoints: [server.url], model: 'smollm2', maxAttempts: 4, backoffMs: 10 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
-import { createRunBody, dashboardQuery, describeValidationErrors, replayBody, roundsStartBody } from '../../ops/server/request-schemas.ts';
+import { createRunBody, dashboardQuery, replayBody, roundsStartBody } from '../../ops/server/request-schemas.ts';
+import { describeValidationErrors } from '../../connectors/http/validation-errors.ts';
 import { useStrictJson } from '../../ops/server/strict-json.ts';
 import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
 

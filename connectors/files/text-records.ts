@@ -1,14 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import { maxTextBytes, textProblem } from '../ingest/text-checks.ts';
+import { idProblem, jsonKind, maxTextBytes, textProblem } from '../ingest/text-checks.ts';
 
 /** One input record: accepted with its text, or rejected with where and why. Nothing is dropped silently. */
 export type TextRecord = { ok: true; id: string; text: string; line: number } | { ok: false; line: number; reason: string };
 
 /**
  * Reads texts from JSONL (one object per line with a `text` field), Parquet (a `text` column), or JSONL on stdin (`-`).
- * A text that breaks the shared text rule (text-checks.ts: lone surrogates, NUL, above maxBytes) is rejected by line.
+ * A text that breaks the shared text rule (text-checks.ts: empty, lone surrogates, NUL, above maxBytes), or an id that
+ * breaks the shared id rule, is rejected by line, as HTTP ingest rejects it by index.
  */
 export function readTextRecords(path: string, maxBytes = maxTextBytes()): AsyncGenerator<TextRecord> {
   if (path === '-') return readJsonl(path, maxBytes);
@@ -37,10 +38,17 @@ async function* byteLines(path: string): AsyncGenerator<Buffer> {
   if (rest.length) yield rest;
 }
 
-export function recordId(value: unknown, file: string, line: number): string {
-  if (typeof value === 'string' && value !== '') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return `${file === '-' ? 'stdin' : basename(file)}:${line}`;
+/**
+ * A record's id: a string as given, a number (JSON, or a Parquet integer column's bigint) as its decimal form, or —
+ * when there is none — the file's name and line. Anything else is refused rather than replaced by the line, which
+ * would hide it.
+ */
+export function recordId(value: unknown, file: string, line: number): { id: string } | { problem: string } {
+  if (value === undefined || value === null) return { id: `${file === '-' ? 'stdin' : basename(file)}:${line}` };
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') return { id: String(value) };
+  if (typeof value !== 'string') return { problem: `"id" is ${jsonKind(value)}; it must be a string or a number` };
+  const problem = idProblem(value);
+  return problem === undefined ? { id: value } : { problem };
 }
 
 async function* readJsonl(path: string, maxBytes: number): AsyncGenerator<TextRecord> {
@@ -73,7 +81,7 @@ async function* readJsonl(path: string, maxBytes: number): AsyncGenerator<TextRe
       continue;
     }
     if (typeof text !== 'string') {
-      yield { ok: false, line, reason: `${path}:${line}: "text" is ${text === null ? 'null' : typeof text}, not a string` };
+      yield { ok: false, line, reason: `${path}:${line}: "text" is ${jsonKind(text)}, not a string` };
       continue;
     }
     const problem = textProblem(text, maxBytes);
@@ -81,9 +89,32 @@ async function* readJsonl(path: string, maxBytes: number): AsyncGenerator<TextRe
       yield { ok: false, line, reason: `${path}:${line}: ${problem}` };
       continue;
     }
-    yield { ok: true, id: recordId((obj as Record<string, unknown>).id, path, line), text, line };
+    const id = recordId((obj as Record<string, unknown>).id, path, line);
+    if ('problem' in id) {
+      yield { ok: false, line, reason: `${path}:${line}: ${id.problem}` };
+      continue;
+    }
+    yield { ok: true, id: id.id, text, line };
   }
 }
+
+/** A string column's bytes that are not UTF-8, kept apart so that the row is rejected, not read with U+FFFD. */
+class NotUtf8 {}
+
+/** A value is the string itself: a leading U+FEFF is part of it, not a byte-order mark to drop. */
+const utf8Value = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Decodes Parquet strings strictly (hyparquet's default decoder replaces invalid bytes with U+FFFD). */
+const strictStrings = {
+  stringFromBytes(bytes: Uint8Array | undefined): string | NotUtf8 | undefined {
+    if (bytes === undefined) return undefined;
+    try {
+      return utf8Value.decode(bytes);
+    } catch {
+      return new NotUtf8();
+    }
+  },
+};
 
 async function* readParquet(path: string, maxBytes: number): AsyncGenerator<TextRecord> {
   const file = await asyncBufferFromFile(path);
@@ -94,14 +125,21 @@ async function* readParquet(path: string, maxBytes: number): AsyncGenerator<Text
   const total = Number(metadata.num_rows);
   const step = 10_000;
   for (let start = 0; start < total; start += step) {
-    const rows = await parquetReadObjects({ file, metadata, columns, rowStart: start, rowEnd: Math.min(total, start + step) });
+    const rows = await parquetReadObjects({ file, metadata, columns, rowStart: start, rowEnd: Math.min(total, start + step), parsers: strictStrings });
     for (let i = 0; i < rows.length; i++) {
       const row = start + i + 1;
-      const text = rows[i]!.text;
-      const problem = typeof text === 'string' ? textProblem(text, maxBytes) : undefined;
-      if (typeof text !== 'string') yield { ok: false, line: row, reason: `${path}: row ${row}: "text" is ${text === null || text === undefined ? 'null' : typeof text}, not a string` };
-      else if (problem) yield { ok: false, line: row, reason: `${path}: row ${row}: ${problem}` };
-      else yield { ok: true, id: recordId(rows[i]!.id, path, row), text, line: row };
+      const { text, id: rawId } = rows[i]!;
+      const bad = (reason: string): TextRecord => ({ ok: false, line: row, reason: `${path}: row ${row}: ${reason}` });
+      if (text instanceof NotUtf8) yield bad('"text" is not valid UTF-8');
+      else if (typeof text !== 'string') yield bad(`"text" is ${jsonKind(text ?? null)}, not a string`);
+      else if (rawId instanceof NotUtf8) yield bad('"id" is not valid UTF-8');
+      else {
+        const problem = textProblem(text, maxBytes);
+        const id = recordId(rawId, path, row);
+        if (problem) yield bad(problem);
+        else if ('problem' in id) yield bad(id.problem);
+        else yield { ok: true, id: id.id, text, line: row };
+      }
     }
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import { openRunRecord } from './run-ingest.ts';
-import { textProblem } from './text-checks.ts';
+import { encodingProblem, idProblem, jsonKind, textProblem } from './text-checks.ts';
 import type { RunIds } from './http-run-ids.ts';
 
 export interface IngestLimits {
@@ -18,13 +18,6 @@ export interface Rejected {
   reason: string;
 }
 
-/**
- * An id becomes part of a Kafka key ("<run>/<id>"): no whitespace, "/", control characters or lone surrogates (which
- * UTF-8 cannot carry: the key would silently hold U+FFFD instead).
- */
-const ID = /^[^\s/\p{Cc}\p{Cs}]{1,256}$/u;
-/** What a "source" may not hold, for the same reasons as a text. */
-const UNENCODABLE = /[\p{Cs}\u0000]/u;
 
 /**
  * Validates one HTTP ingest batch ({records: [{id?, text, source?}]}) for an open run: each record is accepted as a
@@ -51,15 +44,20 @@ export function validateIngestBatch(
   records.forEach((r, index) => {
     if (typeof r !== 'object' || r === null || Array.isArray(r)) return rejected.push({ index, reason: 'not a JSON object' });
     const o = r as Record<string, unknown>;
-    const id = o.id === undefined ? `http-${randomUUID()}` : o.id;
-    if (typeof id !== 'string' || !ID.test(id)) return rejected.push({ index, reason: '"id" must be a string of 1–256 characters without whitespace, "/", control characters or lone surrogates' });
+    const given = o.id === undefined ? `http-${randomUUID()}` : o.id;
+    const badId = idProblem(given);
+    if (badId !== undefined) return rejected.push({ index, reason: badId });
+    const id = given as string; // idProblem passes strings only
     if (ids.has(id)) return rejected.push({ index, id, reason: `id "${id}" appears twice in this request` });
     if (seen?.has(id)) return rejected.push({ index, id, reason: `id "${id}" already ingested into run "${run.runId}"` });
-    if (typeof o.text !== 'string') return rejected.push({ index, id, reason: `"text" is ${o.text === undefined ? 'missing' : o.text === null ? 'null' : typeof o.text}, not a string` });
+    if (typeof o.text !== 'string') return rejected.push({ index, id, reason: `"text" is ${jsonKind(o.text)}, not a string` });
+    // An open run gives a text no place in rounds: an empty one would only be counted, so it is refused here.
     if (o.text.trim() === '') return rejected.push({ index, id, reason: '"text" is empty' });
     const problem = textProblem(o.text, limits.maxTextBytes);
     if (problem !== undefined) return rejected.push({ index, id, reason: problem });
-    if (o.source !== undefined && (typeof o.source !== 'string' || UNENCODABLE.test(o.source))) return rejected.push({ index, id, reason: '"source" must be a string without NUL characters or lone surrogates' });
+    if (o.source !== undefined && typeof o.source !== 'string') return rejected.push({ index, id, reason: `"source" is ${jsonKind(o.source)}, not a string` });
+    const badSource = o.source === undefined ? undefined : encodingProblem('source', o.source);
+    if (badSource !== undefined) return rejected.push({ index, id, reason: badSource });
     if (room <= 0) return rejected.push({ index, id, reason: `run "${run.runId}" has taken in ${seen!.bound} ids through this server, the most it remembers per run (IPT_MAX_RUN_IDS): open a new run` });
     room--;
     ids.add(id);

@@ -78,18 +78,26 @@ interface InputText {
 /**
  * The embedded batch job: the multi-round method of SPEC §3 (batch form, exactly), with the synthesizer behind
  * any OpenAI-compatible completions endpoint, and the collections templated into pre-training texts (SPEC §4).
- * A text the model cannot take (empty, longer than the model even alone, or failed after every retry) keeps its
- * place as a raw text with no pairs and is reported; the round goes on.
+ * A line that is not a usable text (text-checks.ts), or reuses an earlier line's id, is rejected by line and takes no
+ * place in the rounds. A text the model cannot take (empty, longer than the model even alone, or failed after every
+ * retry) keeps its place as a raw text with no pairs and is reported; the round goes on.
  */
 export async function runAugment(opts: AugmentOptions): Promise<AugmentSummary> {
   const started = Date.now();
   const texts: InputText[] = [];
   const rejects: { line: number; reason: string }[] = [];
+  // An id names one text, as in `pipeline run`: a later line reusing it is rejected, naming the line that has it.
+  const seen = new Map<string, number>();
+  const reject = (line: number, reason: string) => {
+    rejects.push({ line, reason });
+    opts.log(`augment: rejected ${reason}`);
+  };
   for await (const r of readTextRecords(opts.input)) {
-    if (r.ok) texts.push({ id: r.id, text: r.text, line: r.line });
+    if (!r.ok) reject(r.line, r.reason);
+    else if (seen.has(r.id)) reject(r.line, `${opts.input}:${r.line}: id "${r.id}" already used on line ${seen.get(r.id)}`);
     else {
-      rejects.push({ line: r.line, reason: r.reason });
-      opts.log(`augment: rejected ${r.reason}`);
+      seen.set(r.id, r.line);
+      texts.push({ id: r.id, text: r.text, line: r.line });
     }
   }
   const client = new SynthesisPool({

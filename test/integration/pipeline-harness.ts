@@ -14,6 +14,7 @@ import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
 import type { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
+import { serve, type ServeOptions, type Served } from '../../ops/server/serve.ts';
 
 export const tmp = () => mkdtempSync(join(tmpdir(), 'ipt-pipeline-'));
 
@@ -77,4 +78,24 @@ export async function pretrainingTextsOf(prefix: string, runId: string): Promise
     if (x.runId === runId && x.source !== 'general') byId.set(x.id, x.text);
   }
   return [...byId.values()].sort();
+}
+
+/** `ipt serve` in this process on an isolated prefix and database, with the test's token and limits. */
+export async function serveOnStack(
+  iso: { prefix: string; database: string },
+  o: { token: string; llmUrl?: string; withPipeline: boolean; limits: ServeOptions['limits']; lagIntervalMs?: number },
+): Promise<Served> {
+  const values = { prefix: iso.prefix, partitions: '2', 'length-estimate': 'words', ...(o.llmUrl ? { 'llm-url': o.llmUrl } : {}) };
+  const { runId: _, ...runDefaults } = runSettings('test', values);
+  return serve({
+    port: 0,
+    host: '127.0.0.1',
+    token: o.token,
+    pipeline: pipelineOptions('test', values, envFor(iso)),
+    withPipeline: o.withPipeline,
+    limits: o.limits,
+    lagIntervalMs: o.lagIntervalMs ?? 60_000,
+    runDefaults,
+    logger,
+  });
 }

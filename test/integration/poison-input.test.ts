@@ -9,8 +9,7 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { runAugment } from '../../ops/jobs/augment.ts';
 import { auditRun } from '../../ops/jobs/audit.ts';
 import { RunMonitor } from '../../ops/jobs/run-monitor.ts';
-import { serve, type Served } from '../../ops/server/serve.ts';
-import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
+import type { Served } from '../../ops/server/serve.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 import { openRunRecord } from '../../connectors/ingest/run-ingest.ts';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
@@ -22,7 +21,7 @@ import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
-import { cannedServer, envFor, isolated, pretrainingTextsOf, runOnStack, tmp } from './pipeline-harness.ts';
+import { cannedServer, isolated, pretrainingTextsOf, runOnStack, serveOnStack, tmp } from './pipeline-harness.ts';
 import { logger, testConfig, testKafka } from './helpers.ts';
 import {
   FILE_KINDS,
@@ -315,19 +314,7 @@ describe('poison input: 1,000 bad records among good ones, through every entry p
 
     beforeAll(async () => {
       topics = await lowerRawTopicLimit(iso.prefix);
-      const values = { prefix: iso.prefix, 'llm-url': llm.url, partitions: '2', 'length-estimate': 'words' };
-      const { runId: _, ...runDefaults } = runSettings('test', values);
-      served = await serve({
-        port: 0,
-        host: '127.0.0.1',
-        token: TOKEN,
-        pipeline: pipelineOptions('test', values, envFor(iso)),
-        withPipeline: true,
-        limits: { maxRecords: 10_000, maxTextBytes: 1 << 20, bodyBytes: 64 << 20 },
-        lagIntervalMs: 60_000,
-        runDefaults,
-        logger,
-      });
+      served = await serveOnStack(iso, { token: TOKEN, llmUrl: llm.url, withPipeline: true, limits: { maxRecords: 10_000, maxTextBytes: 1 << 20, bodyBytes: 64 << 20 } });
     });
     afterAll(async () => {
       await served?.close();

@@ -2,12 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { inject } from 'vitest';
 import kafkajs, { Partitioners, type Kafka } from 'kafkajs';
-import { serve, type Served } from '../../ops/server/serve.ts';
-import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
+import type { Served } from '../../ops/server/serve.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
-import { envFor, isolated } from './pipeline-harness.ts';
-import { logger, testKafka, uniq } from './helpers.ts';
+import { isolated, serveOnStack } from './pipeline-harness.ts';
+import { testKafka, uniq } from './helpers.ts';
 
 // The limits `ipt serve` runs with by default: a 64 MiB body, 1 MiB texts, 10,000 records per request.
 // Not found by Node's named-export detection in kafkajs's CommonJS entry.
@@ -19,19 +18,7 @@ let served: Served;
 let kafka: Kafka;
 
 beforeAll(async () => {
-  const values = { prefix: iso.prefix, partitions: '2', 'length-estimate': 'words' };
-  const { runId: _, ...runDefaults } = runSettings('test', values);
-  served = await serve({
-    port: 0,
-    host: '127.0.0.1',
-    token: TOKEN,
-    pipeline: pipelineOptions('test', values, envFor(iso)),
-    withPipeline: false,
-    limits: { maxRecords: 10_000, maxTextBytes: 1 << 20, bodyBytes: 64 << 20 },
-    lagIntervalMs: 60_000,
-    runDefaults,
-    logger,
-  });
+  served = await serveOnStack(iso, { token: TOKEN, withPipeline: false, limits: { maxRecords: 10_000, maxTextBytes: 1 << 20, bodyBytes: 64 << 20 } });
   kafka = testKafka();
 });
 afterAll(async () => {

@@ -3,14 +3,13 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
-import { serve, type Served } from '../../ops/server/serve.ts';
-import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
+import type { Served } from '../../ops/server/serve.ts';
 import { RunMonitor } from '../../ops/jobs/run-monitor.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { inject } from 'vitest';
-import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
-import { logger, testKafka } from './helpers.ts';
+import { cannedServer, isolated, runOnStack, serveOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
+import { testKafka } from './helpers.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let llm: RecordedCompletionsServer;
@@ -19,19 +18,7 @@ const iso = isolated();
 
 beforeAll(async () => {
   llm = await cannedServer({ 'Paris is the capital of France.': ' Paris </END>', 'The sky is blue.': ' the sky is blue </END>' });
-  const values = { prefix: iso.prefix, 'llm-url': llm.url, partitions: '2', 'length-estimate': 'words' };
-  const { runId: _, ...runDefaults } = runSettings('test', values);
-  served = await serve({
-    port: 0,
-    host: '127.0.0.1',
-    token: TOKEN,
-    pipeline: pipelineOptions('test', values, envFor(iso)),
-    withPipeline: true,
-    limits: { maxRecords: 100, maxTextBytes: 2000, bodyBytes: 64 * 1024 },
-    lagIntervalMs: 500,
-    runDefaults,
-    logger,
-  });
+  served = await serveOnStack(iso, { token: TOKEN, llmUrl: llm.url, withPipeline: true, limits: { maxRecords: 100, maxTextBytes: 2000, bodyBytes: 64 * 1024 }, lagIntervalMs: 500 });
 });
 afterAll(async () => {
   await served?.close();

@@ -1,0 +1,504 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino, type Logger } from 'pino';
+import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { createKafka } from '../../processors/runtime/kafka-client.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { pipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
+import { clickhouseClient, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
+import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
+import { endpointsEnv } from '../stack/locate.ts';
+import { pipelineOptions, runSettings } from '../cli/pipeline-options.ts';
+import { runPipeline, type PipelineRunSummary } from '../jobs/pipeline-run.ts';
+import { auditRun, type AuditReport } from '../jobs/audit.ts';
+import { freePorts, startPrivateStack, type PrivateStack } from './private-stack.ts';
+import { StageProcess } from './stage-process.ts';
+import { LlmEndpoints } from './llm-endpoints.ts';
+import { interrupted, onInterrupt } from './cleanup.ts';
+
+export const SCENARIOS = ['stage-kill', 'broker-kill', 'llm-outage', 'llm-endpoint-lost', 'clickhouse-outage', 'registry-outage'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export interface ChaosCase {
+  scenario: Scenario;
+  topology: Topology;
+  exactlyOnce: boolean;
+  texts: number;
+  /** stage-kill: how many times the stage process is killed. */
+  kills: number;
+  /** Outage scenarios: how long the service stays down. */
+  outageSeconds: number;
+}
+
+/**
+ * A small matrix for CI (about 2–3 minutes on 2 cores, stack included): a killed stage with exactly-once, an LLM
+ * outage with at-least-once, a ClickHouse outage; the topologies alternate.
+ */
+export const CI_CASES: readonly ChaosCase[] = [
+  { scenario: 'stage-kill', topology: 'fused', exactlyOnce: true, texts: 2000, kills: 3, outageSeconds: 0 },
+  { scenario: 'llm-outage', topology: 'staged', exactlyOnce: false, texts: 2000, kills: 0, outageSeconds: 15 },
+  { scenario: 'clickhouse-outage', topology: 'fused', exactlyOnce: false, texts: 2000, kills: 0, outageSeconds: 15 },
+];
+
+export interface ChaosOptions {
+  cases: ChaosCase[];
+  rounds: number;
+  partitions: number;
+  /** IPT_SESSION_TIMEOUT_MS of the stage processes: a killed member holds its partitions this long. */
+  sessionTimeoutMs: number;
+  runTimeoutMs: number;
+  seed: number;
+  /** Keep the stage processes' and the suite's logs here (else they go with the private stack's folder). */
+  logsDir?: string;
+  log: (line: string) => void;
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  topology: Topology;
+  exactlyOnce: boolean;
+  /** Texts the run was given. */
+  texts: number;
+  /** Distinct texts of the run in the raw topic. */
+  ingested: number;
+  /** Converted, kept raw or dead-lettered. */
+  accounted: number;
+  lost: number;
+  deadLettered: number;
+  /** Mixed records present more than once (by id). */
+  duplicated: number;
+  /** Mixed records read, copies included. */
+  mixedCopies: number;
+  /** Texts with a synthesis row in ClickHouse, against the metric events expected. */
+  metricRows: number;
+  metricRowsExpected: number;
+  extraRows: number;
+  /** Stage processes that exited without being killed (a stage that kept crashing), restarted by the suite. */
+  unplannedExits: number;
+  faults: { kind: string; startS: number; endS: number; recoverS: number }[];
+  /** The worst, over the scenario's faults, of the time from a fault's end to the run moving again (Progress.recoveredAfter). */
+  recoverSeconds: number | null;
+  /** The bounded run returned its summary (rather than failing or timing out). */
+  runCompleted: boolean;
+  /** The run, from ingest to its summary (or to the end of the wait after a failed run). */
+  seconds: number;
+  /** Nothing lost, nothing doubled with exactly-once, every metric row stored once, no dead letter from an LLM fault. */
+  ok: boolean;
+  /** What went wrong, whether or not it cost a text. */
+  problems: string[];
+  notes: string[];
+}
+
+export interface ChaosReport {
+  stack: { startupSeconds: number; services: Record<string, number>; downSeconds: number };
+  settings: { rounds: number; partitions: number; sessionTimeoutMs: number; runTimeoutMs: number; seed: number };
+  scenarios: ScenarioResult[];
+  seconds: number;
+  ok: boolean;
+}
+
+/** Seeded, so that a run's kill moments can be repeated. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One layout per topology: the process that calls the LLM (the one stage-kill kills) and the rest. */
+const LAYOUT: Record<Topology, { victim: StageName[]; rest: StageName[] }> = {
+  staged: { victim: ['synthesis'], rest: ['templating', 'templating-pool', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink'] },
+  fused: { victim: ['fused'], rest: ['evaluation', 'clickhouse-sink'] },
+};
+
+interface Sample {
+  t: number;
+  accounted: number;
+  served: number;
+  rows: number;
+}
+
+/** What the run has done so far, sampled twice a second: accounted texts, LLM prompts answered, ClickHouse rows. */
+class Progress {
+  accounted = 0;
+  rows = 0;
+  readonly samples: Sample[] = [];
+  /** The run returned or failed: the faults stop; sampling goes on until stop(). */
+  done = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly llm: LlmEndpoints,
+    private readonly countRows: () => Promise<number>,
+  ) {}
+
+  served(): number {
+    return this.llm.served();
+  }
+
+  start(): void {
+    const t0 = (this.t0 = Date.now());
+    let busy = false;
+    this.timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void (async () => {
+        // While ClickHouse is down the count stays where it was.
+        this.rows = await this.countRows().catch(() => this.rows);
+        this.samples.push({ t: Date.now() - t0, accounted: this.accounted, served: this.served(), rows: this.rows });
+      })().finally(() => (busy = false));
+    }, 500);
+  }
+
+  private t0 = Date.now();
+  now(): number {
+    return Date.now() - this.t0;
+  }
+
+  endRun(): void {
+    this.done = true;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.done = true;
+  }
+
+  /** Resolves true when cond() holds, false when the run ended first. */
+  async until(cond: () => boolean, pollMs = 100): Promise<boolean> {
+    while (!this.done) {
+      if (cond()) return true;
+      await sleep(pollMs);
+    }
+    return false;
+  }
+
+  /**
+   * Seconds from a fault's end until the run moved again: the LLM answering again, and after that new metric rows in
+   * ClickHouse (one per synthesized text, written by the stage that did the work and stored by the sink). Rows, not
+   * the accounted count: in a run of several rounds a text is accounted for only once its collection's last round is
+   * done, so that count stands still for the whole first round. The run's end when it never moved again.
+   */
+  recoveredAfter(endMs: number, runEndMs: number): number {
+    return Math.max(0, ((this.movedAt(endMs) ?? runEndMs) - endMs) / 1000);
+  }
+
+  /** When (ms into the run) the run moved again after endMs, by the samples so far; undefined while it has not. */
+  movedAt(endMs: number): number | undefined {
+    const before = (t: number) => [...this.samples].reverse().find((s) => s.t <= t) ?? { t, accounted: 0, served: 0, rows: 0 };
+    const atEnd = before(endMs);
+    const working = this.samples.find((s) => s.t > endMs && s.served > atEnd.served);
+    return working && this.samples.find((s) => s.t > working.t && s.rows > before(working.t).rows)?.t;
+  }
+}
+
+interface Fault {
+  kind: string;
+  startMs: number;
+  endMs: number;
+}
+
+interface FaultContext {
+  c: ChaosCase;
+  stack: PrivateStack;
+  llm: LlmEndpoints;
+  victim: StageProcess;
+  progress: Progress;
+  rand: () => number;
+  notes: string[];
+  log: (line: string) => void;
+}
+
+/** Waits until the LLM has answered this share of the run's texts (or the run ended). */
+const reached = (x: FaultContext, share: number) => x.progress.until(() => x.progress.served() >= share * x.c.texts);
+
+/** Each scenario injects its faults while the run goes on and returns them; it stops early when the run ends. */
+const INJECT: Record<Scenario, (x: FaultContext) => Promise<Fault[]>> = {
+  async 'stage-kill'(x) {
+    const faults: Fault[] = [];
+    // Kills land between 5% and 70% of the prompts, so that even the last one finds work left to interrupt.
+    const shares = Array.from({ length: x.c.kills }, () => 0.05 + 0.65 * x.rand()).sort((a, b) => a - b);
+    for (const [i, share] of shares.entries()) {
+      if (!(await reached(x, share))) break;
+      const startMs = x.progress.now();
+      await x.victim.kill();
+      x.victim.start();
+      const endMs = x.progress.now();
+      faults.push({ kind: `kill ${i + 1}`, startMs, endMs });
+      x.log(`kill ${i + 1}/${x.c.kills} at ${(startMs / 1000).toFixed(1)} s (${x.progress.served()} prompts answered); restarted`);
+      // The next kill comes once the run has moved again, so that each kill's recovery is its own.
+      if (!(await x.progress.until(() => x.progress.movedAt(endMs) !== undefined))) break;
+    }
+    if (faults.length < x.c.kills) x.notes.push(`${faults.length} of ${x.c.kills} kills happened before the run ended`);
+    return faults;
+  },
+  async 'broker-kill'(x) {
+    if (!(await reached(x, 0.3))) return [];
+    const startMs = x.progress.now();
+    await x.stack.kill('kafka');
+    x.log(`broker killed at ${(startMs / 1000).toFixed(1)} s; restarting it`);
+    const seconds = await x.stack.restart();
+    x.notes.push(`broker back (healthy) ${seconds.toFixed(1)} s after its kill`);
+    return [{ kind: 'broker killed', startMs, endMs: x.progress.now() }];
+  },
+  async 'llm-outage'(x) {
+    if (!(await reached(x, 0.2))) return [];
+    const startMs = x.progress.now();
+    for (let i = 0; i < x.llm.urls.length; i++) await x.llm.down(i);
+    x.log(`LLM down at ${(startMs / 1000).toFixed(1)} s for ${x.c.outageSeconds} s`);
+    await sleep(x.c.outageSeconds * 1000);
+    for (let i = 0; i < x.llm.urls.length; i++) await x.llm.back(i);
+    return [{ kind: `all LLM endpoints down ${x.c.outageSeconds} s`, startMs, endMs: x.progress.now() }];
+  },
+  async 'llm-endpoint-lost'(x) {
+    if (!(await reached(x, 0.2))) return [];
+    const startMs = x.progress.now();
+    await x.llm.down(1);
+    x.log(`LLM endpoint 2 of 2 down for good at ${(startMs / 1000).toFixed(1)} s`);
+    // It never comes back: the fault "ends" when it starts, and recovery is the pool going on with the other one.
+    return [{ kind: 'one of two LLM endpoints down for good', startMs, endMs: startMs }];
+  },
+  async 'clickhouse-outage'(x) {
+    if (!(await reached(x, 0.1))) return [];
+    const startMs = x.progress.now();
+    // Killed, not terminated: a SIGTERMed 18.16 server can go on answering a busy connection for many seconds.
+    await x.stack.kill('clickhouse');
+    x.log(`ClickHouse killed at ${(startMs / 1000).toFixed(1)} s, back in ${x.c.outageSeconds} s`);
+    await sleep(x.c.outageSeconds * 1000);
+    await x.stack.restart();
+    return [{ kind: `ClickHouse down ${x.c.outageSeconds} s`, startMs, endMs: x.progress.now() }];
+  },
+  async 'registry-outage'(x) {
+    if (!(await reached(x, 0.2))) return [];
+    const startMs = x.progress.now();
+    await x.stack.kill('schema-registry');
+    x.log(`schema registry killed at ${(startMs / 1000).toFixed(1)} s, back in ${x.c.outageSeconds} s`);
+    await sleep(x.c.outageSeconds * 1000);
+    await x.stack.restart();
+    return [{ kind: `schema registry down ${x.c.outageSeconds} s`, startMs, endMs: x.progress.now() }];
+  },
+};
+
+function writeCorpus(path: string, n: number): void {
+  const lines: string[] = [];
+  for (const [i, t] of sampleTexts(n, { runId: '', bytes: 200, prefix: 'doc' }).entries()) lines.push(JSON.stringify({ id: t.id, text: t.text.slice(0, 120 + ((i * 37) % 80)) }));
+  writeFileSync(path, lines.join('\n') + '\n');
+}
+
+async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsDir: string, logger: Logger, index: number): Promise<ScenarioResult> {
+  const tag = `${c.scenario}-${c.topology}-${c.exactlyOnce ? 'eo' : 'alo'}`;
+  const id = randomUUID().slice(0, 6);
+  const prefix = `chaos-${tag}-${id}`;
+  const runId = `chaos-${tag}-${id}`;
+  const notes: string[] = [];
+  const log = (l: string) => o.log(`[${tag}] ${l}`);
+  const corpus = join(logsDir, `${tag}-${id}.jsonl`);
+  const short = (p: StageProcess) => p.name.slice(tag.length + id.length + 2);
+  writeCorpus(corpus, c.texts);
+
+  const llm = await LlmEndpoints.start(c.scenario === 'llm-endpoint-lost' ? 2 : 1);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...endpointsEnv(stack.endpoints),
+    IPT_EXACTLY_ONCE: String(c.exactlyOnce),
+    IPT_SESSION_TIMEOUT_MS: String(o.sessionTimeoutMs),
+    IPT_LOG_LEVEL: process.env.IPT_LOG_LEVEL ?? 'warn',
+  };
+  delete env.IPT_TOPIC_PREFIX;
+  delete env.IPT_TOPOLOGY;
+  const common = ['--prefix', prefix, '--partitions', String(o.partitions), '--topology', c.topology, '--llm-url', llm.urls.join(',')];
+  const [victimPort, restPort] = await freePorts(2);
+  const victim = new StageProcess(`${tag}-${id}-${LAYOUT[c.topology].victim.join('+')}`, [...common, '--stages', LAYOUT[c.topology].victim.join(',')], env, logsDir, victimPort!);
+  const rest = new StageProcess(`${tag}-${id}-rest`, [...common, '--stages', LAYOUT[c.topology].rest.join(',')], env, logsDir, restPort!);
+  const forget = onInterrupt(async () => {
+    await Promise.allSettled([victim.kill(), rest.kill()]);
+    await llm.stop();
+  });
+
+  const values = { prefix, partitions: String(o.partitions), rounds: String(o.rounds), 'length-estimate': 'words', run: runId, 'llm-url': llm.urls.join(','), topology: c.topology };
+  const pipeline = pipelineOptions('chaos', values, env);
+  const ch = clickhouseClient(pipeline.clickhouse.url, pipeline.clickhouse.database);
+  const countRows = async () => Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM synthesis_metrics WHERE run_id = ${sqlString(runId)}`))[0]?.n ?? 0);
+  const progress = new Progress(llm, countRows);
+  const rand = random(o.seed + index);
+  let summary: PipelineRunSummary | undefined;
+  let audit: AuditReport | undefined;
+  let faults: Fault[] = [];
+  let runMs = 0;
+  try {
+    // Created here, once: two processes creating a fresh prefix's topics at the same moment can fail at start-up
+    // (one sees "already exists" and goes on before the other's partitions have leaders).
+    await ensurePipelineTopics({ runtime: pipeline.runtime, prefix, partitions: o.partitions, logger });
+    log(`starting stage processes (${LAYOUT[c.topology].victim.join(',')} | ${LAYOUT[c.topology].rest.join(',')})`);
+    rest.start();
+    victim.start();
+    await Promise.all([rest.ready(), victim.ready()]);
+    // A stage process that exits by itself (a stage that kept crashing) is restarted, and counted.
+    rest.supervise();
+    victim.supervise();
+    progress.start();
+    const run = runPipeline({
+      input: corpus,
+      settings: runSettings('chaos', values),
+      pipeline,
+      startStages: false,
+      timeoutMs: o.runTimeoutMs,
+      log: (line) => {
+        const m = /: (\d+)\/(\d+) texts accounted for/.exec(line);
+        if (m) {
+          const n = Number(m[1]);
+          // A line per tenth of the run, not per batch.
+          if (Math.floor((10 * n) / c.texts) > Math.floor((10 * progress.accounted) / c.texts)) log(`${n}/${c.texts} texts accounted for (${(progress.now() / 1000).toFixed(0)} s)`);
+          progress.accounted = n;
+        } else log(line);
+      },
+      logger,
+    });
+    // Handled at once: a fault that cannot be injected (a service that does not come back) must not crash the suite.
+    const injected = INJECT[c.scenario]({ c, stack, llm, victim, progress, rand, notes, log }).catch((err: Error) => {
+      notes.push(`injecting the fault failed: ${err.message.slice(0, 400)}`);
+      return [] as Fault[];
+    });
+    const outcome = await run.then(
+      (s) => ({ ok: true as const, s }),
+      (err: Error) => ({ ok: false as const, err }),
+    );
+    runMs = progress.now();
+    progress.endRun();
+    faults = await injected;
+    if (outcome.ok) summary = outcome.s;
+    else {
+      notes.push(`run failed: ${outcome.err.message.slice(0, 400)}`);
+      // The run gave up, the stages need not have: with the faults over, give the sink a minute to store what it
+      // holds, so that the audit tells a lost row from a run that stopped waiting for it.
+      const t0 = Date.now();
+      const rowsNow = async () => Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM synthesis_metrics FINAL WHERE run_id = ${sqlString(runId)}`).catch(() => [{ n: '-1' }]))[0]?.n ?? 0);
+      const before = await rowsNow();
+      let rows = before;
+      while (rows < c.texts && Date.now() - t0 < 60_000) {
+        await sleep(1000);
+        rows = await rowsNow();
+      }
+      notes.push(`after the failed run the stages went on: ClickHouse rows ${before} → ${rows} within ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      // Recovery is then measured up to the end of that wait.
+      runMs = progress.now();
+    }
+    progress.stop();
+    for (const p of [victim, rest]) {
+      p.supervise(false);
+      for (const e of p.unplannedExits) notes.push(`${short(p)} exited by itself (code ${e.code}${e.signal ? `, ${e.signal}` : ''}) and was restarted: ${e.lastLines.slice(-600)}`);
+    }
+    // Stopped before the audit, so that nothing they still write is missed; the graceful stop's time is a figure too.
+    for (const p of [victim, rest]) {
+      const s = await p.stop();
+      notes.push(`SIGTERM: ${short(p)} stopped in ${s.seconds.toFixed(1)} s${s.killed ? ' (killed after the grace period)' : s.code ? ` (exit ${s.code})` : ''}`);
+    }
+    const kafka = createKafka({ brokers: stack.endpoints.brokers, clientId: 'ipt-chaos-audit', logger });
+    audit = await auditRun({ kafka, serde: new AvroSerde(stack.endpoints.registryUrl), topics: pipelineTopics(prefix), clickhouse: ch, runId });
+  } catch (err) {
+    notes.push(`scenario failed: ${(err as Error).message.slice(0, 600)}`);
+  } finally {
+    progress.stop();
+    await Promise.allSettled([victim.kill(), rest.kill()]);
+    await llm.stop();
+    await ch.close();
+    forget();
+  }
+
+  const endMs = runMs || progress.now();
+  // The samples behind the recovery figures, for a closer look (kept with --logs).
+  writeFileSync(join(logsDir, `${tag}-${id}-progress.json`), JSON.stringify({ faults, samples: progress.samples }));
+  const measured = faults.map((f) => ({ kind: f.kind, startS: f.startMs / 1000, endS: f.endMs / 1000, recoverS: progress.recoveredAfter(f.endMs, endMs) }));
+  const lost = audit?.lost ?? c.texts;
+  const duplicated = audit?.mixed.duplicated ?? 0;
+  if (audit && audit.lostIds.length) notes.push(`lost, e.g.: ${audit.lostIds.slice(0, 5).join(', ')}`);
+  if (audit && audit.mixed.duplicatedIds.length) notes.push(`duplicated in the mix, e.g.: ${audit.mixed.duplicatedIds.slice(0, 5).join(', ')}`);
+  if (audit && audit.deadLettered > 0) notes.push(`dead-lettered: ${summary?.deadLetters.slice(0, 3).map((d) => `${d.id} (${d.stage}): ${d.reason}`).join('; ') ?? audit.deadLettered}`);
+  if (audit && !audit.ok) notes.push(`audit: missing from mix ${audit.mixed.missingFromMix}, metric events missing ${audit.metrics.missingEvents}, rows missing ${audit.metrics.missingRows}`);
+  notes.push(`LLM prompts answered: ${llm.served()}`);
+  // The product's goals decide `ok`: nothing lost, nothing doubled with exactly-once, every metric row stored once, and
+  // an LLM fault within the deadline costs time, not dead letters. A run that failed without losing anything, or a
+  // stage process that had to be restarted, is a problem to fix but not a lost text.
+  const problems: string[] = [];
+  const goal = (holds: boolean, problem: string) => holds || void problems.push(problem);
+  const okGoals = [
+    goal(audit !== undefined, 'no audit: the scenario did not get that far'),
+    goal(faults.length > 0, 'no fault was injected'),
+    goal(lost === 0, `${lost} texts lost`),
+    goal(!c.exactlyOnce || duplicated === 0, `${duplicated} texts duplicated with exactly-once`),
+    goal(!audit || audit.ok, 'the audit found texts missing from the mix, or metric events or rows missing'),
+    goal(!audit || audit.metrics.extraRows === 0, `${audit?.metrics.extraRows} extra ClickHouse rows`),
+    goal(!(c.scenario === 'llm-outage' || c.scenario === 'llm-endpoint-lost') || audit?.deadLettered === 0, `${audit?.deadLettered} texts dead-lettered by an LLM fault within the deadline`),
+  ].every(Boolean);
+  if (!summary) problems.push('the bounded run did not return its summary (see notes)');
+  const unplannedExits = victim.unplannedExits.length + rest.unplannedExits.length;
+  if (unplannedExits) problems.push(`${unplannedExits} stage process exit(s) nobody asked for`);
+  const ok = okGoals;
+  return {
+    scenario: c.scenario,
+    topology: c.topology,
+    exactlyOnce: c.exactlyOnce,
+    texts: c.texts,
+    ingested: audit?.texts ?? summary?.ingested ?? 0,
+    accounted: audit?.accounted ?? 0,
+    lost,
+    deadLettered: audit?.deadLettered ?? summary?.deadLettered ?? 0,
+    duplicated,
+    mixedCopies: audit?.mixed.copies ?? 0,
+    metricRows: audit?.metrics.clickhouseRows ?? 0,
+    metricRowsExpected: audit?.metrics.expected ?? 0,
+    extraRows: audit?.metrics.extraRows ?? 0,
+    unplannedExits,
+    runCompleted: summary !== undefined,
+    faults: measured.map((f) => ({ ...f, startS: round1(f.startS), endS: round1(f.endS), recoverS: round1(f.recoverS) })),
+    recoverSeconds: measured.length ? round1(Math.max(...measured.map((f) => f.recoverS))) : null,
+    seconds: round1((summary?.seconds ?? endMs / 1000)),
+    ok,
+    problems,
+    notes,
+  };
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/** Brings a private stack up, runs each case on it in turn, and takes it down again, also when a case or the suite fails. */
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const started = Date.now();
+  const stack = await startPrivateStack({ log: o.log });
+  o.log(`private stack up in ${stack.startup.seconds} s at ${stack.dir}`);
+  const logsDir = o.logsDir ?? join(stack.dir, 'chaos-logs');
+  mkdirSync(logsDir, { recursive: true });
+  // The suite's own clients log to a file: a killed broker makes kafkajs write hundreds of lines.
+  const dest = pino.destination({ dest: join(logsDir, 'chaos.log'), sync: false, mkdir: true });
+  const logger = pino({ name: 'ipt-chaos', level: process.env.IPT_LOG_LEVEL ?? 'warn' }, dest);
+  const results: ScenarioResult[] = [];
+  let downSeconds = 0;
+  try {
+    for (const [i, c] of o.cases.entries()) {
+      if (interrupted()) break;
+      o.log(`scenario ${i + 1}/${o.cases.length}: ${c.scenario}, ${c.topology}, exactly-once ${c.exactlyOnce ? 'on' : 'off'}, ${c.texts} texts`);
+      const r = await runCase(c, o, stack, logsDir, logger, i);
+      o.log(`  → ${r.ok ? 'ok' : 'FAILED'}: ${r.accounted}/${r.ingested} accounted, ${r.lost} lost, ${r.duplicated} duplicated, ${r.metricRows}/${r.metricRowsExpected} rows, recover ${r.recoverSeconds} s, ${r.seconds} s`);
+      results.push(r);
+    }
+  } finally {
+    await new Promise<void>((r) => dest.flush(() => r()));
+    const t0 = Date.now();
+    await stack.dispose();
+    downSeconds = (Date.now() - t0) / 1000;
+  }
+  return {
+    stack: { startupSeconds: stack.startup.seconds, services: stack.startup.services, downSeconds },
+    settings: { rounds: o.rounds, partitions: o.partitions, sessionTimeoutMs: o.sessionTimeoutMs, runTimeoutMs: o.runTimeoutMs, seed: o.seed },
+    scenarios: results,
+    seconds: round1((Date.now() - started) / 1000),
+    ok: results.length > 0 && results.every((r) => r.ok),
+  };
+}

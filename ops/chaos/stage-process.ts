@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * `ipt pipeline up --stages …` as an OS process of its own (node itself is the pid, so SIGKILL hits the stages and
+ * nothing else), restarted with the same arguments and environment: the same consumer groups and, with exactly-once,
+ * the same transactional ids, so the new process fences the killed one's open transactions.
+ */
+export class StageProcess {
+  private child: ChildProcess | undefined;
+  private exit: Promise<void> = Promise.resolve();
+  starts = 0;
+  /** Exits nobody asked for, each restarted as a supervisor (systemd, Kubernetes) would. */
+  readonly unplannedExits: { code: number | null; signal: string | null; lastLines: string }[] = [];
+  private planned = true;
+  private supervised = false;
+
+  constructor(
+    readonly name: string,
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logDir: string,
+    /** Where its ops server answers /readyz (IPT_METRICS_PORT). */
+    private readonly metricsPort: number,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  get logFile(): string {
+    return join(this.logDir, `${this.name}.log`);
+  }
+
+  /** Spawns the process; resolves at once (see ready()). */
+  start(): void {
+    if (this.pid !== undefined) throw new Error(`${this.name} is already running (pid ${this.pid})`);
+    this.starts++;
+    const out = openSync(this.logFile, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), 'pipeline', 'up', ...this.args], {
+      cwd: REPO,
+      env: { ...this.env, IPT_METRICS_PORT: String(this.metricsPort) },
+      stdio: ['ignore', out, out],
+    });
+    closeSync(out);
+    this.child = child;
+    this.planned = false;
+    this.exit = new Promise((r) =>
+      child.once('exit', (code, signal) => {
+        r();
+        if (this.planned || !this.supervised) return;
+        this.unplannedExits.push({ code, signal, lastLines: this.tail(3) });
+        setTimeout(() => {
+          if (this.supervised && this.pid === undefined && !this.planned) this.start();
+        }, 1000);
+      }),
+    );
+  }
+
+  /** From now on an exit that kill()/stop() did not ask for is recorded and followed by a restart a second later. */
+  supervise(on = true): void {
+    this.supervised = on;
+  }
+
+  /** Resolves when every stage of the process has joined its group (/readyz); fails when the process exits first. */
+  async ready(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.pid === undefined) throw new Error(`${this.name} exited (code ${this.child?.exitCode}, signal ${this.child?.signalCode}) before it was ready:\n${this.tail()}`);
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.metricsPort}/readyz`, { signal: AbortSignal.timeout(1000) });
+        await res.arrayBuffer();
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(200);
+    }
+    throw new Error(`${this.name} was not ready within ${timeoutMs / 1000} s:\n${this.tail()}`);
+  }
+
+  async kill(): Promise<void> {
+    const pid = this.pid;
+    this.planned = true;
+    if (pid === undefined) return;
+    this.child!.kill('SIGKILL');
+    await this.exit;
+  }
+
+  /** SIGTERM (a graceful stop: the batch in flight is finished and committed); SIGKILL after graceMs. Returns the seconds it took. */
+  async stop(graceMs = 45_000): Promise<{ seconds: number; code: number | null; killed: boolean }> {
+    const t0 = Date.now();
+    this.planned = true;
+    if (this.pid === undefined) return { seconds: 0, code: this.child?.exitCode ?? null, killed: false };
+    this.child!.kill('SIGTERM');
+    const timedOut = await Promise.race([this.exit.then(() => false), sleep(graceMs).then(() => true)]);
+    if (timedOut) await this.kill();
+    return { seconds: (Date.now() - t0) / 1000, code: this.child!.exitCode, killed: timedOut };
+  }
+
+  tail(lines = 20): string {
+    if (!existsSync(this.logFile)) return '(no log)';
+    return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+  }
+}

@@ -1,0 +1,118 @@
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { intOption, parse, UsageError } from './args.ts';
+
+const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-kill,llm-outage,llm-endpoint-lost,clickhouse-outage,registry-outage]
+      [--topologies staged,fused] [--exactly-once on|off|both] [--texts N] [--kills K] [--outage-s D] [--rounds M=2]
+      [--session-timeout-ms MS=10000] [--run-timeout-ms MS=1800000, --ci 300000] [--seed S] [--logs DIR] [--save FILE|DIR/]
+  Runs bounded pipeline runs on a private stack of its own (temporary folder, free ports) while injecting faults, and
+  reports per scenario what was ingested, accounted for, lost and duplicated, the ClickHouse rows, and the time to
+  recover. Exit 0 when every scenario met the goals (ok: no text lost, none duplicated with exactly-once, every metric
+  row stored once, no dead letter from an LLM fault), else 1; other problems (a failed run, a stage process that had
+  to be restarted) are listed per scenario.`;
+
+/** The full matrix's sizes: a long stage-kill run, shorter runs for the outages (they stall the run anyway). */
+const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60 };
+
+export async function chaosCommand(argv: string[]): Promise<number> {
+  const { values } = parse('chaos', argv, {
+    json: { type: 'boolean' },
+    ci: { type: 'boolean' },
+    scenarios: { type: 'string' },
+    topologies: { type: 'string' },
+    'exactly-once': { type: 'string' },
+    texts: { type: 'string' },
+    kills: { type: 'string' },
+    'outage-s': { type: 'string' },
+    rounds: { type: 'string' },
+    'session-timeout-ms': { type: 'string' },
+    'run-timeout-ms': { type: 'string' },
+    seed: { type: 'string' },
+    logs: { type: 'string' },
+    save: { type: 'string' },
+    help: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { CI_CASES, SCENARIOS, runChaos } = await import('../chaos/chaos.ts');
+  type Scenario = (typeof SCENARIOS)[number];
+  type Case = Parameters<typeof runChaos>[0]['cases'][number];
+  const list = <T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] | undefined => {
+    if (raw === undefined) return undefined;
+    const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const i of items) if (!allowed.includes(i as T)) throw new UsageError(`chaos: --${name}: unknown "${i}" (one of ${allowed.join(', ')})\n${USAGE}`);
+    if (items.length === 0) throw new UsageError(`chaos: --${name} is empty\n${USAGE}`);
+    return items as T[];
+  };
+  const scenarios = list('scenarios', values.scenarios, SCENARIOS);
+  const topologies = list<Topology>('topologies', values.topologies, ['staged', 'fused']);
+  const eoRaw = values['exactly-once'];
+  if (eoRaw !== undefined && !['on', 'off', 'both'].includes(eoRaw)) throw new UsageError(`chaos: --exactly-once must be on, off or both (got ${eoRaw})`);
+  const exactlyOnce = eoRaw === undefined ? undefined : eoRaw === 'both' ? [true, false] : [eoRaw === 'on'];
+  const texts = values.texts === undefined ? undefined : intOption('chaos', 'texts', values.texts, 0, 10);
+  const kills = values.kills === undefined ? undefined : intOption('chaos', 'kills', values.kills, 0);
+  const outageSeconds = values['outage-s'] === undefined ? undefined : intOption('chaos', 'outage-s', values['outage-s'], 0);
+
+  let cases: Case[];
+  if (values.ci) {
+    cases = CI_CASES.filter((c) => !scenarios || scenarios.includes(c.scenario))
+      .filter((c) => !topologies || topologies.includes(c.topology))
+      .filter((c) => !exactlyOnce || exactlyOnce.includes(c.exactlyOnce))
+      .map((c) => ({ ...c, texts: texts ?? c.texts, kills: kills ?? c.kills, outageSeconds: outageSeconds ?? c.outageSeconds }));
+  } else {
+    cases = [];
+    for (const scenario of scenarios ?? SCENARIOS)
+      for (const topology of topologies ?? (['staged', 'fused'] as Topology[]))
+        for (const eo of exactlyOnce ?? [true, false])
+          cases.push({
+            scenario: scenario as Scenario,
+            topology,
+            exactlyOnce: eo,
+            texts: texts ?? (scenario === 'stage-kill' ? FULL.stageKillTexts : FULL.texts),
+            kills: kills ?? FULL.kills,
+            outageSeconds: outageSeconds ?? FULL.outageSeconds,
+          });
+  }
+  if (cases.length === 0) throw new UsageError(`chaos: the flags leave no scenario to run\n${USAGE}`);
+
+  const log = (l: string) => process.stderr.write(`chaos: ${l}\n`);
+  const report = await runChaos({
+    cases,
+    rounds: intOption('chaos', 'rounds', values.rounds, 2),
+    partitions: 4,
+    sessionTimeoutMs: intOption('chaos', 'session-timeout-ms', values['session-timeout-ms'], 10_000, 6000),
+    runTimeoutMs: intOption('chaos', 'run-timeout-ms', values['run-timeout-ms'], values.ci ? 300_000 : 1_800_000),
+    seed: intOption('chaos', 'seed', values.seed, Date.now() % 1_000_000, 0),
+    logsDir: values.logs,
+    log,
+  });
+
+  if (values.save) {
+    const recordedAt = new Date().toISOString();
+    // A folder gets a dated file, so results of several sessions sit side by side.
+    const isDir = values.save.endsWith('/') || (existsSync(values.save) && statSync(values.save).isDirectory());
+    const path = isDir ? join(values.save, `chaos-${recordedAt.replace(/[-:]/g, '').replace(/\..*/, '')}.json`) : values.save;
+    mkdirSync(dirname(path), { recursive: true });
+    const machine = { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+    writeFileSync(path, JSON.stringify({ recordedAt, command: ['ipt', 'chaos', ...argv].join(' '), machine, ...report }, null, 2) + '\n');
+    log(`results saved to ${path}`);
+  }
+  if (values.json) console.log(JSON.stringify(report));
+  else {
+    console.log(`chaos: private stack up in ${report.stack.startupSeconds} s; ${report.scenarios.length} scenario(s) in ${report.seconds} s`);
+    for (const r of report.scenarios) {
+      console.log(
+        `  ${r.ok ? 'ok    ' : 'FAILED'} ${r.scenario} ${r.topology} exactly-once ${r.exactlyOnce ? 'on ' : 'off'}: ${r.ingested} ingested, ${r.accounted} accounted, ${r.lost} lost, ` +
+          `${r.duplicated} duplicated, ${r.deadLettered} dead-lettered, rows ${r.metricRows}/${r.metricRowsExpected}, ${r.faults.length} fault(s), recover ${r.recoverSeconds ?? '-'} s, ` +
+          `${r.seconds} s`,
+      );
+      for (const p of r.problems) console.log(`      problem: ${p}`);
+      if (r.problems.length) for (const n of r.notes) console.log(`      ${n.split('\n').join('\n      ')}`);
+    }
+  }
+  return report.ok ? 0 : 1;
+}

@@ -29,7 +29,7 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
       () =>
       ({ level, log }: LogEntry) => {
         const { message, ...rest } = log;
-        const retried = level === logLevel.ERROR && typeof rest.error === 'string' && RETRIABLE_ANSWERS.has(rest.error);
+        const retried = level === logLevel.ERROR && (RETRIABLE_ANSWERS.has(String(rest.error)) || (rest.retryCount !== undefined && RETRIABLE_ANSWERS.has(message.slice(message.indexOf(': ') + 2))));
         opts.logger[retried ? 'debug' : (levels[level] ?? 'info')]({ kafkajs: rest }, message);
       },
   });

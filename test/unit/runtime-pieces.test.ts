@@ -34,8 +34,9 @@ describe('kafkajs log lines', () => {
     const kafka = createKafka({ brokers: ['127.0.0.1:1'], clientId: 't', logger: capture as never });
     kafka.logger().error('Response GroupCoordinator(key: 10, version: 2)', { error: 'The group coordinator is not available' });
     kafka.logger().error('Response Produce(key: 0, version: 7)', { error: 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing' });
+    kafka.logger().error('Failed to send messages: The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing', { retryCount: 0, retryTime: 20 });
     kafka.logger().error('Crash: KafkaJSNonRetriableError: The coordinator is not aware of this member', { error: 'The coordinator is not aware of this member' });
-    expect(seen.map(([l]) => l)).toEqual(['debug', 'debug', 'error']);
+    expect(seen.map(([l]) => l)).toEqual(['debug', 'debug', 'debug', 'error']);
   });
 });
 

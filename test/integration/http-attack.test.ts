@@ -395,10 +395,13 @@ describe('injection through query and path parameters', () => {
     const record = '{"records":[{"id":"sneaked","text":"Should not be stored."}]}';
     const segments = [...nasty.map(encodeURIComponent), '%00', '%E0%A4%A', '%', '..%2Ftarget', 'target%2F..%2Ftarget', 'target%00', 'target%20', 'TARGET', '__proto__', 'constructor', 'x'.repeat(1025), 'x'.repeat(100_000)];
     for (const seg of segments) {
+      // Past Node's 16 KiB header limit the server answers 431 and closes while the request is still arriving; the
+      // kernel's reset can then swallow that answer (status 0 here). Either way nothing reaches a handler.
+      const allowed = seg.length > 16_384 ? [0, 431] : [400, 404, 414, 431];
       const texts = await raw(serve, 'POST', `/v1/runs/${seg}/texts`, bearer(TOKEN), record);
-      expect([400, 404, 414, 431], `texts ${seg.slice(0, 60)}: ${texts.body.slice(0, 200)}`).toContain(texts.status);
+      expect(allowed, `texts ${seg.slice(0, 60)}: ${texts.body.slice(0, 200)}`).toContain(texts.status);
       const job = await raw(serve, 'GET', `/v1/jobs/${seg}`, bearer(TOKEN));
-      expect([400, 404, 414, 431], `jobs ${seg.slice(0, 60)}: ${job.body.slice(0, 200)}`).toContain(job.status);
+      expect(allowed, `jobs ${seg.slice(0, 60)}: ${job.body.slice(0, 200)}`).toContain(job.status);
     }
     // The sneaked record reached no run: sending it to the target now is its first arrival.
     const first = await raw(serve, 'POST', '/v1/runs/target/texts', bearer(TOKEN), record);

@@ -200,15 +200,32 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
       left(),
       () => `metric events (${settled()}/${synthesized} synthesis, ${events('evaluation')}/${expectedEvaluations} evaluation)`,
     );
-    let rows = await metricRowCounts(ch, runId);
+    // ClickHouse may be down now (the sink waits it out): its queries are asked again until the run's deadline.
+    let outage: string | undefined;
+    const ask = async <T>(query: () => Promise<T>): Promise<T> => {
+      for (;;) {
+        try {
+          const v = await query();
+          if (outage) opts.log(`pipeline: ClickHouse answers again`);
+          outage = undefined;
+          return v;
+        } catch (err) {
+          if (Date.now() > deadline) throw new JobError(`ClickHouse at ${clickhouse.url} did not answer before the run's deadline: ${(err as Error).message}`);
+          if (!outage) opts.log(`pipeline: ClickHouse does not answer (${(outage = (err as Error).message)}); asking again`);
+          stagesAlive();
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    };
+    let rows = await ask(() => metricRowCounts(ch, runId));
     const wantRows = { synthesis: events('synthesis'), evaluation: events('evaluation') };
     while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ClickHouse: ${JSON.stringify(rows)} of ${JSON.stringify(wantRows)} metric rows stored`);
       stagesAlive();
       await new Promise((r) => setTimeout(r, 250));
-      rows = await metricRowCounts(ch, runId);
+      rows = await ask(() => metricRowCounts(ch, runId));
     }
-    const summary = summarize(run, expected.size, input.rejects, monitor, expected, rows, await roundAggregates(ch, runId), await f1ByDataset(ch, runId), started);
+    const summary = summarize(run, expected.size, input.rejects, monitor, expected, rows, await ask(() => roundAggregates(ch, runId)), await ask(() => f1ByDataset(ch, runId)), started);
     if (opts.output) summary.output = { path: opts.output, records: await writeMixedFile(opts.output, monitor.mixed.values()) };
     return summary;
   } finally {

@@ -6,7 +6,9 @@ import { pino, type Logger } from 'pino';
 import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { pipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { pipelineTopics, runOfKey, type PipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { scanToEnd } from '../../processors/runtime/topic-io.ts';
+import type { Kafka } from 'kafkajs';
 import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
 import { clickhouseClient, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
 import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
@@ -286,6 +288,22 @@ const INJECT: Record<Scenario, (x: FaultContext) => Promise<Fault[]>> = {
   },
 };
 
+/** Per topic of the chain, how many of the run's keys are there more than once (committed records only). */
+async function doubledKeys(kafka: Kafka, t: PipelineTopics, runId: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const topic of [t.requests, t.results, t.pool, t.augmented, t.mixed]) {
+    const seen = new Map<string, number>();
+    await scanToEnd(kafka, topic, (messages) => {
+      for (const m of messages) {
+        const key = m.key?.toString() ?? '';
+        if (runOfKey(key) === runId) seen.set(key, (seen.get(key) ?? 0) + 1);
+      }
+    });
+    out[topic.slice(t.prefix.length + 1)] = [...seen.values()].filter((n) => n > 1).length;
+  }
+  return out;
+}
+
 function writeCorpus(path: string, n: number): void {
   const lines: string[] = [];
   for (const [i, t] of sampleTexts(n, { runId: '', bytes: 200, prefix: 'doc' }).entries()) lines.push(JSON.stringify({ id: t.id, text: t.text.slice(0, 120 + ((i * 37) % 80)) }));
@@ -402,6 +420,8 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
     }
     const kafka = createKafka({ brokers: stack.endpoints.brokers, clientId: 'ipt-chaos-audit', logger });
     audit = await auditRun({ kafka, serde: new AvroSerde(stack.endpoints.registryUrl), topics: pipelineTopics(prefix), clickhouse: ch, runId });
+    // Doubles with exactly-once should not happen: say in which topic they first appear, for whoever looks into it.
+    if (c.exactlyOnce && audit.mixed.duplicated > 0) notes.push(`keys present more than once, by topic: ${JSON.stringify(await doubledKeys(kafka, pipelineTopics(prefix), runId))}`);
   } catch (err) {
     notes.push(`scenario failed: ${(err as Error).message.slice(0, 600)}`);
   } finally {

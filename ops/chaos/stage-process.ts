@@ -14,7 +14,6 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export class StageProcess {
   private child: ChildProcess | undefined;
   private exit: Promise<void> = Promise.resolve();
-  starts = 0;
   /** Exits nobody asked for, each restarted as a supervisor (systemd, Kubernetes) would. */
   readonly unplannedExits: { code: number | null; signal: string | null; lastLines: string }[] = [];
   private planned = true;
@@ -40,7 +39,6 @@ export class StageProcess {
   /** Spawns the process; resolves at once (see ready()). */
   start(): void {
     if (this.pid !== undefined) throw new Error(`${this.name} is already running (pid ${this.pid})`);
-    this.starts++;
     const out = openSync(this.logFile, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), 'pipeline', 'up', ...this.args], {
       cwd: REPO,

@@ -85,7 +85,7 @@ export async function startProcessor<In, Outputs extends string>(
     outputSchemas.set(name, { topic: o.topic, schema, batch: o.batched && { item: batchItemType(schema), key: o.batched.key } });
   }
 
-  const producer: Producer = cfg.exactlyOnce
+  const newProducer = (): Producer => cfg.exactlyOnce
     ? kafka.producer({
         transactionalId: `${spec.name}-${cfg.instanceId}`,
         idempotent: true,
@@ -96,7 +96,24 @@ export async function startProcessor<In, Outputs extends string>(
         retry: { initialRetryTime: 20, maxRetryTime: 1000, retries: 10 },
       })
     : kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  let producer = newProducer();
   await producer.connect();
+  /**
+   * A transaction that failed part-way (a broker killed during its commit) can leave kafkajs's transactional producer
+   * in a state it never leaves ("Cannot call beginTransaction in state COMMITTING"). A new producer with the same
+   * transactional id starts clean: initialising it fences the old one and aborts whatever it left open.
+   */
+  const replaceProducer = async (): Promise<void> => {
+    const old = producer;
+    producer = newProducer();
+    await old.disconnect().catch(() => undefined);
+    try {
+      await producer.connect();
+    } catch (err) {
+      // The broker may still be down: the next transaction connects it (or fails, and the batch is retried).
+      logger.warn({ err: (err as Error).message }, 'transactional producer not reconnected yet');
+    }
+  };
 
   // Heartbeats go out ten times per session, also while a chunk waits (eachBatch).
   const heartbeatMs = Math.floor(cfg.sessionTimeoutMs / 10);
@@ -305,13 +322,16 @@ export async function startProcessor<In, Outputs extends string>(
       if (uncommitted === undefined) return;
       const next = (BigInt(uncommitted) + 1n).toString();
       if (cfg.exactlyOnce) {
-        const txn = await producer.transaction();
+        let txn: Awaited<ReturnType<Producer['transaction']>> | undefined;
         try {
+          txn = await producer.transaction();
           if (txnMessages.length > 0) await txn.sendBatch({ topicMessages: txnMessages, acks: -1 });
           await txn.sendOffsets({ consumerGroupId: spec.name, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
           await txn.commit();
         } catch (err) {
-          await txn.abort().catch(() => undefined);
+          await txn?.abort().catch(() => undefined);
+          logger.warn({ err: (err as Error).message }, 'transaction failed: aborted, and the batch will be read again with a new producer');
+          await replaceProducer();
           throw err;
         }
       } else {

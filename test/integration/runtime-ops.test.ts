@@ -1,3 +1,4 @@
+import { ensureTopics } from '../../processors/runtime/topics.ts';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { stackConfig } from '../../ops/stack/stack-config.ts';
 import { registryService } from '../../ops/stack/services.ts';
@@ -65,6 +66,22 @@ describe('runtime operations on the real stack', () => {
     await proc.stop();
     expect(new Set(got.messages.map((m) => m.key!.toString())).size).toBe(3000);
     expect((await metrics.paused.get()).values[0]?.value).toBe(0);
+  });
+
+  it('two processes creating the same new topics at once both return with every partition led', async () => {
+    const topics = Array.from({ length: 6 }, (_, i) => uniq(`it.race.${i}`));
+    const specs = topics.map((topic) => ({ topic, partitions: 4 }));
+    const kafka = testKafka();
+    const admins = [kafka.admin(), kafka.admin()];
+    await Promise.all(admins.map((a) => a.connect()));
+    try {
+      await Promise.all(admins.map((a) => ensureTopics(a, specs)));
+      const meta = await admins[0]!.fetchTopicMetadata({ topics });
+      expect(meta.topics.flatMap((t) => t.partitions.map((p) => p.leader)).every((l) => l >= 0)).toBe(true);
+      expect(meta.topics.map((t) => t.partitions.length)).toEqual(topics.map(() => 4));
+    } finally {
+      await Promise.all(admins.map((a) => a.disconnect()));
+    }
   });
 
   it('serves /metrics with per-processor counts, /healthz, and /readyz once the group is joined', async () => {

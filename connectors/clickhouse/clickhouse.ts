@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clickhouseCredentials } from '../../processors/runtime/service-credentials.ts';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ops', 'clickhouse', 'migrations');
@@ -12,7 +13,8 @@ export function clickhouseClient(url: string, database = 'default'): ClickHouseC
   // Debian's ClickHouse 18.16 rejects settings it does not know, so none are sent beyond the defaults. The client's
   // own logging is off: it would print every failed request (each retry during an outage), and every failure
   // reaches its caller anyway, which decides what is worth a log line.
-  const ch = createClient({ url, database, request_timeout: 60_000, clickhouse_settings: {}, log: { level: ClickHouseLogLevel.OFF } });
+  const credentials = clickhouseCredentials();
+  const ch = createClient({ url, database, ...(credentials ?? {}), request_timeout: 60_000, clickhouse_settings: {}, log: { level: ClickHouseLogLevel.OFF } });
   urls.set(ch, url);
   return ch;
 }

@@ -6,7 +6,7 @@ import type { ProcessorSpec } from '../runtime/processor.ts';
 import { startProcessor, type RunningProcessor } from '../runtime/run-processor.ts';
 import type { RuntimeConfig } from '../runtime/runtime-config.ts';
 import { AvroSerde } from '../runtime/serde.ts';
-import { ensureTopics } from '../runtime/topics.ts';
+import { describeMismatch, ensureTopics } from '../runtime/topics.ts';
 import { templatingProcessor } from '../templating/templating-processor.ts';
 import { templatingPoolProcessor } from '../templating/templating-pool-processor.ts';
 import { synthesisProcessor } from '../synthesis/synthesis-processor.ts';
@@ -50,7 +50,7 @@ export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime'
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, topicSpecs(topics, opts.partitions));
+    for (const m of await ensureTopics(admin, topicSpecs(topics, opts.partitions))) opts.logger.warn({ topic: m.topic }, describeMismatch(m));
   } finally {
     await admin.disconnect();
   }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Kafka, logLevel, type LogEntry } from 'kafkajs';
 import type { Logger } from './logger.ts';
+import { processKafkaSecurity, type KafkaSecurity } from './kafka-security.ts';
 
 /**
  * The messages of the broker errors kafkajs itself retries (coordinator loading, leader elections, concurrent
@@ -18,11 +19,17 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
-/** A kafkajs client whose own log lines go through pino (warnings and errors only, by default). */
-export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; level?: logLevel }): Kafka {
+/**
+ * A kafkajs client whose own log lines go through pino (warnings and errors only, by default). TLS and SASL come from
+ * the IPT_KAFKA_SECURITY_PROTOCOL family of variables unless given.
+ */
+export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; level?: logLevel; security?: KafkaSecurity }): Kafka {
+  const security = opts.security ?? processKafkaSecurity();
   return new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
+    ...(security.ssl ? { ssl: security.ssl } : {}),
+    ...(security.sasl ? { sasl: security.sasl } : {}),
     logLevel: opts.level ?? logLevel.WARN,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
     logCreator:

@@ -8,7 +8,7 @@ import { deadLetterTopic, type Emit, type OutputSpec, type HandlerResult, type I
 import { deadLetterMessage, errorText, type FailureStage } from './dead-letter.ts';
 import { AvroSerde } from './serde.ts';
 import { loadSchema, type LoadedSchema } from './schemas.ts';
-import { ensureTopics } from './topics.ts';
+import { describeMismatch, ensureTopics } from './topics.ts';
 import { mapOrdered } from './concurrency.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 
@@ -66,11 +66,12 @@ export async function startProcessor<In, Outputs extends string>(
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [
+    const mismatches = await ensureTopics(admin, [
       ...spec.input.topics.map((topic) => ({ topic, partitions: spec.inputPartitions ?? 1 })),
       ...outputs.map(([, o]) => ({ topic: o.topic, partitions: o.partitions ?? 1 })),
       { topic: dlqTopic, partitions: 1 },
     ]);
+    for (const m of mismatches) logger.warn({ topic: m.topic }, describeMismatch(m));
   } finally {
     await admin.disconnect();
   }

@@ -1,4 +1,9 @@
 import { hostname } from 'node:os';
+import { ConfigError } from './config-error.ts';
+import { processKafkaSecurity } from './kafka-security.ts';
+import { clickhouseCredentials, registryCredentials } from './service-credentials.ts';
+
+export { ConfigError };
 
 /** Settings shared by every processor process, read and validated once at start-up. */
 export interface RuntimeConfig {
@@ -16,8 +21,6 @@ export interface RuntimeConfig {
   metricsPort: number | undefined;
   logLevel: string;
 }
-
-export class ConfigError extends Error {}
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
   const raw = env[name];
@@ -38,6 +41,10 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<RuntimeConfig> = {}): RuntimeConfig {
   const brokers = (env.IPT_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
   for (const b of brokers) if (!/^[^:\s]+:\d+$/.test(b)) throw new ConfigError(`IPT_KAFKA_BROKERS: "${b}" is not host:port`);
+  // Checked here so a wrong security setting stops the process before any connection.
+  processKafkaSecurity(env);
+  registryCredentials(env);
+  clickhouseCredentials(env);
   const registryUrl = env.IPT_REGISTRY_URL ?? 'http://127.0.0.1:8081';
   try {
     new URL(registryUrl);

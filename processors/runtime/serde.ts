@@ -3,6 +3,7 @@ import avro from 'avsc';
 import { loadSchema, valueSubject, type LoadedSchema } from './schemas.ts';
 import { backoffDelay, durationEnv } from './backoff.ts';
 import { createLogger, type NoticeLogger } from './logger.ts';
+import { basicAuthHeader, registryCredentials } from './service-credentials.ts';
 
 export const REGISTRY_OUTAGE_ENV = 'IPT_REGISTRY_OUTAGE_MS';
 
@@ -42,6 +43,7 @@ export class AvroSerde {
   private readonly writerTypes = new Map<number, avro.Type>();
   private readonly outageMs: number;
   private readonly logger: NoticeLogger;
+  private readonly authHeaders: Record<string, string>;
   /** When the registry stopped answering, while it does not. */
   private downSince: number | undefined;
 
@@ -49,7 +51,9 @@ export class AvroSerde {
     readonly registryUrl: string,
     opts: { outageMs?: number; logger?: NoticeLogger } = {},
   ) {
-    this.registry = new SchemaRegistry({ host: registryUrl, clientId: 'instruct-pt' });
+    const credentials = registryCredentials();
+    this.authHeaders = credentials ? { Authorization: basicAuthHeader(credentials) } : {};
+    this.registry = new SchemaRegistry({ host: registryUrl, clientId: 'instruct-pt', ...(credentials ? { auth: { username: credentials.username, password: credentials.password } } : {}) });
     this.outageMs = opts.outageMs ?? registryOutageMs();
     this.logger = opts.logger ?? createLogger('instruct-pt').child({ component: 'schema-registry' });
   }
@@ -110,7 +114,7 @@ export class AvroSerde {
   private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
     const res = await fetch(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, {
       method: 'PUT',
-      headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
+      headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json', ...this.authHeaders },
       body: JSON.stringify({ compatibility: level }),
     });
     if (!res.ok) throw Object.assign(new Error(`setting ${level} compatibility on "${subject}" failed: HTTP ${res.status} ${await res.text()}`), { status: res.status });

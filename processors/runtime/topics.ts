@@ -1,4 +1,5 @@
 import type { Admin } from 'kafkajs';
+import { ConfigError } from './config-error.ts';
 
 export interface TopicSpec {
   topic: string;
@@ -6,28 +7,75 @@ export interface TopicSpec {
   config?: Record<string, string>;
 }
 
-/** Creates the topics that are missing (the broker does not auto-create); existing ones are left as they are. */
-export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<void> {
+/** What an existing topic has that a stage did not ask for: fewer partitions or fewer replicas. */
+export interface TopicMismatch {
+  topic: string;
+  partitions: { wanted: number; actual: number };
+  replicas: { wanted: number; actual: number };
+}
+
+/**
+ * IPT_TOPIC_REPLICATION_FACTOR, or min(3, brokers in the cluster): three copies where there are three brokers, and
+ * the one there is on a single-broker stack.
+ */
+export function replicationFactor(brokers: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.IPT_TOPIC_REPLICATION_FACTOR;
+  if (raw === undefined || raw === '') return Math.max(1, Math.min(3, brokers));
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`IPT_TOPIC_REPLICATION_FACTOR=${raw}: expected an integer ≥ 1`);
+  if (n > brokers) throw new ConfigError(`IPT_TOPIC_REPLICATION_FACTOR=${n} but the cluster has ${brokers} broker${brokers === 1 ? '' : 's'}`);
+  return n;
+}
+
+/**
+ * Creates the topics that are missing (the broker does not auto-create) with the replication factor above; existing
+ * ones are left as they are and returned when they have fewer partitions or replicas than asked for, for the caller
+ * to report by name.
+ */
+export async function ensureTopics(admin: Admin, specs: TopicSpec[], env: NodeJS.ProcessEnv = process.env): Promise<TopicMismatch[]> {
   const existing = new Set(await admin.listTopics());
+  const { brokers } = await admin.describeCluster();
+  const rf = replicationFactor(brokers.length, env);
   const wanted = new Map<string, TopicSpec>();
   for (const s of specs) if (!existing.has(s.topic) && !wanted.has(s.topic)) wanted.set(s.topic, s);
-  if (wanted.size === 0) return;
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [...wanted.values()].map((s) => ({
-        topic: s.topic,
-        numPartitions: s.partitions,
-        replicationFactor: 1,
-        configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
-      })),
-    });
-  } catch (err) {
-    // Another process may have created it between listTopics and createTopics: then wait, as the creator does, until
-    // every partition has a leader, or the first produce or join here fails with "not the leader".
-    if (!/already exists/i.test((err as Error).message)) throw err;
-    await leadersElected(admin, [...wanted.keys()]);
+  if (wanted.size > 0) {
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [...wanted.values()].map((s) => ({
+          topic: s.topic,
+          numPartitions: s.partitions,
+          replicationFactor: rf,
+          configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    } catch (err) {
+      // Another process may have created it between listTopics and createTopics: then wait, as the creator does, until
+      // every partition has a leader, or the first produce or join here fails with "not the leader".
+      if (!/already exists/i.test((err as Error).message)) throw err;
+      await leadersElected(admin, [...wanted.keys()]);
+    }
   }
+  const old = [...new Set(specs.filter((s) => existing.has(s.topic)).map((s) => s.topic))];
+  if (old.length === 0) return [];
+  const meta = await admin.fetchTopicMetadata({ topics: old });
+  const mismatches: TopicMismatch[] = [];
+  for (const t of meta.topics) {
+    const partitionsWanted = Math.max(...specs.filter((s) => s.topic === t.name).map((s) => s.partitions));
+    const replicas = Math.min(...t.partitions.map((p) => p.replicas.length));
+    if (t.partitions.length < partitionsWanted || replicas < rf) {
+      mismatches.push({ topic: t.name, partitions: { wanted: partitionsWanted, actual: t.partitions.length }, replicas: { wanted: rf, actual: replicas } });
+    }
+  }
+  return mismatches;
+}
+
+/** One line per mismatch, naming the topic and what differs. */
+export function describeMismatch(m: TopicMismatch): string {
+  const parts: string[] = [];
+  if (m.partitions.actual < m.partitions.wanted) parts.push(`${m.partitions.actual} partitions where ${m.partitions.wanted} are wanted (fewer instances can share it)`);
+  if (m.replicas.actual < m.replicas.wanted) parts.push(`replication ${m.replicas.actual} where ${m.replicas.wanted} is wanted (a broker loss can lose it)`);
+  return `topic ${m.topic} exists with ${parts.join(' and ')}`;
 }
 
 async function leadersElected(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {

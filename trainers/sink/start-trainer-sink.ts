@@ -3,7 +3,7 @@ import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { startProcessor, type RunningProcessor } from '../../processors/runtime/run-processor.ts';
 import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { ensureTopics } from '../../processors/runtime/topics.ts';
+import { describeMismatch, ensureTopics } from '../../processors/runtime/topics.ts';
 import type { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
 import { trainerSinkProcessor, type TrainerSinkOptions } from './trainer-sink-processor.ts';
 
@@ -27,11 +27,12 @@ export async function startTrainerSink(cfg: RuntimeConfig, o: TrainerSinkOptions
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [
+    const mismatches = await ensureTopics(admin, [
       { topic: o.input, partitions: 1, config: { 'retention.ms': '-1' } },
       { topic: o.output, partitions: o.worldSize, config: { 'retention.ms': '-1' } },
       { topic: o.stateTopic, partitions: 1, config: { 'cleanup.policy': 'compact' } },
     ]);
+    for (const m of mismatches) deps.logger.warn({ topic: m.topic }, describeMismatch(m));
     const [meta] = (await admin.fetchTopicMetadata({ topics: [o.output] })).topics;
     if (meta && meta.partitions.length !== o.worldSize) throw new Error(`${o.output} has ${meta.partitions.length} partitions but the world size is ${o.worldSize}: use another topic (--prefix) or the same world size`);
   } finally {

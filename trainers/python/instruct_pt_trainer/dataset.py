@@ -8,6 +8,7 @@ import torch
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from torch.utils.data import IterableDataset
 
+from .client_settings import kafka_settings
 from .token_batches import SchemaCache, decode_value, token_batch
 
 
@@ -31,6 +32,7 @@ class TokenBatchStream(IterableDataset):
     def __iter__(self) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
         schemas = SchemaCache(self.registry_url)
         consumer = Consumer({
+            **kafka_settings(),
             "bootstrap.servers": self.brokers,
             "group.id": f"ipt-trainer-{uuid.uuid4()}",
             "enable.auto.commit": False,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import fastavro
 import numpy as np
 
+from .client_settings import registry_headers
+
 MAGIC = 0
 
 
@@ -36,7 +38,8 @@ class SchemaCache:
 
     def get(self, schema_id: int):
         if schema_id not in self._schemas:
-            with urllib.request.urlopen(f"{self.registry_url}/schemas/ids/{schema_id}", timeout=30) as res:
+            req = urllib.request.Request(f"{self.registry_url}/schemas/ids/{schema_id}", headers=registry_headers())
+            with urllib.request.urlopen(req, timeout=30) as res:
                 body = json.load(res)
             self._schemas[schema_id] = fastavro.parse_schema(json.loads(body["schema"]))
         return self._schemas[schema_id]

@@ -54,7 +54,7 @@ export class RunMonitor {
       [t.metrics, loadSchema('metric-event-batch')],
     ]);
     const dlqs = new Set(STAGES.map((s) => `${stageGroup(t, s)}.dlq`));
-    this.consumer = this.kafka.consumer({ groupId: `ipt-monitor-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+    this.consumer = this.kafka.consumer({ groupId: `${t.prefix}.monitor.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...schemas.keys(), ...dlqs], fromBeginning: true });
     await this.consumer.run({

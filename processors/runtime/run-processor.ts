@@ -9,6 +9,7 @@ import { deadLetterMessage, errorText, type FailureStage } from './dead-letter.t
 import { AvroSerde } from './serde.ts';
 import { loadSchema, type LoadedSchema } from './schemas.ts';
 import { describeMismatch, ensureTopics } from './topics.ts';
+import { accessDenied, deniedType, type AccessContext } from './kafka-access.ts';
 import { mapOrdered } from './concurrency.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 
@@ -88,7 +89,7 @@ export async function startProcessor<In, Outputs extends string>(
 
   const newProducer = (): Producer => cfg.exactlyOnce
     ? kafka.producer({
-        transactionalId: `${spec.name}-${cfg.instanceId}`,
+        transactionalId,
         idempotent: true,
         maxInFlightRequests: 1,
         createPartitioner: Partitioners.DefaultPartitioner,
@@ -97,8 +98,14 @@ export async function startProcessor<In, Outputs extends string>(
         retry: { initialRetryTime: 20, maxRetryTime: 1000, retries: 10 },
       })
     : kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  const transactionalId = cfg.exactlyOnce ? `${spec.name}-${cfg.instanceId}` : undefined;
+  const access: AccessContext = { reads: { topics: spec.input.topics, group: spec.name }, writes: [...outputs.map(([, o]) => o.topic), dlqTopic], transactionalId };
   let producer = newProducer();
-  await producer.connect();
+  try {
+    await producer.connect();
+  } catch (err) {
+    throw accessDenied(err, { transactionalId }) ?? err;
+  }
   /**
    * A transaction that failed part-way (a broker killed during its commit) can leave kafkajs's transactional producer
    * in a state it never leaves ("Cannot call beginTransaction in state COMMITTING"). A new producer with the same
@@ -145,6 +152,8 @@ export async function startProcessor<In, Outputs extends string>(
       // An idle fetch returns after this long; it bounds how long stop() waits for the fetch in flight.
       maxWaitTimeInMs: 1000,
       allowAutoTopicCreation: false,
+      // A refused ACL does not heal by restarting: the crash handler below stops the stage with a message instead.
+      retry: { retries: 5, restartOnFailure: async (e) => deniedType(e) === undefined },
     });
     c.on(c.events.GROUP_JOIN, () => {
       joined = true;
@@ -157,6 +166,13 @@ export async function startProcessor<In, Outputs extends string>(
       }
       joined = false;
       if (stopping) return;
+      const denied = accessDenied(e.payload.error, access);
+      if (denied) {
+        failure = denied;
+        logger.error({ err: e.payload.error.message }, denied.message);
+        void producer.disconnect().finally(resolveDone);
+        return;
+      }
       const now = Date.now();
       crashes.push(now);
       while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();

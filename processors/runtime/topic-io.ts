@@ -25,7 +25,7 @@ export interface ReadResult {
  * `timeoutMs` passed (then settleMs more, to catch duplicates). Committed reads only, so aborted transactions never show.
  */
 export async function readTopic(kafka: Kafka, topic: string, opts: { count?: number; timeoutMs: number; settleMs?: number }): Promise<ReadResult> {
-  const consumer = kafka.consumer({ groupId: `ipt-reader-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024 });
+  const consumer = kafka.consumer({ groupId: `${topic}.reader.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024 });
   const messages: ReadResult['messages'] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -63,7 +63,7 @@ export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages:
   }
   const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
   if (pending.size === 0) return;
-  const consumer = kafka.consumer({ groupId: `ipt-scan-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+  const consumer = kafka.consumer({ groupId: `${topic}.scan.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
   let done!: () => void;
   let failed!: (e: Error) => void;
   const finished = new Promise<void>((resolve, reject) => {

@@ -34,7 +34,7 @@ export class TopicTable<V, K = string> {
     this.caughtUp = new Promise((r) => (markCaughtUp = r));
     if (pending.size === 0) markCaughtUp();
     const schema = loadSchema(this.schema);
-    this.consumer = this.kafka.consumer({ groupId: `ipt-table-${this.topic}-${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+    this.consumer = this.kafka.consumer({ groupId: `${this.topic}.table.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await this.consumer.run({

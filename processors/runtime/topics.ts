@@ -1,5 +1,6 @@
 import type { Admin } from 'kafkajs';
 import { ConfigError } from './config-error.ts';
+import { accessDenied } from './kafka-access.ts';
 
 export interface TopicSpec {
   topic: string;
@@ -52,7 +53,7 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[], env: NodeJS
     } catch (err) {
       // Another process may have created it between listTopics and createTopics: then wait, as the creator does, until
       // every partition has a leader, or the first produce or join here fails with "not the leader".
-      if (!/already exists/i.test((err as Error).message)) throw err;
+      if (!/already exists/i.test((err as Error).message)) throw accessDenied(err, { creates: [...wanted.keys()] }) ?? err;
       await leadersElected(admin, [...wanted.keys()]);
     }
   }

@@ -34,7 +34,7 @@ class TokenBatchStream(IterableDataset):
         consumer = Consumer({
             **kafka_settings(),
             "bootstrap.servers": self.brokers,
-            "group.id": f"ipt-trainer-{uuid.uuid4()}",
+            "group.id": f"{self.topic}.trainer.{uuid.uuid4()}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",

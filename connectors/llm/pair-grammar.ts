@@ -1,5 +1,5 @@
 /**
- * Constraints that keep the synthesizer's output inside the pair format of SPEC §1: one or more
+ * Constraints that keep the synthesizer's output inside the pair format of docs/method.md §1: one or more
  * `<QUE> question <ANS> answer </END>` separated by blank lines. Question and answer may span lines (multiple-choice
  * options, chain-of-thought rationales) but contain no tag and no blank line.
  */

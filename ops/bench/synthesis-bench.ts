@@ -65,7 +65,7 @@ async function llamacpp(synth: EmbeddedSynthesizer, log: Log) {
 }
 
 /**
- * Two endpoints with prefix caches; round 1's prompts extend round 0's (the few-shot history of SPEC §3). With
+ * Two endpoints with prefix caches; round 1's prompts extend round 0's (the few-shot history of docs/method.md §3). With
  * affinity each collection's round-1 prompt lands where its round-0 prompt's KV cache is.
  */
 async function prefixAffinity(modelPath: string, log: Log) {

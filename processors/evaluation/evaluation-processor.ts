@@ -13,13 +13,13 @@ export interface EvaluationSettings {
   temperature: number;
 }
 
-/** The response is the continuation up to the first `</END>` (SPEC §7), stripped as Python's str.strip(). */
+/** The response is the continuation up to the first `</END>` (docs/method.md §7), stripped as Python's str.strip(). */
 export function responseOf(continuation: string): string {
   const end = continuation.indexOf('</END>');
   return pyStrip(end < 0 ? continuation : continuation.slice(0, end));
 }
 
-/** The prompts for one evaluation record: zero-shot always, few-shot when it has examples (SPEC §7). */
+/** The prompts for one evaluation record: zero-shot always, few-shot when it has examples (docs/method.md §7). */
 export function evaluationPrompts(r: EvaluationRecord): { shots: number; prompt: string }[] {
   const out = [{ shots: 0, prompt: formatEvaluationPrompt(r.context, r.instruction) }];
   if (r.examples.length > 0) {

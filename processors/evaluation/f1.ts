@@ -1,6 +1,6 @@
 import { PY_SPACE } from '../round-feedback/python-whitespace.ts';
 
-/** Token F1 and exact match as the official SQuAD v2.0 evaluation script computes them (SPEC §7), exactly. */
+/** Token F1 and exact match as the official SQuAD v2.0 evaluation script computes them (docs/method.md §7), exactly. */
 
 // Python's string.punctuation.
 const PUNCTUATION = new Set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~');

@@ -6,7 +6,7 @@ export interface MixSource {
 }
 
 /**
- * The deterministic mix-ratio sampler (SPEC §5): at each step, emit from the source with the largest deficit
+ * The deterministic mix-ratio sampler (docs/method.md §5): at each step, emit from the source with the largest deficit
  * w_i·T − t_i (T tokens emitted so far, t_i from source i), ties by source order. Weights are normalised.
  * Used by the batch job over iterables and by the streaming processor over topics, so it only keeps counts.
  */

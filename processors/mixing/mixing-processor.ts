@@ -25,7 +25,7 @@ export const mixingOutputs = (t: PipelineTopics) => ({
 
 /**
  * Augmented texts (converted, or kept raw by the preset) + general instructions → the mixed training stream, by
- * token weight (SPEC §5). Every domain text is emitted as it arrives; general instructions, read in topic order,
+ * token weight (docs/method.md §5). Every domain text is emitted as it arrives; general instructions, read in topic order,
  * fill in whenever their deficit w·T − t is the largest, so the general share stays within one record of its
  * target at every prefix. The per-run counts go to a compacted changelog in the same batch as the outputs (the
  * same transaction under exactly-once), and a restarted mixer goes on from them.

@@ -32,7 +32,7 @@ export interface Preset {
 }
 
 /**
- * The paper's two settings (SPEC §5). From scratch: a fifth of the texts (40M of 200M) converted in 2 rounds, the
+ * The paper's two settings (docs/method.md §5). From scratch: a fifth of the texts (40M of 200M) converted in 2 rounds, the
  * rest raw. Domain-adaptive: every text converted in 3 rounds, mixed with general instructions. The general
  * shares are instruct-pt's defaults (the paper does not fix them); every value can be overridden.
  */

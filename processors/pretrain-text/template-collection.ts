@@ -30,7 +30,7 @@ export function groupEntries(collection: Collection): CollectionEntry[][] {
 }
 
 /**
- * Templates a collection into pre-training texts (SPEC §4): one text per group, its entries rendered as
+ * Templates a collection into pre-training texts (docs/method.md §4): one text per group, its entries rendered as
  * reading-comprehension blocks joined by one few-shot separator; every raw text appears verbatim, once.
  * Draws depend only on the seed and the group's first text (its fingerprint), so replays and re-orderings give the
  * same text.

@@ -7,7 +7,7 @@ const MC_OPTION_SEPARATOR = '\n- ';
 
 export type PairKind = 'free' | 'mc' | 'cot' | 'mc-cot' | 'malformed-cot';
 
-/** A pair with its kind read from its text (SPEC §2.4) and the parts that templates need. */
+/** A pair with its kind read from its text (docs/method.md §2.4) and the parts that templates need. */
 export interface TypedPair extends QAPair {
   kind: PairKind;
   /** The question without the CoT suffix and without the options block. */

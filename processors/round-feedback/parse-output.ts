@@ -3,7 +3,7 @@ import { classifyPair, type TypedPair } from './pair-kinds.ts';
 import { isPySpace } from './python-whitespace.ts';
 
 /**
- * Parses the synthesizer's continuation into pairs (SPEC §2), exactly: split on `</END>` and drop an unfinished
+ * Parses the synthesizer's continuation into pairs (docs/method.md §2), exactly: split on `</END>` and drop an unfinished
  * last piece; keep pieces with exactly one `<ANS>`, a question part starting with `<QUE>` and a non-empty answer;
  * remove every `<QUE>` from the question; keep the first pair of each lower-cased question. `counts.pieces` (when
  * given) is increased by the pieces that parse, before that de-duplication.

@@ -1,6 +1,6 @@
 import type { TypedPair } from './pair-kinds.ts';
 
-/** Cheap per-record quality signals (SPEC §7): kinds mix, lengths, duplicates and grounding of the answers in the text. */
+/** Cheap per-record quality signals (docs/method.md §7): kinds mix, lengths, duplicates and grounding of the answers in the text. */
 export interface PairQuality {
   pairs: number;
   kindFree: number;

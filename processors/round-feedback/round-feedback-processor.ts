@@ -13,8 +13,8 @@ type Out = 'pool' | 'augmented' | 'metrics';
 
 /**
  * Synthesis results → the round pool or augmented texts, plus a metric event per text. The output is parsed
- * (SPEC §2) and appended to its collection with its flags (SPEC §3). Before the last round the collection goes to
- * the pool for the next round's text at the same position; after it, the collection is templated (SPEC §4).
+ * (docs/method.md §2) and appended to its collection with its flags (docs/method.md §3). Before the last round the collection goes to
+ * the pool for the next round's text at the same position; after it, the collection is templated (docs/method.md §4).
  * A failed text is left out of its collection (it was dead-lettered) and the collection goes on without it.
  */
 export function roundFeedbackProcessor(ctx: PipelineContext) {

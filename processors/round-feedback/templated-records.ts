@@ -2,7 +2,7 @@ import { groupEntries, templateGroup } from '../pretrain-text/template-collectio
 import type { AugmentedTextRecord, PipelineEntry } from '../pipeline/records.ts';
 
 /**
- * A finished collection as augmented-text records (SPEC §4): one per group, with the ids of the raw texts it holds.
+ * A finished collection as augmented-text records (docs/method.md §4): one per group, with the ids of the raw texts it holds.
  * The record id is the group's first text id, unique within the run since every text is in exactly one group.
  */
 export function templatedRecords(runId: string, round: number, collection: PipelineEntry[], seed: number): AugmentedTextRecord[] {

@@ -1,7 +1,7 @@
 import { formatExample, formatSynthesizerInput, type QAPair } from './synthesizer-format.ts';
 import { fitsWithin, type LengthEstimator } from './length-estimators.ts';
 
-/** One text of a collection with its pairs and the two flags that chain few-shot examples (SPEC §3). */
+/** One text of a collection with its pairs and the two flags that chain few-shot examples (docs/method.md §3). */
 export interface CollectionEntry {
   context: string;
   pairs: QAPair[];

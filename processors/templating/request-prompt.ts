@@ -3,7 +3,7 @@ import { formatSynthesizerInput } from './synthesizer-format.ts';
 import type { SynthesisRequestRecord } from '../pipeline/records.ts';
 
 /**
- * The prompt of a synthesis request (SPEC §3): the few-shot history of its collection, when templating chose
+ * The prompt of a synthesis request (docs/method.md §3): the few-shot history of its collection, when templating chose
  * few-shot, followed by the text's synthesizer input. A pure function of the request, so requests need not
  * carry the prompt (which would repeat the collection's texts).
  */

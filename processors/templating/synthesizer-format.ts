@@ -1,4 +1,4 @@
-/** The synthesizer's formats (SPEC §1), exactly. */
+/** The synthesizer's formats (docs/method.md §1), exactly. */
 
 export interface QAPair {
   question: string;
@@ -20,7 +20,7 @@ export function formatExample(context: string, pairs: readonly QAPair[]): string
   return formatSynthesizerInput(context) + formatPairs(pairs) + '</s>';
 }
 
-/** The prompt for SPEC §7's response-accuracy evaluation: context (after optional few-shot examples), then a gold instruction. */
+/** The prompt for docs/method.md §7's response-accuracy evaluation: context (after optional few-shot examples), then a gold instruction. */
 export function formatEvaluationPrompt(context: string, instruction: string, fewShot = ''): string {
   return `${fewShot}${formatSynthesizerInput(context)}<QUE> ${instruction} <ANS>`;
 }

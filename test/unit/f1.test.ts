@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { exactMatch, f1Score, normalizeAnswer } from 'instruct-pt';
 
-describe('SQuAD v2.0 token F1 and exact match (SPEC §7, exact)', () => {
+describe('SQuAD v2.0 token F1 and exact match (docs/method.md §7, exact)', () => {
   it('normalises: lower-case, punctuation, articles, whitespace', () => {
     expect(normalizeAnswer('The  Quick, brown fox!')).toBe('quick brown fox');
     expect(normalizeAnswer('An apple a day')).toBe('apple day');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MixSampler, mixIterables } from 'instruct-pt';
 
-describe('mix-ratio sampler (SPEC §5)', () => {
+describe('mix-ratio sampler (docs/method.md §5)', () => {
   it('emits from the largest deficit, ties by source order', () => {
     const s = new MixSampler([
       { name: 'a', weight: 1 },

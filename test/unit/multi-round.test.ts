@@ -18,7 +18,7 @@ async function runRounds(texts: string[], rounds: number, budget = roomy, noPair
 
 const contexts = (cs: Collection[]) => cs.map((c) => c.map((e) => e.context));
 
-describe('round partition (SPEC §3)', () => {
+describe('round partition (docs/method.md §3)', () => {
   it('takes [r·B, (r+1)·B) with B = ceil(N/M)', () => {
     expect(roundRanges(10, 3)).toEqual([[0, 4], [4, 8], [8, 10]]);
     expect(roundRanges(9, 3)).toEqual([[0, 3], [3, 6], [6, 9]]);

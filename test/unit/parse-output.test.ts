@@ -3,7 +3,7 @@ import { classifyPair, parseSynthesizerOutput } from 'instruct-pt';
 
 const qa = (text: string) => parseSynthesizerOutput(text).map((p) => [p.question, p.answer]);
 
-describe('parseSynthesizerOutput (SPEC §2, exact)', () => {
+describe('parseSynthesizerOutput (docs/method.md §2, exact)', () => {
   it('parses well-formed pairs', () => {
     expect(qa('<QUE> What is 2+2? <ANS> 4 </END>\n\n<QUE> Capital of France? <ANS> Paris </END>')).toEqual([
       ['What is 2+2?', '4'],
@@ -40,7 +40,7 @@ describe('parseSynthesizerOutput (SPEC §2, exact)', () => {
   });
 });
 
-describe('pair kinds (SPEC §2.4)', () => {
+describe('pair kinds (docs/method.md §2.4)', () => {
   it('reads a free-form pair', () => {
     expect(classifyPair({ question: 'Why?', answer: 'Because.' }).kind).toBe('free');
   });

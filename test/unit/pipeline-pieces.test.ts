@@ -18,7 +18,7 @@ import { METRIC_DEFAULTS } from '../../processors/pipeline/records.ts';
 const settings = { runId: 'r1', preset: 'none' as const, seed: 5, model: 'm', maxModelLen: 4096, maxNewTokens: 400, lengthEstimate: 'words' as const, temperature: 0 };
 const texts = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `t${i}`, text: `text number ${i}`, source: `f:${i + 1}` }));
 
-describe('run geometry (SPEC §3, streaming form)', () => {
+describe('run geometry (docs/method.md §3.7)', () => {
   it('places converted texts in rounds of B = ceil(N / M), the last one short', () => {
     const { run, records } = planRun({ ...settings, rounds: 3 }, texts(31));
     expect(run.roundSize).toBe(11);
@@ -233,9 +233,9 @@ describe('seeded draws', () => {
 });
 
 describe('parsing by index', () => {
-  it('gives what the split-based reading of SPEC §2 gives, on random outputs of markers, spaces and words', async () => {
+  it('gives what the split-based reading of docs/method.md §2 gives, on random outputs of markers, spaces and words', async () => {
     const { parseSynthesizerOutput, pyStrip } = await import('../../processors/round-feedback/parse-output.ts');
-    // SPEC §2 read literally: split on </END>, drop the last piece, one <ANS>, a <QUE> question, a non-empty answer.
+    // docs/method.md §2 read literally: split on </END>, drop the last piece, one <ANS>, a <QUE> question, a non-empty answer.
     const reference = (text: string) => {
       const out: { question: string; answer: string }[] = [];
       const seen = new Set<string>();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatEvaluationPrompt, formatExample, formatPairs, formatSynthesizerInput } from 'instruct-pt';
 
-describe('synthesizer formats (SPEC §1, exact)', () => {
+describe('synthesizer formats (docs/method.md §1, exact)', () => {
   it('wraps a text in <s> <CON> … </CON> and a blank line', () => {
     expect(formatSynthesizerInput('Paris is in France.')).toBe('<s> <CON> Paris is in France. </CON>\n\n');
   });

@@ -10,7 +10,7 @@ const entry = (context: string, pairs: QAPair[], inheritFromPrev = false): Colle
 /** A text with characters templates must not disturb. */
 const rawText = (i: number) => `Doc ${i}: line one.\n\n  Indented line, with "quotes", <tags> and $pecial {chars} [${i}].  \n`;
 
-describe('groups (SPEC §4)', () => {
+describe('groups (docs/method.md §4)', () => {
   it('starts a group at each non-inheriting entry', () => {
     const c: Collection = [entry('a', [free(1)]), entry('b', [free(2)], true), entry('c', []), entry('d', [free(3)]), entry('e', [free(4)], true)];
     expect(groupEntries(c).map((g) => g.map((e) => e.context))).toEqual([['a', 'b'], ['c'], ['d', 'e']]);

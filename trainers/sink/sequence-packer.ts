@@ -20,7 +20,7 @@ export interface PackerState {
 }
 
 /**
- * Packs documents into fixed-length training sequences as pre-training does (SPEC: the trainer sink): each
+ * Packs documents into fixed-length training sequences as pre-training does (docs/trainer.md): each
  * document's tokens and then EOS are appended to one stream; sequence k is stream[k·L, k·L + L + 1) for L = seqLen,
  * so consecutive sequences share one token and every token after the first is a target exactly once; documents
  * split across sequences. Sequences are grouped into batches of batchSize. Deterministic for a given input order;

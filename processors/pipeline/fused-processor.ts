@@ -1,6 +1,7 @@
 import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
-import { templatingProcessor } from '../templating/templating-processor.ts';
+import { template } from '../templating/templating-processor.ts';
+import { rawTextProblem, refusedPlace, refusedResult } from '../templating/text-rule.ts';
 import { augmentedEmits, closeUnreached, continueCollection } from '../templating/templating-pool-processor.ts';
 import { synthesisProcessor } from '../synthesis/synthesis-processor.ts';
 import { roundFeedbackProcessor } from '../round-feedback/round-feedback-processor.ts';
@@ -33,12 +34,14 @@ interface Progress {
  * `ipt rounds start` reads), the mixed stream with each text's lineage and the mixer's changelog, and one metric event
  * per synthesized text (batched per run and chunk).
  * Text i of round r + 1 takes collection i of round r from the previous text's handler (CollectionHandoff) rather
- * than through the pool topic. A failure in any step dead-letters the raw text, naming the step. Like the mixer, it
+ * than through the pool topic. A failure in any step dead-letters the raw text, naming the step. A text that breaks
+ * the ingest text rule is dead-lettered with the rule's reason and goes no further: as in the staged topology, the
+ * collection it would have continued is closed, and a `failed` result stands in for it in round feedback, which hands
+ * an empty collection on to the next round's text at its position and writes its metric event. Like the mixer, it
  * runs as one instance per topic prefix (its mix counts are per run); one process drives many LLM endpoints.
  */
 export function fusedProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
-  const templating = templatingProcessor(ctx);
   const synthesis = synthesisProcessor(ctx);
   const feedback = roundFeedbackProcessor(ctx);
   const mixer = mixingProcessor(ctx);
@@ -106,34 +109,53 @@ export function fusedProcessor(ctx: PipelineContext) {
       try {
         const pending = ctx.run(raw.runId);
         const run = pending instanceof Promise ? await pending : pending;
-        const templated = templating.handle(rec);
-        const first = unwrap(templated instanceof Promise ? await templated : templated);
-        let request: SynthesisRequestRecord;
-        if ('skip' in first) {
-          const p = placement(run, raw.seq);
-          if (!raw.convert || !continuesCollection(run, p)) return first;
-          at.step = 'round hand-over';
-          const taken = handoff.take(run, p.round - 1, p.position);
-          const c = taken instanceof Promise ? await taken : taken;
-          at.step = 'templating';
-          const continued = continueCollection(ctx, run, c, raw);
-          request = continued instanceof Promise ? await continued : continued;
+        const emits: Emit<Out>[] = [];
+        let result: SynthesisResultRecord;
+        let deadLetter: string | undefined;
+        const refused = rawTextProblem(raw);
+        if (refused !== undefined) {
+          // The staged topology's templating and templating-pool do the same (refuse; the pool's closing).
+          const p = refusedPlace(run, raw);
+          if (!p) return { emits: [], deadLetter: refused };
+          if (continuesCollection(run, p)) {
+            at.step = 'round hand-over';
+            const taken = handoff.take(run, p.round - 1, p.position);
+            const c = taken instanceof Promise ? await taken : taken;
+            // The collection this text would have continued ends here.
+            emits.push(...augmentedEmits(closeUnreached(run, c)));
+          }
+          result = refusedResult(raw, p, refused);
+          deadLetter = refused;
         } else {
-          const req = first.emits.find((e) => e.to === 'requests');
-          // A text the preset keeps raw: straight to the mixer.
-          if (!req) return await withMixed(first.emits as Emit<Out>[], at);
-          request = req.value as SynthesisRequestRecord;
+          const first = unwrap(template(raw, run));
+          let request: SynthesisRequestRecord;
+          if ('skip' in first) {
+            const p = placement(run, raw.seq);
+            if (!raw.convert || !continuesCollection(run, p)) return first;
+            at.step = 'round hand-over';
+            const taken = handoff.take(run, p.round - 1, p.position);
+            const c = taken instanceof Promise ? await taken : taken;
+            at.step = 'templating';
+            const continued = continueCollection(ctx, run, c, raw);
+            request = continued instanceof Promise ? await continued : continued;
+          } else {
+            const req = first.emits.find((e) => e.to === 'requests');
+            // A text the preset keeps raw: straight to the mixer.
+            if (!req) return await withMixed(first.emits as Emit<Out>[], at);
+            request = req.value as SynthesisRequestRecord;
+          }
+          at.step = 'synthesis';
+          const answered = synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+          const synthesized = unwrap(answered instanceof Promise ? await answered : answered);
+          if ('skip' in synthesized) return synthesized;
+          result = synthesized.emits[0]!.value as SynthesisResultRecord;
+          deadLetter = synthesized.deadLetter;
         }
-        at.step = 'synthesis';
-        const answered = synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
-        const synthesized = unwrap(answered instanceof Promise ? await answered : answered);
-        if ('skip' in synthesized) return synthesized;
-        const result = synthesized.emits[0]!.value as SynthesisResultRecord;
         at.step = 'round-feedback';
         const fedBack = feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
         const fed = unwrap(fedBack instanceof Promise ? await fedBack : fedBack);
         if ('skip' in fed) return fed;
-        const emits: Emit<Out>[] = closesSeeded(run, request.round, request.position) ? await closeSeeded(run, request.round, at) : [];
+        if (closesSeeded(run, result.round, result.position)) emits.push(...(await closeSeeded(run, result.round, at)));
         for (const e of fed.emits) {
           if (e.to !== 'pool') {
             emits.push(e);
@@ -147,7 +169,7 @@ export function fusedProcessor(ctx: PipelineContext) {
         }
         const mixing = withMixed(emits, at);
         const all = mixing instanceof Promise ? await mixing : mixing;
-        return synthesized.deadLetter === undefined ? all : { emits: all, deadLetter: synthesized.deadLetter };
+        return deadLetter === undefined ? all : { emits: all, deadLetter };
       } catch (err) {
         throw new Error(`${at.step}: ${errorText(err)}`);
       } finally {

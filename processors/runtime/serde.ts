@@ -219,6 +219,36 @@ export class AvroSerde {
     if (decoded.offset !== buf.length) {
       throw new DecodeError(`Avro body does not decode with schema id ${id}: ${decoded.offset < 0 ? 'truncated' : `${buf.length - decoded.offset} trailing bytes`}`);
     }
+    // Invalid UTF-8 in a string (or a lone surrogate, as avsc writes it) decodes to U+FFFD, indistinguishable from a
+    // text that holds U+FFFD unless the bytes are counted: more replacement characters than encoded ones means bytes
+    // that were not UTF-8. Texts without U+FFFD (nearly all) pay one native search per string.
+    const replaced = replacementChars(decoded.value);
+    if (replaced > 0 && replaced > countEncodedReplacements(buf)) {
+      throw new DecodeError(`Avro body with schema id ${id}: a string is not valid UTF-8 (invalid bytes or a lone surrogate)`);
+    }
     return decoded.value;
   }
+}
+
+const REPLACEMENT = '\uFFFD';
+const REPLACEMENT_UTF8 = Buffer.from(REPLACEMENT, 'utf8');
+
+/** U+FFFD characters in every string of a decoded value. */
+function replacementChars(v: unknown): number {
+  if (typeof v === 'string') {
+    let n = 0;
+    for (let i = v.indexOf(REPLACEMENT); i >= 0; i = v.indexOf(REPLACEMENT, i + 1)) n++;
+    return n;
+  }
+  if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return 0;
+  let n = 0;
+  if (Array.isArray(v)) for (const x of v) n += replacementChars(x);
+  else for (const k in v) n += replacementChars((v as Record<string, unknown>)[k]);
+  return n;
+}
+
+function countEncodedReplacements(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(REPLACEMENT_UTF8, 5); i >= 0; i = buf.indexOf(REPLACEMENT_UTF8, i + 3)) n++;
+  return n;
 }

@@ -8,10 +8,11 @@ import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { templatedRecords } from '../round-feedback/templated-records.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { AugmentedTextRecord, PipelineEntry, RawTextRecord, RoundCollectionRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
+import { rawTextProblem } from './text-rule.ts';
 
 /**
  * A collection no text of the next round reaches (the next round is shorter), closed and templated into
- * pre-training text (SPEC §3–4), so it is never lost. Empty when the collection holds no entry.
+ * pre-training text (docs/method.md §3–§4), so it is never lost. Empty when the collection holds no entry.
  */
 export function closeUnreached(run: RunConfig, c: RoundCollectionRecord): AugmentedTextRecord[] {
   return templatedRecords(c.runId, c.round, closeCollection(c.collection), run.seed);
@@ -54,9 +55,11 @@ function continuingRequest(c: RoundCollectionRecord, raw: RawTextRecord, plan: P
 }
 
 /**
- * The round pool → synthesis requests (SPEC §3, streaming form). The collection finished at position i of round r is
+ * The round pool → synthesis requests (docs/method.md §3.7). The collection finished at position i of round r is
  * taken, once, by text i of round r + 1 (continueCollection). A collection no text of the next round reaches is
- * closed and templated here (closeUnreached). Pairing by position makes the result independent of arrival order.
+ * closed and templated here (closeUnreached), and so is one whose next text breaks the text rule: templating
+ * dead-letters that text and hands an empty collection on from its place (refuse), so the collection ends here.
+ * Pairing by position makes the result independent of arrival order.
  */
 export function templatingPoolProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
@@ -76,6 +79,10 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
         return closed.length === 0 ? { skip: 'empty collection with no next-round text' } : augmentedEmits(closed);
       }
       const raw = await nextTexts.get(`${c.runId}/${seqOf(run, { round: c.round + 1, position: c.position })}`, ctx.waitMs);
+      if (rawTextProblem(raw) !== undefined) {
+        const closed = closeUnreached(run, c);
+        return closed.length === 0 ? { skip: 'empty collection whose next-round text was refused' } : augmentedEmits(closed);
+      }
       const request = await continueCollection(ctx, run, c, raw);
       return [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }];
     },

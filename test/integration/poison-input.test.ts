@@ -11,17 +11,21 @@ import { auditRun } from '../../ops/jobs/audit.ts';
 import { RunMonitor } from '../../ops/jobs/run-monitor.ts';
 import type { Served } from '../../ops/server/serve.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
-import { openRunRecord } from '../../connectors/ingest/run-ingest.ts';
+import { openRunRecord, planRun } from '../../connectors/ingest/run-ingest.ts';
+import { executeRun } from '../../ops/jobs/pipeline-run.ts';
+import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
-import { pipelineTopics, recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { pipelineTopics, recordKey, type PipelineTopics, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { seqOf } from '../../processors/pipeline/run-config.ts';
+import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
+import { readTopic, scanToEnd } from '../../processors/runtime/topic-io.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
 import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
-import { cannedServer, isolated, pretrainingTextsOf, runOnStack, serveOnStack, tmp } from './pipeline-harness.ts';
+import { cannedServer, envFor, isolated, pretrainingTextsOf, runOnStack, serveOnStack, tmp } from './pipeline-harness.ts';
 import { logger, testConfig, testKafka } from './helpers.ts';
 import {
   FILE_KINDS,
@@ -30,12 +34,15 @@ import {
   poisonEvaluations,
   poisonRows,
   poisonTopicRecords,
+  breakTextRule,
+  ruleCorpus,
   TOPIC_KINDS,
   TOPIC_LIMIT_BYTES,
   type EvaluationKind,
   type FileKind,
   type PoisonLine,
   type PoisonRow,
+  type RuleKind,
   type TopicPoison,
 } from '../fixtures/poison-corpus.ts';
 
@@ -150,6 +157,19 @@ function expectVerbatim(outputs: string[], texts: string[], what: string) {
   const joined = outputs.join('\u0000');
   const missing = texts.filter((t) => !joined.includes(t));
   expect(missing.map((t) => t.slice(0, 60)), `${what}: good texts missing or altered`).toEqual([]);
+}
+
+/** Each raw text id of a run's domain texts in the mixed stream, with the ids of the mixed record that holds it. */
+async function mixedLineage(prefix: string, runId: string): Promise<Map<string, string[]>> {
+  const serde = new AvroSerde(inject('stack').registryUrl);
+  const r = await readTopic(testKafka(), pipelineTopics(prefix).mixed, { timeoutMs: 3000 });
+  await serde.prefetch(r.messages.map((m) => m.value));
+  const out = new Map<string, string[]>();
+  for (const m of r.messages) {
+    const x = serde.decode(m.value, loadSchema('mixed-text')) as MixedTextRecord;
+    if (x.runId === runId && x.source !== 'general') for (const id of x.textIds) out.set(id, x.textIds);
+  }
+  return out;
 }
 
 async function lowerRawTopicLimit(prefix: string): Promise<PipelineTopics> {
@@ -511,11 +531,66 @@ describe('poison input: 1,000 bad records among good ones, through every entry p
       expect(seen.deadLetters.size).toBe(1000);
     });
 
-    // Known gap, outside the files this test may change: the stage reading raw.texts decodes another producer's
-    // record but does not apply the text rule the ingest paths apply, so a NUL flows on, and avsc
-    // reads invalid UTF-8 in an Avro string as U+FFFD. When the stage refuses them, this starts failing: make it `it`.
-    it.fails('the raw-text topic: a well-formed raw-text record whose text breaks the text rule is dead-lettered (known gap)', async () => {
+    /** A raw-text record as another producer writes it, in the wire format, under the run's key. */
+    async function produceRaw(runId: string, values: { id: string; value: Buffer }[]) {
+      const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+      await producer.connect();
+      try {
+        await producer.send({ topic: topics.raw, acks: -1, messages: values.map((c) => ({ key: recordKey(runId, c.id), value: c.value })) });
+      } finally {
+        await producer.disconnect();
+      }
+    }
+
+    it('the raw-text topic: a well-formed raw-text record that breaks the text rule (a NUL in its text or source, an id the rule refuses) is dead-lettered by templating with the rule’s reason; the good one beside it flows on', async () => {
       const runId = 'poison-topic-rule';
+      const run = await openRun(runId);
+      const serde = new AvroSerde(inject('stack').registryUrl);
+      await serde.registerValueSchema(topics.raw, 'raw-text');
+      const encode = (id: string, text: string, source = 'another-producer') => serde.encode(topics.raw, loadSchema('raw-text'), openRunRecord(run, { id, text, source }));
+      const cases: { id: string; kind: string; value: Buffer; reason: RegExp }[] = [
+        { id: 'rule-nul', kind: 'NUL', value: encode('rule-nul', 'in the \u0000 middle'), reason: /^raw text "rule-nul" refused by the text rule: "text" has a NUL character at character 7$/ },
+        { id: 'rule-nul-end', kind: 'NUL', value: encode('rule-nul-end', 'at the end \u0000'), reason: /^raw text "rule-nul-end" refused by the text rule: "text" has a NUL character at character 11$/ },
+        { id: 'rule space-in-id', kind: 'bad id', value: encode('rule space-in-id', 'a fine text under a bad id'), reason: /^raw text "rule space-in-id" refused by the text rule: "id" must be a string of 1–256 characters without whitespace, "\/", control characters or lone surrogates$/ },
+        { id: 'rule-source', kind: 'NUL in source', value: encode('rule-source', 'a fine text', 'src\u0000'), reason: /^raw text "rule-source" refused by the text rule: "source" has a NUL character at character 3$/ },
+      ];
+      const good = { id: 'rule-good', text: 'A good text beside them, with a replacement character \ufffd of its own.' };
+      await produceRaw(runId, [...cases, { id: good.id, value: encode(good.id, good.text) }]);
+      const seen = await follow(runId, new Set([...cases.map((c) => c.id), good.id]));
+      expect(seen.deadLetters.has(good.id), seen.deadLetters.get(good.id)?.reason).toBe(false);
+      expect(seen.converted.has(good.id) || seen.raw.has(good.id)).toBe(true);
+
+      const offsets = new Map<string, string>();
+      await scanToEnd(testKafka(), topics.raw, (messages, partition) => {
+        for (const m of messages) if (m.key?.toString().startsWith(`${runId}/`)) offsets.set(m.key.toString(), `${partition}/${m.offset}`);
+      });
+      const letters = new Map<string, (n: string) => string>();
+      await scanToEnd(testKafka(), `${topics.prefix}.templating.dlq`, (messages) => {
+        for (const m of messages) if (m.key?.toString().startsWith(`${runId}/`)) letters.set(m.key.toString(), (n) => m.headers?.[n]?.toString() ?? '');
+      });
+      for (const c of cases) {
+        const d = seen.deadLetters.get(c.id);
+        note(c.kind, 'raw-text topic', d ? `dead-lettered at <prefix>.templating (stage handler; key, bytes and source offset kept): the text rule's reason` : `NOT refused: ${seen.converted.has(c.id) ? 'converted' : 'kept raw'}`, d && `${c.id}: ${d.reason}`);
+        expect(d?.reason ?? 'not dead-lettered', c.id).toMatch(c.reason);
+        const h = letters.get(recordKey(runId, c.id))!;
+        expect(h(DLQ_HEADERS.processor)).toBe(`${topics.prefix}.templating`);
+        expect(h(DLQ_HEADERS.stage)).toBe('handler');
+        expect(h(DLQ_HEADERS.topic)).toBe(topics.raw);
+        expect(`${h(DLQ_HEADERS.partition)}/${h(DLQ_HEADERS.offset)}`).toBe(offsets.get(recordKey(runId, c.id)));
+        // A converted text's failed result (and so its metric event) goes on in its stead; one kept raw has no outputs.
+        const converted = openRunRecord(run, { id: c.id, text: '', source: '' }).convert;
+        expect(h(DLQ_HEADERS.outputs), c.id).toBe(converted ? 'emitted' : 'none');
+      }
+      expect([...cases].filter((c) => seen.converted.has(c.id) || seen.raw.has(c.id)).map((c) => c.id)).toEqual([]);
+      const a = await audit(iso.prefix, iso.database, runId);
+      expect(a, JSON.stringify(a)).toMatchObject({ texts: cases.length + 1, lost: 0, deadLettered: cases.length, ok: true });
+      expect((await pretrainingTextsOf(iso.prefix, runId)).some((t) => t.includes('\u0000'))).toBe(false);
+    });
+
+    // Avro decoding reads invalid UTF-8 in a string, and a lone surrogate as avsc itself writes it (ED A0 80), as
+    // U+FFFD; the runtime's decoder counts them against the encoded U+FFFD and dead-letters the record at decode.
+    it('the raw-text topic: invalid UTF-8 and a lone surrogate inside an Avro string are dead-lettered at decoding', async () => {
+      const runId = 'poison-topic-utf8';
       const run = await openRun(runId);
       const serde = new AvroSerde(inject('stack').registryUrl);
       await serde.registerValueSchema(topics.raw, 'raw-text');
@@ -523,22 +598,82 @@ describe('poison input: 1,000 bad records among good ones, through every entry p
       const broken = encode('rule-utf8', 'bad XX bytes');
       broken.fill(0xff, broken.indexOf('XX'), broken.indexOf('XX') + 2);
       const cases: { id: string; kind: FileKind; value: Buffer; reason: RegExp }[] = [
-        { id: 'rule-nul', kind: 'NUL', value: encode('rule-nul', 'in the \u0000 middle'), reason: /NUL character/ },
         { id: 'rule-utf8', kind: 'invalid UTF-8', value: broken, reason: /UTF-8/ },
+        { id: 'rule-surrogate', kind: 'lone surrogate', value: encode('rule-surrogate', 'half \ud800 a pair'), reason: /UTF-8|surrogate/ },
       ];
-      const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-      await producer.connect();
-      try {
-        await producer.send({ topic: topics.raw, acks: -1, messages: cases.map((c) => ({ key: recordKey(runId, c.id), value: c.value })) });
-      } finally {
-        await producer.disconnect();
-      }
+      await produceRaw(runId, cases);
       const seen = await follow(runId, new Set(cases.map((c) => c.id)));
       for (const c of cases) {
         const d = seen.deadLetters.get(c.id);
-        note(c.kind, 'raw-text topic', d ? `dead-lettered at ${d.stage}: "${d.reason}"` : `NOT refused (known gap): ${seen.converted.has(c.id) ? 'converted' : 'kept raw'}`);
+        note(c.kind, 'raw-text topic', d ? `dead-lettered at ${d.stage}: "${d.reason}"` : `NOT refused (known gap: read as U+FFFD by Avro decoding): ${seen.converted.has(c.id) ? 'converted' : 'kept raw'}`);
       }
       for (const c of cases) expect(seen.deadLetters.get(c.id)?.reason ?? 'not dead-lettered', c.id).toMatch(c.reason);
     });
+  });
+
+  it.each(['staged', 'fused'] as Topology[])('the raw-text topic, %s, 2 rounds: records breaking the text rule are dead-lettered with the reason at their place; the round hand-over goes on without them and the run finishes with every other text out', async (topology) => {
+    const iso = isolated();
+    const values = { prefix: iso.prefix, 'length-estimate': 'words', partitions: '2', 'llm-url': llm.url, rounds: '2', 'convert-fraction': '0.75', topology };
+    const { run, records } = planRun({ ...runSettings('test', values), runId: `poison-rule-${topology}` }, ruleCorpus(1, 40));
+    const { records: written, broken } = breakTextRule(run, records);
+    expect(run.roundSize).toBe(15);
+    const log: string[] = [];
+    const s = await executeRun(
+      { pipeline: pipelineOptions('test', values, envFor(iso)), startStages: true, timeoutMs: 120_000, log: (l) => log.push(l), logger },
+      { run, records: written, pool: [], expected: new Set(written.map((r) => r.id)), evaluations: [], rejects: [] },
+    );
+    const refused = new Map(broken.map((b) => [b.id, b]));
+    const good = written.filter((r) => !refused.has(r.id));
+    // The run finished (pipeline run's wait: every text accounted for, every metric event in ClickHouse) with the
+    // refused texts dead-lettered and every other one converted or kept raw.
+    expect(s.deadLettered, JSON.stringify(s.deadLetters)).toBe(broken.length);
+    expect(new Set(s.deadLetters.map((d) => d.id))).toEqual(new Set(refused.keys()));
+    expect(s.augmented + s.raw).toBe(good.length);
+    expect(s.augmented).toBe(good.filter((r) => r.convert).length);
+
+    const stage = `${iso.prefix}.${topology === 'staged' ? 'templating' : 'fused'}`;
+    const topics = pipelineTopics(iso.prefix);
+    const offsets = new Map<string, string>();
+    await scanToEnd(testKafka(), topics.raw, (messages, partition) => {
+      for (const m of messages) offsets.set(m.key!.toString(), `${partition}/${m.offset}`);
+    });
+    const letters = new Map<string, (n: string) => string>();
+    await scanToEnd(testKafka(), `${stage}.dlq`, (messages) => {
+      for (const m of messages) letters.set(m.key!.toString(), (n) => m.headers?.[n]?.toString() ?? '');
+    });
+    const PHRASE: Record<RuleKind, RegExp> = {
+      NUL: /"text" has a NUL character at character \d+$/,
+      'bad id': /"id" must be a string of 1–256 characters without whitespace, "\/", control characters or lone surrogates$/,
+      'NUL in source': /"source" has a NUL character at character \d+$/,
+    };
+    for (const b of broken) {
+      const key = recordKey(run.runId, b.id);
+      const h = letters.get(key);
+      expect(h, `${b.id} (${b.kind}, ${b.place}) was not dead-lettered by ${stage}`).toBeDefined();
+      expect(h!(DLQ_HEADERS.reason).startsWith(`raw text ${JSON.stringify(b.id)} refused by the text rule: `), h!(DLQ_HEADERS.reason)).toBe(true);
+      expect(h!(DLQ_HEADERS.reason), `${b.id} (${b.kind})`).toMatch(PHRASE[b.kind]);
+      expect(h!(DLQ_HEADERS.processor)).toBe(stage);
+      expect(h!(DLQ_HEADERS.stage)).toBe('handler');
+      expect(h!(DLQ_HEADERS.topic)).toBe(topics.raw);
+      expect(`${h!(DLQ_HEADERS.partition)}/${h!(DLQ_HEADERS.offset)}`).toBe(offsets.get(key));
+      // A text with a place has a failed result in its stead (its metric event follows); one kept raw has no outputs.
+      expect(h!(DLQ_HEADERS.outputs)).toBe(b.convert ? 'emitted' : 'none');
+      note(b.kind, 'raw-text topic', `${topology}, 2 rounds: dead-lettered at <prefix>.${topology === 'staged' ? 'templating' : 'fused'} (stage handler): the text rule's reason; the hand-over goes on`, `${b.id}: ${h!(DLQ_HEADERS.reason)}`);
+    }
+    expect([...letters.keys()].filter((k) => !refused.has(k.slice(run.runId.length + 1))), 'other dead letters').toEqual([]);
+
+    const a = await audit(iso.prefix, iso.database, run.runId);
+    expect(a, JSON.stringify(a)).toMatchObject({ texts: written.length, lost: 0, deadLettered: broken.length, ingestedTwice: 0, ok: true });
+    expect(a.converted + a.raw).toBe(good.length);
+    const mixed = await pretrainingTextsOf(iso.prefix, run.runId);
+    expectVerbatim(mixed, good.map((r) => r.text), `${topology}: the mixed stream`);
+    expect(mixed.some((t) => t.includes('\u0000'))).toBe(false);
+
+    // The hand-over around each refused place, from the mixed records' lineage: the collection a refused round-1
+    // text would have continued came out on its own; the round-1 text at a refused round-0 text's place started anew.
+    const lineage = await mixedLineage(iso.prefix, run.runId);
+    const idAt = (round: number, position: number) => written.find((r) => r.convert && r.seq === seqOf(run, { round, position }))!.id;
+    for (const position of [3, 7]) expect(lineage.get(idAt(0, position)), `round 0, position ${position}`).toEqual([idAt(0, position)]);
+    for (const position of [1, 9]) expect(lineage.get(idAt(1, position)), `round 1, position ${position}`).toEqual([idAt(1, position)]);
   });
 });

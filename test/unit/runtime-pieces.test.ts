@@ -146,3 +146,25 @@ describe('batched records', () => {
     }
   });
 });
+
+describe('decoding strings', () => {
+  it('keeps a genuine U+FFFD, and refuses invalid UTF-8 or a lone surrogate in an Avro string', async () => {
+    const { AvroSerde, DecodeError } = await import('../../processors/runtime/serde.ts');
+    const serde = new AvroSerde('http://127.0.0.1:1');
+    const raw = loadSchema('raw-text');
+    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('t', 7);
+    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(7, raw.type);
+    const record = (text: string) => ({ ...(raw.type.fromBuffer(raw.type.toBuffer(raw.type.random())) as object), id: 'a', text });
+    const ok = serde.encode('t', raw, record('a \uFFFD kept \uFFFD'));
+    expect((serde.decode(ok, raw) as { text: string }).text).toBe('a \uFFFD kept \uFFFD');
+    const broken = serde.encode('t', raw, record('bad XX bytes'));
+    broken.fill(0xff, broken.indexOf('XX'), broken.indexOf('XX') + 2);
+    expect(() => serde.decode(broken, raw)).toThrow(DecodeError);
+    expect(() => serde.decode(broken, raw)).toThrow('a string is not valid UTF-8');
+    // A genuine U+FFFD beside invalid bytes is still caught: more replacements decoded than encoded.
+    const mixed = serde.encode('t', raw, record('\uFFFD and XX'));
+    mixed.fill(0xc0, mixed.indexOf('XX'), mixed.indexOf('XX') + 1);
+    expect(() => serde.decode(mixed, raw)).toThrow('a string is not valid UTF-8');
+    expect(() => serde.decode(serde.encode('t', raw, record('half \ud800 a pair')), raw)).toThrow('a string is not valid UTF-8');
+  });
+});

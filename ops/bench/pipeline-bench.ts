@@ -75,7 +75,7 @@ const SIDES = ['identity', 'staged', 'fused', 'outputs-only'] as const;
  * topology's capacity, with LLM time ≈ 0.
  */
 export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { texts: number; runs: number; textBytes: number; rounds: number; topologies: Topology[]; log: (l: string) => void }): Promise<PipelineBenchResult> {
-  const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-bench', logger });
+  const kafka = createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: 'ipt-bench', logger });
   const serde = new AvroSerde(cfg.registryUrl);
   const admin = kafka.admin();
   await admin.connect();

@@ -54,7 +54,7 @@ async function bareLoop(kafka: Kafka, input: string, output: string, n: number):
 }
 
 export async function runtimeBench(cfg: RuntimeConfig, logger: Logger, opts: { records: number; runs: number; recordBytes: number; log: (l: string) => void }): Promise<RuntimeBenchResult> {
-  const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-bench', logger });
+  const kafka = createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: 'ipt-bench', logger });
   const id = randomUUID().slice(0, 8);
   const input = `bench.runtime.in.${id}`;
   const admin = kafka.admin();

@@ -39,7 +39,7 @@ export async function sinkBench(
   logger: Logger,
   opts: { texts: number; runs: number; textBytes: number; tokenizer: string; eosToken: string; seqLen: number; batchSize: number; worldSize: number; log: (l: string) => void },
 ): Promise<SinkBenchResult> {
-  const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-bench', logger });
+  const kafka = createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: 'ipt-bench', logger });
   const serde = new AvroSerde(cfg.registryUrl);
   const runId = `bench-${randomUUID().slice(0, 8)}`;
   const texts = sampleTexts(opts.texts, { runId, bytes: opts.textBytes });

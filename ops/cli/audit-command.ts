@@ -20,7 +20,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
   try {
     const r = await auditRun({
-      kafka: createKafka({ brokers: opts.runtime.brokers, clientId: `${opts.runtime.clientId}-audit`, logger }),
+      kafka: createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: `${opts.runtime.clientId}-audit`, logger }),
       serde: new AvroSerde(opts.runtime.registryUrl),
       topics: pipelineTopics(opts.prefix),
       clickhouse: ch,

@@ -39,7 +39,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (values.stage !== undefined && !STAGES.includes(values.stage as StageName)) throw new UsageError(`replay: unknown stage "${values.stage}"`);
   const opts = pipelineOptions('replay', { prefix: values.prefix });
   const logger = createLogger('ipt-replay', opts.runtime.logLevel);
-  const kafka = createKafka({ brokers: opts.runtime.brokers, clientId: `${opts.runtime.clientId}-replay`, logger });
+  const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: `${opts.runtime.clientId}-replay`, logger });
   const result = await replayTopic(kafka, pipelineTopics(opts.prefix), values.topic, parseReplayFrom(values.from), values.stage as StageName | undefined);
   if (values.json) console.log(JSON.stringify(result));
   else for (const g of result.groups) console.log(`replay: ${g.group} on ${result.topic} → ${g.partitions.map((p) => `${p.partition}@${p.offset}`).join(' ')}; it re-reads from there when it next runs`);

@@ -22,7 +22,7 @@ export async function smokeCommand(argv: string[]): Promise<number> {
   const runId = randomUUID().slice(0, 8);
   const input = `smoke.raw.${runId}`;
   const output = `smoke.out.${runId}`;
-  const kafka = createKafka({ brokers: cfg.brokers, clientId: 'ipt-smoke', logger });
+  const kafka = createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: 'ipt-smoke', logger });
   const admin = kafka.admin();
   await admin.connect();
   await ensureTopics(admin, [{ topic: input, partitions: 3 }]);

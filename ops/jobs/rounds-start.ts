@@ -38,7 +38,7 @@ async function readRun<T extends { runId: string }>(kafka: Kafka, serde: AvroSer
 export async function startRounds(opts: RoundsStartOptions, run: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger'>): Promise<PipelineRunSummary> {
   const started = Date.now();
   const topics: PipelineTopics = await ensurePipelineTopics({ ...run.pipeline, logger: run.logger });
-  const kafka = createKafka({ brokers: run.pipeline.runtime.brokers, clientId: `${run.pipeline.runtime.clientId}-rounds`, logger: run.logger });
+  const kafka = createKafka({ brokers: run.pipeline.runtime.brokers, security: run.pipeline.runtime.security, clientId: `${run.pipeline.runtime.clientId}-rounds`, logger: run.logger });
   const serde = new AvroSerde(run.pipeline.runtime.registryUrl);
   const original = (await readRun<RunConfig>(kafka, serde, topics.runs, 'run-config', opts.runId, (r) => r.runId)).get(opts.runId);
   if (!original) throw new Error(`run "${opts.runId}" is not in ${topics.runs}`);

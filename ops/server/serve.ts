@@ -79,7 +79,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const { runtime, clickhouse } = opts.pipeline;
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
-  const kafka: Kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-serve`, logger: opts.logger });
+  const kafka: Kafka = createKafka({ brokers: runtime.brokers, security: runtime.security, clientId: `${runtime.clientId}-serve`, logger: opts.logger });
   const serde = new AvroSerde(runtime.registryUrl);
   const writer = new PipelineWriter(kafka, serde, topics);
   await writer.start();

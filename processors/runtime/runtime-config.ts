@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { ConfigError } from './config-error.ts';
-import { processKafkaSecurity } from './kafka-security.ts';
+import { processKafkaSecurity, type KafkaSecurity } from './kafka-security.ts';
 import { clickhouseCredentials, registryCredentials } from './service-credentials.ts';
 
 export { ConfigError };
@@ -8,6 +8,8 @@ export { ConfigError };
 /** Settings shared by every processor process, read and validated once at start-up. */
 export interface RuntimeConfig {
   brokers: string[];
+  /** TLS and SASL for every Kafka client (IPT_KAFKA_SECURITY_PROTOCOL and friends). */
+  security: KafkaSecurity;
   registryUrl: string;
   clientId: string;
   instanceId: string;
@@ -42,7 +44,7 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: P
   const brokers = (env.IPT_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
   for (const b of brokers) if (!/^[^:\s]+:\d+$/.test(b)) throw new ConfigError(`IPT_KAFKA_BROKERS: "${b}" is not host:port`);
   // Checked here so a wrong security setting stops the process before any connection.
-  processKafkaSecurity(env);
+  const security = processKafkaSecurity(env);
   registryCredentials(env);
   clickhouseCredentials(env);
   const registryUrl = env.IPT_REGISTRY_URL ?? 'http://127.0.0.1:8081';
@@ -60,6 +62,7 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: P
   }
   return {
     brokers,
+    security,
     registryUrl,
     clientId: env.IPT_CLIENT_ID ?? 'instruct-pt',
     instanceId: env.IPT_INSTANCE_ID ?? `${hostname()}-0`,

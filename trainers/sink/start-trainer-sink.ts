@@ -23,7 +23,7 @@ export function trainerSinkTopics(prefix: string): TrainerSinkTopics {
  * ranks would read the wrong batches) and the compacted state topic, then starts the sink processor.
  */
 export async function startTrainerSink(cfg: RuntimeConfig, o: TrainerSinkOptions, deps: { logger: Logger; metrics?: ProcessorMetrics }): Promise<RunningProcessor & { vocabSize: number }> {
-  const kafka = createKafka({ brokers: cfg.brokers, clientId: `${cfg.clientId}-sink`, logger: deps.logger });
+  const kafka = createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: `${cfg.clientId}-sink`, logger: deps.logger });
   const admin = kafka.admin();
   await admin.connect();
   try {

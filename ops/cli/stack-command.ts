@@ -1,15 +1,41 @@
 import { stackConfig } from '../stack/stack-config.ts';
-import { stackDown, stackStatus, stackUp } from '../stack/stack.ts';
+import { stackDown, stackStatus, stackUp, type ServiceStatus } from '../stack/stack.ts';
+import { clientEnvPath } from '../stack/cluster-env.ts';
 import { parse, UsageError } from './args.ts';
 
+const USAGE = `usage: ipt stack up [--brokers N] [--secure] | down [--wipe] | status [--json]
+  --brokers N  Kafka nodes (default 1: the single PLAINTEXT broker; 3: a replicated KRaft cluster)  [IPT_STACK_BROKERS]
+  --secure     SASL_SSL (SCRAM) client listener, TLS between nodes, ACLs enforced                 [IPT_STACK_SECURE]
+  A folder that holds a cluster keeps its shape: status and down need no flags. See docs/local-cluster.md.`;
+
 export async function stackCommand(argv: string[]): Promise<number> {
-  const { positionals, values } = parse('stack', argv, { wipe: { type: 'boolean' }, json: { type: 'boolean' } });
-  const cfg = stackConfig();
+  const { positionals, values } = parse('stack', argv, {
+    wipe: { type: 'boolean' },
+    json: { type: 'boolean' },
+    brokers: { type: 'string' },
+    secure: { type: 'boolean' },
+    help: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  // Flags are the environment variables by another name: both go through the same validation.
+  const env = { ...process.env };
+  if (values.brokers !== undefined) env.IPT_STACK_BROKERS = values.brokers;
+  if (values.secure) env.IPT_STACK_SECURE = 'true';
+  let cfg;
+  try {
+    cfg = stackConfig(env);
+  } catch (err) {
+    throw new UsageError(`stack: ${(err as Error).message}`);
+  }
   const log = (l: string) => process.stderr.write(`${l}\n`);
   switch (positionals[0]) {
     case 'up': {
       const up = await stackUp(cfg, log);
-      for (const s of up) console.log(`${s.name.padEnd(16)} up    ${s.endpoint}`);
+      for (const s of up) console.log(row(s));
+      if (cfg.secure && cfg.services.includes('kafka')) console.log(`client settings: ${clientEnvPath(cfg, 'admin')} (admin), ${clientEnvPath(cfg, 'app')} (ipt-app)`);
       return 0;
     }
     case 'down':
@@ -18,10 +44,17 @@ export async function stackCommand(argv: string[]): Promise<number> {
     case 'status': {
       const st = await stackStatus(cfg);
       if (values.json) console.log(JSON.stringify(st));
-      else for (const s of st) console.log(`${s.name.padEnd(16)} ${s.healthy ? 'up  ' : 'DOWN'}  ${s.endpoint}${s.healthy ? '' : `  (log: ${s.log})`}`);
+      else for (const s of st) console.log(row(s));
       return st.every((s) => s.healthy) ? 0 : 1;
     }
     default:
-      throw new UsageError('usage: ipt stack up | down [--wipe] | status [--json]');
+      throw new UsageError(USAGE);
   }
+}
+
+function row(s: ServiceStatus): string {
+  const state = s.healthy ? 'up  ' : 'DOWN';
+  const pid = s.pid !== undefined ? `  pid ${s.pid}` : '';
+  const note = s.note ? `  [${s.note}]` : '';
+  return `${s.name.padEnd(16)} ${state}  ${s.endpoint}${pid}${note}${s.healthy ? '' : `  (log: ${s.log})`}`;
 }

@@ -2,7 +2,7 @@ import { GenericContainer, Network, Wait, type StartedTestContainer } from 'test
 import type { StackEndpoints } from './stack-config.ts';
 
 // The same roles and versions as docker-compose.yml.
-const KAFKA_IMAGE = 'apache/kafka:3.9.1';
+const KAFKA_IMAGE = 'apache/kafka:4.4.0';
 const REGISTRY_IMAGE = 'confluentinc/cp-schema-registry:7.7.1';
 const CLICKHOUSE_IMAGE = 'clickhouse/clickhouse-server:24.8';
 

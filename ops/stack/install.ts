@@ -23,10 +23,14 @@ export function which(bin: string): string | undefined {
   }
 }
 
-/** The Kafka broker's classpath: kafka_2.13 and its runtime dependencies from Maven Central, resolved by Maven (cached in ~/.m2). */
+/**
+ * The Kafka broker's classpath: kafka_2.13 and its runtime dependencies from Maven Central, resolved by Maven (cached
+ * in ~/.m2), with log4j2's slf4j binding. A folder without that binding (an older resolution) is resolved again.
+ */
 export function installKafka(cfg: StackConfig): string {
   const libs = join(cfg.dir, 'kafka', `libs-${cfg.kafkaVersion}`);
-  if (existsSync(libs) && readdirSync(libs).some((f) => f.startsWith('kafka_2.13-'))) return libs;
+  const complete = () => ['kafka_2.13-', 'log4j-slf4j-impl-'].every((p) => readdirSync(libs).some((f) => f.startsWith(p)));
+  if (existsSync(libs) && complete()) return libs;
   if (!which('java')) throw new Error('installing Kafka needs Java 17 (apt-get install openjdk-17-jre-headless)');
   if (!which('mvn')) throw new Error('installing Kafka needs Maven (apt-get install maven)');
   mkdirSync(libs, { recursive: true });

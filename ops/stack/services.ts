@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StackConfig } from './stack-config.ts';
-import { nativeEndpoints } from './stack-config.ts';
 import { installClickhouse, installKafka, installPostgres, installRegistry } from './install.ts';
 import { startDetached } from './processes.ts';
+import { formatStorageSync, KAFKA_MAIN, kafkaJvmArgs, newClusterId, writeLog4j2 } from './kafka-jvm.ts';
 import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
 
 /** One service of the native stack: how to install it, start it, and ask whether it is healthy. */
@@ -27,7 +27,8 @@ export function kafkaService(cfg: StackConfig): Service {
   const dir = join(cfg.dir, 'kafka');
   const dataDir = join(dir, 'data');
   const logFile = join(dir, 'logs', 'server.log');
-  const ep = nativeEndpoints(cfg);
+  // The single broker's address even when the folder is configured as a cluster (stack down still finds it).
+  const brokers = [`127.0.0.1:${cfg.kafkaPort}`];
   let libs = '';
   return {
     name: 'kafka',
@@ -35,7 +36,7 @@ export function kafkaService(cfg: StackConfig): Service {
     dataDir,
     logFile,
     pidFile: join(dir, 'kafka.pid'),
-    endpoint: ep.brokers.join(','),
+    endpoint: brokers.join(','),
     startTimeoutMs: 90_000,
     install() {
       libs = installKafka(cfg);
@@ -44,18 +45,12 @@ export function kafkaService(cfg: StackConfig): Service {
       mkdirSync(join(dir, 'logs'), { recursive: true });
       const props = join(dir, 'server.properties');
       writeFileSync(props, kafkaProperties(cfg, dataDir));
-      const log4j = join(dir, 'log4j.properties');
-      writeFileSync(log4j, 'log4j.rootLogger=INFO, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\nlog4j.appender.stdout.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\nlog4j.logger.kafka=INFO\nlog4j.logger.org.apache.kafka=INFO\n');
-      const cp = `${libs}/*`;
-      const jvm = [`-Xmx${cfg.kafkaHeap}`, `-Xms256m`, '-XX:+UseG1GC', `-Dlog4j.configuration=file:${log4j}`, '-cp', cp];
-      if (!existsSync(join(dataDir, 'meta.properties'))) {
-        // KRaft needs its log directory formatted with a cluster id once.
-        const clusterId = execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'random-uuid'], { encoding: 'utf8' }).trim().split('\n').pop()!;
-        execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { stdio: 'ignore' });
-      }
-      return startDetached('java', [...jvm, 'kafka.Kafka', props], { cwd: dir, logFile, pidFile: join(dir, 'kafka.pid') });
+      const jvm = kafkaJvmArgs(libs, writeLog4j2(dir), cfg.kafkaHeap);
+      // KRaft needs its log directory formatted with a cluster id once.
+      if (!existsSync(join(dataDir, 'meta.properties'))) formatStorageSync(jvm, props, newClusterId());
+      return startDetached('java', [...jvm, KAFKA_MAIN, props], { cwd: dir, logFile, pidFile: join(dir, 'kafka.pid') });
     },
-    healthy: () => kafkaHealthy(ep.brokers),
+    healthy: () => kafkaHealthy(brokers),
   };
 }
 
@@ -77,6 +72,9 @@ export function kafkaProperties(cfg: StackConfig, dataDir: string): string {
     'transaction.state.log.replication.factor=1',
     'transaction.state.log.min.isr=1',
     'transaction.state.log.num.partitions=8',
+    // Kafka 4 creates the share-group state topic with 3 replicas by default: one broker has one.
+    'share.coordinator.state.topic.replication.factor=1',
+    'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
     'log.retention.hours=-1',
     'message.max.bytes=16777216',
@@ -87,7 +85,7 @@ export function kafkaProperties(cfg: StackConfig, dataDir: string): string {
 export function registryService(cfg: StackConfig): Service {
   const dir = join(cfg.dir, 'registry');
   const logFile = join(dir, 'logs', 'registry.log');
-  const ep = nativeEndpoints(cfg);
+  const ep = { registryUrl: `http://127.0.0.1:${cfg.registryPort}` };
   let bin = '';
   return {
     name: 'schema-registry',
@@ -134,7 +132,7 @@ export function registryService(cfg: StackConfig): Service {
 export function clickhouseService(cfg: StackConfig): Service {
   const dir = join(cfg.dir, 'clickhouse');
   const logFile = join(dir, 'logs', 'server.log');
-  const ep = nativeEndpoints(cfg);
+  const ep = { clickhouseUrl: `http://127.0.0.1:${cfg.clickhouseHttpPort}` };
   let bin = '';
   return {
     name: 'clickhouse',

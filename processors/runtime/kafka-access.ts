@@ -1,5 +1,10 @@
 import { JobError } from './job-error.ts';
+import type { Kafka } from 'kafkajs';
 import { processKafkaSecurity } from './kafka-security.ts';
+import { recentDenial } from './kafka-client.ts';
+import { deniedType } from './kafka-denial.ts';
+
+export { deniedType };
 
 /** Which Kafka operation was refused, on what: enough for an operator to add the missing ACL. */
 export interface AccessContext {
@@ -12,19 +17,6 @@ export interface AccessContext {
   transactionalId?: string;
 }
 
-const DENIED = /\b(TOPIC|GROUP|CLUSTER|TRANSACTIONAL_ID)_AUTHORIZATION_FAILED\b/;
-
-/** The authorization failure type in an error or its causes (kafkajs wraps the broker's answer), if there is one. */
-export function deniedType(err: unknown): 'TOPIC' | 'GROUP' | 'CLUSTER' | 'TRANSACTIONAL_ID' | undefined {
-  for (let e = err as { type?: string; cause?: unknown; originalError?: unknown; message?: string } | undefined, n = 0; e && n < 8; e = (e.originalError ?? e.cause) as typeof e, n++) {
-    const m = DENIED.exec(`${e.type ?? ''} ${e.message ?? ''}`);
-    if (m) return m[1] as 'TOPIC' | 'GROUP' | 'CLUSTER' | 'TRANSACTIONAL_ID';
-    if (/Not authorized to access topics/i.test(e.message ?? '')) return 'TOPIC';
-    if (/Not authorized to access group/i.test(e.message ?? '')) return 'GROUP';
-  }
-  return undefined;
-}
-
 function principal(): string {
   const sasl = processKafkaSecurity().sasl as { username?: string } | undefined;
   return sasl?.username ? `User:${sasl.username}` : 'this client';
@@ -34,8 +26,8 @@ function principal(): string {
  * An authorization failure as an operator-facing error that names the operation and the resources it was refused on;
  * undefined for any other error. Such a failure does not heal by retrying: the stage stops with this message.
  */
-export function accessDenied(err: unknown, ctx: AccessContext): JobError | undefined {
-  const type = deniedType(err);
+export function accessDenied(err: unknown, ctx: AccessContext, kafka?: Kafka): JobError | undefined {
+  const type = deniedType(err) ?? (kafka && coordinatorNotFound(err) ? recentDenial(kafka) : undefined);
   if (type === undefined) return undefined;
   const list = (xs: string[]) => xs.join(', ');
   const needs: string[] = [];
@@ -57,4 +49,11 @@ export function accessDenied(err: unknown, ctx: AccessContext): JobError | undef
   }
   const what = needs.length > 0 ? needs.join('; ') : `an ACL (${type}_AUTHORIZATION_FAILED)`;
   return new JobError(`Kafka denied ${principal()}: it needs ${what} (${type}_AUTHORIZATION_FAILED); grant it, see docs/security.md#acls`);
+}
+
+function coordinatorNotFound(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown; originalError?: unknown } | undefined, n = 0; e && n < 8; e = (e.originalError ?? e.cause) as typeof e, n++) {
+    if (e.name === 'KafkaJSGroupCoordinatorNotFound') return true;
+  }
+  return false;
 }

@@ -1,0 +1,202 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes, type Kafka } from 'kafkajs';
+import { killNode, startNode } from '../../ops/stack/cluster.ts';
+import { startSecureCluster, type ClusterHarness } from './cluster-harness.ts';
+import { cannedServer, tmp, writeCorpus } from './pipeline-harness.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';
+import { produceAll } from '../../processors/runtime/topic-io.ts';
+import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+
+// instruct-pt on the Kafka its users run: three KRaft nodes, SASL_SSL + SCRAM-SHA-512 with a CA of the stack's own,
+// StandardAuthorizer with no access unless an ACL grants it. The registry and ClickHouse are the shared stack's.
+
+let cluster: ClusterHarness;
+let llm: RecordedCompletionsServer;
+const log = (l: string) => process.stderr.write(`[secure-cluster] ${l}\n`);
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/** Runs the CLI with only the given Kafka settings (none inherited), the shared registry and ClickHouse. */
+function ipt(args: string[], kafkaEnv: Record<string, string>, extra: Record<string, string> = {}, timeoutMs = 240_000): Promise<Ran> & { pid: number } {
+  const stack = inject('stack');
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, IPT_REGISTRY_URL: stack.registryUrl, IPT_CLICKHOUSE_URL: stack.clickhouseUrl, IPT_LOG_LEVEL: 'warn', ...kafkaEnv, ...extra };
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli/main.ts', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const done = new Promise<Ran>((resolve) =>
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, seconds: (Date.now() - started) / 1000 });
+    }),
+  );
+  return Object.assign(done, { pid: child.pid! });
+}
+
+const lastJson = <T>(out: string): T => JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop()!) as T;
+
+async function withAdmin<T>(kafka: Kafka, f: (admin: ReturnType<Kafka['admin']>) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await f(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+type Grant = 'topic' | 'topic-create' | 'group' | 'transactional-id';
+
+/** The ACLs docs/security.md lists for a prefix (nothing on the cluster), less the ones left out. */
+function acls(prefix: string, principal: string, leaveOut: Grant[] = []) {
+  const entry = (resourceType: AclResourceTypes, resourceName: string, resourcePatternType: ResourcePatternTypes, operation: AclOperationTypes) => ({
+    resourceType,
+    resourceName,
+    resourcePatternType,
+    principal,
+    host: '*',
+    operation,
+    permissionType: AclPermissionTypes.ALLOW,
+  });
+  const out = [];
+  const topicOps = [AclOperationTypes.DESCRIBE, AclOperationTypes.DESCRIBE_CONFIGS, AclOperationTypes.READ, AclOperationTypes.WRITE];
+  if (!leaveOut.includes('topic')) for (const op of topicOps) out.push(entry(AclResourceTypes.TOPIC, prefix, ResourcePatternTypes.PREFIXED, op));
+  if (!leaveOut.includes('topic-create')) out.push(entry(AclResourceTypes.TOPIC, prefix, ResourcePatternTypes.PREFIXED, AclOperationTypes.CREATE));
+  if (!leaveOut.includes('group')) for (const op of [AclOperationTypes.READ, AclOperationTypes.DESCRIBE]) out.push(entry(AclResourceTypes.GROUP, prefix, ResourcePatternTypes.PREFIXED, op));
+  if (!leaveOut.includes('transactional-id')) for (const op of [AclOperationTypes.WRITE, AclOperationTypes.DESCRIBE]) out.push(entry(AclResourceTypes.TRANSACTIONAL_ID, prefix, ResourcePatternTypes.PREFIXED, op));
+  return out;
+}
+
+async function grant(prefix: string, leaveOut: Grant[] = []): Promise<void> {
+  await withAdmin(cluster.kafka(cluster.adminEnv), (a) => a.createAcls({ acl: acls(prefix, `User:${cluster.appEnv.IPT_KAFKA_SASL_USERNAME}`, leaveOut) }));
+}
+
+beforeAll(async () => {
+  cluster = await startSecureCluster({ log });
+  log(`3 nodes (${cluster.net}) ready in ${cluster.startupSeconds.toFixed(1)} s: ${cluster.brokers.join(', ')}`);
+  llm = await cannedServer();
+}, 300_000);
+
+afterAll(async () => {
+  await llm?.stop();
+  // Three JVMs would otherwise compete with the rest of the suite for the machine's two cores.
+  await cluster?.stop();
+}, 120_000);
+
+describe('a secured, replicated Kafka 4 cluster', () => {
+  it('ipt smoke over SASL_SSL + SCRAM-SHA-512: every record through once, on topics with replication 3', async () => {
+    const r = await ipt(['smoke', '--records', '300', '--json'], cluster.adminEnv);
+    expect(r.code, r.stderr).toBe(0);
+    const s = lastJson<{ runId: string; delivered: number; missing: number; duplicates: number }>(r.stdout);
+    expect(s).toMatchObject({ delivered: 300, missing: 0, duplicates: 0 });
+    const meta = await withAdmin(cluster.kafka(cluster.adminEnv), (a) => a.fetchTopicMetadata({ topics: [`smoke.raw.${s.runId}`, `smoke.out.${s.runId}`] }));
+    for (const t of meta.topics) for (const p of t.partitions) expect(p.replicas.length, `${t.name}/${p.partitionId}`).toBe(3);
+  });
+
+  it('a wrong password fails within a minute, says authentication failed, names the variables and never prints the password', async () => {
+    const wrong = `wrong-${randomUUID()}`;
+    const r = await ipt(['smoke', '--records', '10'], { ...cluster.adminEnv, IPT_KAFKA_SASL_PASSWORD: wrong });
+    expect(r.code).toBe(1);
+    expect(r.seconds).toBeLessThan(60);
+    expect(r.stderr).toMatch(/Kafka authentication failed at .* \(SASL scram-sha-512 as admin\): check IPT_KAFKA_SASL_USERNAME and IPT_KAFKA_SASL_PASSWORD/);
+    expect(r.stderr + r.stdout).not.toContain(wrong);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a broker certificate the client cannot verify fails within a minute, naming IPT_KAFKA_SSL_CA_FILE', async () => {
+    const { IPT_KAFKA_SSL_CA_FILE: _ca, ...systemCas } = cluster.adminEnv;
+    const r = await ipt(['smoke', '--records', '10'], systemCas);
+    expect(r.code).toBe(1);
+    expect(r.seconds).toBeLessThan(60);
+    expect(r.stderr).toMatch(/TLS with Kafka at .* failed: the broker's certificate is not trusted .*check IPT_KAFKA_SSL_CA_FILE/);
+    expect(r.stderr).not.toContain(cluster.adminEnv.IPT_KAFKA_SASL_PASSWORD!);
+  });
+
+  it('least privilege: the pipeline runs as a principal holding only the documented ACLs; without one, the stage stops naming the operation and the resource', async () => {
+    const prefix = `acl-${randomUUID().slice(0, 8)}`;
+    await grant(prefix);
+    const dir = tmp();
+    const { path } = writeCorpus(dir, 60);
+    const app = { ...cluster.appEnv, IPT_EXACTLY_ONCE: 'true', IPT_SESSION_TIMEOUT_MS: '10000' };
+    const run = await ipt(['pipeline', 'run', '--input', path, '--prefix', prefix, '--topology', 'fused', '--rounds', '2', '--llm-url', llm.url, '--length-estimate', 'words', '--partitions', '2', '--json'], app, { IPT_CLICKHOUSE_DB: `ipt_acl_${prefix.slice(4)}` });
+    expect(run.code, run.stderr).toBe(0);
+    expect(lastJson<{ ingested: number; deadLettered: number }>(run.stdout)).toMatchObject({ ingested: 60, deadLettered: 0 });
+
+    // One stage, exactly-once, over topics of a prefix whose ACLs lack one grant each time.
+    const denied = async (leaveOut: Grant, expected: RegExp) => {
+      const p = `acl-${randomUUID().slice(0, 8)}`;
+      if (leaveOut !== 'topic-create') {
+        // The topics exist (created by an operator), so only the missing grant is in the way.
+        await withAdmin(cluster.kafka(cluster.adminEnv), (a) => a.createTopics({ waitForLeaders: true, topics: [`${p}.in`, `${p}.out`, `${p}.identity.dlq`].map((topic) => ({ topic, numPartitions: 1, replicationFactor: 3 })) }));
+        // Something to process: a transaction (exactly-once) or a produce happens only for input.
+        const serde = new AvroSerde(inject('stack').registryUrl);
+        await serde.registerValueSchema(`${p}.in`, 'raw-text');
+        await produceAll(cluster.kafka(cluster.adminEnv), `${p}.in`, rawTextMessages(serde, `${p}.in`, sampleTexts(5, { runId: p, bytes: 100 })));
+      }
+      await grant(p, [leaveOut]);
+      const r = await ipt(['processor', 'identity', '--input', `${p}.in`, '--output', `${p}.out`, '--name', `${p}.identity`], app, {}, 90_000);
+      expect(r.code, `${leaveOut}: ${r.stderr}`).toBe(1);
+      expect(r.stderr, leaveOut).toMatch(expected);
+      expect(r.stderr).not.toContain(cluster.appEnv.IPT_KAFKA_SASL_PASSWORD!);
+    };
+    await denied('group', /Kafka denied User:ipt-app: it needs Read on Group acl-\w+\.identity \(GROUP_AUTHORIZATION_FAILED\)/);
+    await denied('transactional-id', /Kafka denied User:ipt-app: it needs Write and Describe on TransactionalId acl-\w+\.identity-\S+ \(TRANSACTIONAL_ID_AUTHORIZATION_FAILED\)/);
+    await denied('topic-create', /Kafka denied User:ipt-app: it needs Create on Topic acl-\w+\.in, acl-\w+\.out, acl-\w+\.identity\.dlq/);
+  });
+
+  it('a 2-round fused run of 2,000 texts, exactly-once, with the leader of the mixed stream SIGKILLed mid-run and restarted: every text accounted for, no duplicate', async () => {
+    const prefix = `kill-${randomUUID().slice(0, 8)}`;
+    const database = `ipt_kill_${prefix.slice(5)}`;
+    const dir = tmp();
+    const { path } = writeCorpus(dir, 2000);
+    const env = { ...cluster.adminEnv, IPT_EXACTLY_ONCE: 'true', IPT_SESSION_TIMEOUT_MS: '10000' };
+    const run = ipt(['pipeline', 'run', '--input', path, '--prefix', prefix, '--topology', 'fused', '--rounds', '2', '--llm-url', llm.url, '--length-estimate', 'words', '--partitions', '3', '--json'], env, { IPT_CLICKHOUSE_DB: database }, 400_000);
+    const admin = cluster.kafka(cluster.adminEnv).admin();
+    await admin.connect();
+    const mixed = `${prefix}.train.mixed`;
+    let killed: { node: number; atMixed: number } | undefined;
+    let finished = false;
+    void run.then(() => (finished = true));
+    try {
+      // Kill once the mixed stream is under way, so the kill lands in the middle of the run's transactions.
+      while (!finished && !killed) {
+        const high = await admin.fetchTopicOffsets(mixed).then((o) => Number(o[0]?.high ?? 0)).catch(() => 0);
+        if (high >= 300) {
+          const leader = (await admin.fetchTopicMetadata({ topics: [mixed] })).topics[0]!.partitions[0]!.leader;
+          await killNode(cluster.cfg, leader);
+          killed = { node: leader, atMixed: high };
+          log(`node ${leader} (leader of ${mixed}) SIGKILLed at offset ${high}`);
+        } else await sleep(100);
+      }
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    expect(killed, 'the broker was killed while the run was going on').toBeDefined();
+    await sleep(5000);
+    await startNode(cluster.cfg, killed!.node, { log });
+    log(`node ${killed!.node} restarted`);
+    const r = await run;
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    const s = lastJson<{ runId: string; ingested: number; deadLettered: number }>(r.stdout);
+    expect(s.ingested).toBe(2000);
+    const a = await ipt(['audit', '--run', s.runId, '--prefix', prefix, '--json'], cluster.adminEnv, { IPT_CLICKHOUSE_DB: database });
+    const report = lastJson<{ texts: number; lost: number; accounted: number; mixed: { records: number; copies: number; duplicated: number }; ok: boolean }>(a.stdout);
+    log(`audit: ${JSON.stringify(report)}`);
+    expect(report).toMatchObject({ texts: 2000, lost: 0, accounted: 2000, ok: true });
+    expect(report.mixed.duplicated, 'mixed records present twice').toBe(0);
+    expect(report.mixed.copies).toBe(report.mixed.records);
+  });
+});
+

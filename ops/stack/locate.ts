@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { nativeEndpoints, stackConfig, type StackEndpoints } from './stack-config.ts';
+import { isCluster, nativeEndpoints, stackConfig, type StackEndpoints } from './stack-config.ts';
+import { clientEnvPath, clusterClientEnv } from './cluster-env.ts';
 import { stackUp } from './stack.ts';
 
 /**
@@ -18,7 +19,13 @@ export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l:
   }
   const cfg = stackConfig(env);
   await stackUp(cfg, log);
-  return nativeEndpoints(cfg);
+  const ep = nativeEndpoints(cfg);
+  // A secured cluster of the stack's own: its clients use the admin's settings unless the environment has its own.
+  if (isCluster(cfg) && cfg.secure && !env.IPT_KAFKA_SECURITY_PROTOCOL && existsSync(clientEnvPath(cfg, 'admin'))) {
+    const { IPT_KAFKA_BROKERS: _brokers, ...security } = clusterClientEnv(cfg, 'admin');
+    ep.kafkaSecurityEnv = security;
+  }
+  return ep;
 }
 
 /** An engine answers `GET /_ping` on its socket (or DOCKER_HOST); a leftover socket file with nothing behind it does not. */
@@ -42,5 +49,5 @@ async function dockerEngineReachable(env: NodeJS.ProcessEnv): Promise<boolean> {
 
 /** Environment variables that hand the located endpoints to child processes (CLI runs, processors). */
 export function endpointsEnv(ep: StackEndpoints): Record<string, string> {
-  return { IPT_KAFKA_BROKERS: ep.brokers.join(','), IPT_REGISTRY_URL: ep.registryUrl, IPT_CLICKHOUSE_URL: ep.clickhouseUrl };
+  return { IPT_KAFKA_BROKERS: ep.brokers.join(','), IPT_REGISTRY_URL: ep.registryUrl, IPT_CLICKHOUSE_URL: ep.clickhouseUrl, ...ep.kafkaSecurityEnv };
 }

@@ -133,6 +133,8 @@ export interface StackEndpoints {
   registryUrl: string;
   clickhouseUrl: string;
   source: 'env' | 'native' | 'testcontainers';
+  /** How clients authenticate to a secured native cluster (its admin's IPT_KAFKA_* settings); none for plaintext. */
+  kafkaSecurityEnv?: Record<string, string>;
 }
 
 export function nativeEndpoints(cfg: StackConfig): StackEndpoints {

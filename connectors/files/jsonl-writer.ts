@@ -11,8 +11,13 @@ export class JsonlWriter {
   }
 
   async write(obj: unknown): Promise<void> {
+    await this.writeLine(`${JSON.stringify(obj)}\n`);
+  }
+
+  /** A line already serialised, its newline included. */
+  async writeLine(line: string): Promise<void> {
     this.count++;
-    if (!this.stream.write(`${JSON.stringify(obj)}\n`)) await once(this.stream, 'drain');
+    if (!this.stream.write(line)) await once(this.stream, 'drain');
   }
 
   async close(): Promise<void> {

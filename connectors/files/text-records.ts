@@ -11,8 +11,9 @@ export type TextRecord = { ok: true; id: string; text: string; line: number } | 
  * A text that breaks the shared text rule (text-checks.ts: empty, lone surrogates, NUL, above maxBytes), or an id that
  * breaks the shared id rule, is rejected by line, as HTTP ingest rejects it by index.
  */
-export function readTextRecords(path: string, maxBytes = maxTextBytes()): AsyncGenerator<TextRecord> {
-  if (path === '-') return readJsonl(path, maxBytes);
+export function readTextRecords(path: string, maxBytes = maxTextBytes(), from?: string): AsyncGenerator<TextRecord> {
+  // `from`: stdin's JSONL already copied to a file, read again under the name "-" (a run reads its input twice).
+  if (path === '-') return readJsonl(path, maxBytes, from);
   const ext = extname(path).toLowerCase();
   if (ext === '.parquet') return readParquet(path, maxBytes);
   if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return readJsonl(path, maxBytes);
@@ -22,9 +23,10 @@ export function readTextRecords(path: string, maxBytes = maxTextBytes()): AsyncG
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Splits a byte stream on \n without decoding first, so each line's UTF-8 is validated on its own. */
-async function* byteLines(path: string): AsyncGenerator<Buffer> {
+async function* byteLines(path: string, from?: string): AsyncGenerator<Buffer> {
   let rest: Buffer = Buffer.alloc(0);
-  for await (const chunk of (path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 })) as AsyncIterable<Buffer>) {
+  const source = from !== undefined ? createReadStream(from, { highWaterMark: 1 << 20 }) : path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 });
+  for await (const chunk of source as AsyncIterable<Buffer>) {
     let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
     let start = 0;
     let nl: number;
@@ -51,9 +53,9 @@ export function recordId(value: unknown, file: string, line: number): { id: stri
   return problem === undefined ? { id: value } : { problem };
 }
 
-async function* readJsonl(path: string, maxBytes: number): AsyncGenerator<TextRecord> {
+async function* readJsonl(path: string, maxBytes: number, from?: string): AsyncGenerator<TextRecord> {
   let line = 0;
-  for await (const bytes of byteLines(path)) {
+  for await (const bytes of byteLines(path, from)) {
     line++;
     let s: string;
     try {

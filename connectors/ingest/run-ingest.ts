@@ -21,32 +21,38 @@ export interface InputText {
 
 /** A bounded run's configuration and its raw-text records: which texts are converted, and each one's place in the rounds. */
 export function planRun(settings: RunSettings, texts: readonly InputText[], now = Date.now()): { run: RunConfig; records: RawTextRecord[] } {
+  const fraction = settings.convertFraction ?? PRESETS[settings.preset].convertFraction;
+  const convert = chooseConverted(texts.map((t) => t.id), fraction, settings.seed);
+  const run = boundedRun(settings, texts.length, convert.filter(Boolean).length, now);
+  let seq = 0;
+  const records = texts.map((t, i): RawTextRecord => rawTextRecord(run, t, convert[i]! ? seq++ : -1, now));
+  return { run, records };
+}
+
+/** A bounded run's configuration from its settings and counts: what planRun derives, for a run planned from a file's counts. */
+export function boundedRun(settings: RunSettings, ingested: number, converted: number, now = Date.now()): RunConfig {
   const preset = PRESETS[settings.preset];
   const rounds = settings.rounds ?? preset.rounds;
-  const fraction = settings.convertFraction ?? preset.convertFraction;
-  const convert = chooseConverted(texts.map((t) => t.id), fraction, settings.seed);
-  const converted = convert.filter(Boolean).length;
-  const run = validateRun({
+  return validateRun({
     ...settings,
     createdAt: now,
     rounds,
     convertedTexts: converted,
     roundSize: Math.max(1, Math.ceil(converted / rounds)),
-    ingested: texts.length,
-    convertFraction: fraction,
+    ingested,
+    convertFraction: settings.convertFraction ?? preset.convertFraction,
     generalWeight: settings.generalWeight ?? preset.generalWeight,
     generalOnExhausted: settings.generalOnExhausted ?? 'leave',
     startRound: 0,
     replayOf: null,
   });
-  let seq = 0;
-  const records = texts.map((t, i): RawTextRecord => {
-    const base = { id: t.id, runId: run.runId, text: t.text, source: t.source, ingestedAt: now };
-    if (!convert[i]) return { ...base, seq: -1, round: 0, convert: false };
-    const s = seq++;
-    return { ...base, seq: s, round: Math.floor(s / run.roundSize), convert: true };
-  });
-  return { run, records };
+}
+
+/** A bounded run's raw-text record: `seq` is the text's place among the converted ones, −1 for one kept raw. */
+export function rawTextRecord(run: Pick<RunConfig, 'runId' | 'roundSize'>, t: InputText, seq: number, now: number): RawTextRecord {
+  const base = { id: t.id, runId: run.runId, text: t.text, source: t.source, ingestedAt: now };
+  if (seq < 0) return { ...base, seq: -1, round: 0, convert: false };
+  return { ...base, seq, round: Math.floor(seq / run.roundSize), convert: true };
 }
 
 /** An open run (texts arriving over HTTP): one round; the preset's fraction decides per text, by its id's rank. */
@@ -128,18 +134,29 @@ export async function messageLimits(admin: Admin, topics: readonly string[]): Pr
  * so such a text is rejected by its line like any bad input instead of failing the run half-written.
  */
 export function oversizedTexts(texts: readonly InputText[], runId: string, limit = DEFAULT_MAX_MESSAGE_BYTES): { index: number; reason: string }[] {
-  const type = loadSchema('raw-text').type;
   const out: { index: number; reason: string }[] = [];
   texts.forEach((t, index) => {
-    // Only a text near the limit is encoded: its UTF-8 bytes alone bound the record from below.
-    const lower = Buffer.byteLength(t.text) + 2 * Buffer.byteLength(t.id) + Buffer.byteLength(t.source) + 2 * Buffer.byteLength(runId);
-    if (lower + 4 * RECORD_OVERHEAD < limit - BATCH_OVERHEAD) return;
-    const record: RawTextRecord = { id: t.id, runId, text: t.text, source: t.source, ingestedAt: Date.now(), seq: texts.length, round: 0, convert: true };
-    const size = 5 + type.toBuffer(record).length + Buffer.byteLength(recordKey(runId, t.id)) + RECORD_OVERHEAD + BATCH_OVERHEAD;
-    if (size > limit) out.push({ index, reason: `the text's record is about ${size} bytes; the raw-text topic takes at most ${limit} (max.message.bytes)` });
+    const size = nearLimit(t, runId, limit) ? rawRecordBytes(t, runId, texts.length) : 0;
+    if (size > limit) out.push({ index, reason: oversizedReason(size, limit) });
   });
   return out;
 }
+
+/** Whether a text's record may be too large: only such a text is encoded, its UTF-8 bytes alone bound the record from below. */
+export function nearLimit(t: InputText, runId: string, limit = DEFAULT_MAX_MESSAGE_BYTES): boolean {
+  const lower = Buffer.byteLength(t.text) + 2 * Buffer.byteLength(t.id) + Buffer.byteLength(t.source) + 2 * Buffer.byteLength(runId);
+  return lower + 4 * RECORD_OVERHEAD >= limit - BATCH_OVERHEAD;
+}
+
+/** A raw text's bytes in a request (framing included), encoded with `seq` as its place (its size depends on it a little). */
+export function rawRecordBytes(t: InputText, runId: string, seq: number): number {
+  const record: RawTextRecord = { id: t.id, runId, text: t.text, source: t.source, ingestedAt: Date.now(), seq, round: 0, convert: true };
+  return 5 + loadSchema('raw-text').type.toBuffer(record).length + Buffer.byteLength(recordKey(runId, t.id)) + RECORD_OVERHEAD + BATCH_OVERHEAD;
+}
+
+export const oversizedReason = (size: number, limit: number) => `the text's record is about ${size} bytes; the raw-text topic takes at most ${limit} (max.message.bytes)`;
+
+export { DEFAULT_MAX_MESSAGE_BYTES };
 
 /**
  * Writes records of one schema to the pipeline's topics, keyed "<run>/<id>", every send acknowledged by all replicas.
@@ -392,8 +409,8 @@ export class PipelineWriter {
     return records.map((r) => ({ key: recordKey(r.runId, r.id), value: r, partition: partitionOf(r) }));
   }
 
-  writeGeneral(runId: string, texts: readonly InputText[]): Promise<void> {
-    const now = Date.now();
+  /** General instructions in the order given; a run written in several calls passes one `now` to all. */
+  writeGeneral(runId: string, texts: readonly InputText[], now = Date.now()): Promise<void> {
     return this.send(
       this.topics.general,
       'raw-text',

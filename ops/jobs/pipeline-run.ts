@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { pipeline as pipe } from 'node:stream/promises';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
 import { readEvaluationRecords } from '../../connectors/files/evaluation-records.ts';
-import { messageLimits, oversizedTexts, planRun, PipelineWriter, type InputText, type RunSettings } from '../../connectors/ingest/run-ingest.ts';
+import { TextFilePlan } from '../../connectors/files/text-file-plan.ts';
+import { TextFileScan, type Reject } from '../../connectors/files/text-file-scan.ts';
+import { Bits } from '../../connectors/files/compact-ids.ts';
+import { MixedSpool } from '../../connectors/files/mixed-spool.ts';
+import { messageLimits, PipelineWriter, type InputText, type RunSettings } from '../../connectors/ingest/run-ingest.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { f1ByDataset, metricRowCounts, roundAggregates, type F1Row, type RoundAggregate } from '../../connectors/clickhouse/run-queries.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
@@ -10,9 +19,7 @@ import type { Logger } from '../../processors/runtime/logger.ts';
 import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
-import { RunMonitor, type DeadLetter } from './run-monitor.ts';
-import { writeMixedFile } from '../../connectors/files/mixed-file-sink.ts';
-import { extname } from 'node:path';
+import { RunMonitor, type DeadLetter, type RunTally, type RunTexts } from './run-monitor.ts';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
 import { checkLlmEndpoints } from '../../connectors/llm/preflight.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';
@@ -57,60 +64,115 @@ export interface PipelineRunSummary {
   seconds: number;
 }
 
-async function readTexts(path: string): Promise<{ texts: InputText[]; lines: number[]; rejects: { line: number; reason: string }[] }> {
-  const texts: InputText[] = [];
-  const lines: number[] = [];
-  const rejects: { line: number; reason: string }[] = [];
-  const seen = new Map<string, number>();
-  for await (const r of readTextRecords(path)) {
-    if (!r.ok) rejects.push({ line: r.line, reason: r.reason });
-    else if (seen.has(r.id)) rejects.push({ line: r.line, reason: `${path}:${r.line}: id "${r.id}" already used on line ${seen.get(r.id)}` });
-    else {
-      seen.set(r.id, r.line);
-      texts.push({ id: r.id, text: r.text, source: `${path}:${r.line}` });
-      lines.push(r.line);
-    }
+/** Rejects as the summary names them: all counted, the first 20 by line kept. */
+class FirstRejects {
+  count = 0;
+  readonly first: Reject[] = [];
+  add(r: Reject): void {
+    this.count++;
+    if (this.first.length === 20 && r.line >= this.first[19]!.line) return;
+    const at = this.first.findIndex((x) => x.line > r.line);
+    this.first.splice(at < 0 ? this.first.length : at, 0, r);
+    if (this.first.length > 20) this.first.pop();
   }
-  return { texts, lines, rejects };
+}
+
+/**
+ * stdin's JSONL copied to a temporary file: a run reads its input twice (to count and check the texts, then to write
+ * them), and holds neither the texts nor their ids in between.
+ */
+async function stdinCopy(): Promise<{ path: string; remove: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ipt-stdin-'));
+  const path = join(dir, 'stdin.jsonl');
+  await pipe(process.stdin, createWriteStream(path));
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /**
  * The bounded form of the pipeline: ingests a file as one run, runs the chain over Kafka until every text of the
  * run is accounted for (converted, kept raw, or dead-lettered), the mixed stream holds every domain text and
- * ClickHouse holds every metric event, then returns one summary.
+ * ClickHouse holds every metric event, then returns one summary. The input is read twice and streamed into the raw
+ * topic in batches; the run is followed by text slots and counts, and the mixed stream goes to --output as it
+ * arrives: memory does not grow with the input but by a few dozen bytes a text (docs/memory.md).
  */
 export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRunSummary> {
   const started = Date.now();
   const runId = opts.settings.runId ?? `run-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomUUID().slice(0, 6)}`;
-  const read = await readTexts(opts.input);
-  const { texts, rejects } = await withoutOversized(opts, runId, read);
-  for (const r of rejects) opts.log(`pipeline: rejected ${r.reason}`);
-  const { run, records } = planRun({ ...opts.settings, runId }, texts);
-  const general = opts.general ? await readTexts(opts.general) : undefined;
-  for (const r of general?.rejects ?? []) opts.log(`pipeline: general instructions: rejected ${r.reason}`);
-  let evaluations: EvaluationRecord[] = [];
-  if (opts.evaluation) {
-    for (const e of await readEvaluationRecords(opts.evaluation)) {
-      if (e.ok) evaluations.push({ ...e.record, runId });
-      else opts.log(`pipeline: evaluation: rejected ${e.reason}`);
-    }
+  // A missing file or an unknown format fails here, before any topic is touched.
+  for (const path of [opts.input, opts.general]) {
+    if (path === undefined || path === '-') continue;
+    readTextRecords(path);
+    await access(path);
   }
-
-  if (opts.output) assertOutputFormat(opts.output);
-  return executeRun(opts, { run, records, pool: [], expected: new Set(records.map((r) => r.id)), general: general?.texts, evaluations, rejects }, started);
+  const copies: { path: string; remove: () => void }[] = [];
+  const from = async (path: string | undefined) => (path === '-' ? (copies[copies.push(await stdinCopy()) - 1]!.path) : undefined);
+  try {
+    const inputFrom = await from(opts.input);
+    const rejects = new FirstRejects();
+    const plan = await TextFilePlan.create(opts.input, { ...opts.settings, runId }, {
+      limit: await rawTopicLimit(opts),
+      from: inputFrom,
+      onReject: (r) => {
+        rejects.add(r);
+        opts.log(`pipeline: rejected ${r.reason}`);
+      },
+    });
+    const general = opts.general === undefined ? undefined : await TextFileScan.run(opts.general, { from: await from(opts.general), onReject: (r) => opts.log(`pipeline: general instructions: rejected ${r.reason}`) });
+    const evaluations: EvaluationRecord[] = [];
+    if (opts.evaluation) {
+      for (const e of await readEvaluationRecords(opts.evaluation)) {
+        if (e.ok) evaluations.push({ ...e.record, runId });
+        else opts.log(`pipeline: evaluation: rejected ${e.reason}`);
+      }
+    }
+    if (opts.output) assertOutputFormat(opts.output);
+    const run = plan.run;
+    return await execute(
+      opts,
+      {
+        run,
+        texts: plan,
+        expected: plan.ingested,
+        records: plan.ingested,
+        converted: plan.converted,
+        writeTexts: async (writer) => {
+          for await (const batch of plan.batches()) await writer.writeTexts(batch, run);
+        },
+        writeGeneral: general && ((writer) => writeGeneralFile(writer, runId, general)),
+        pool: [],
+        evaluations,
+        rejected: rejects.count,
+        rejects: rejects.first,
+      },
+      started,
+    );
+  } finally {
+    for (const c of copies) c.remove();
+  }
 }
 
-/** Texts too large for the raw topic's max.message.bytes become rejects by line, before the run is planned or written. */
-async function withoutOversized(opts: PipelineRunOptions, runId: string, read: Awaited<ReturnType<typeof readTexts>>) {
+/** General instructions in batches, in file order, all with one ingest time (as one write would give them). */
+async function writeGeneralFile(writer: PipelineWriter, runId: string, scan: TextFileScan): Promise<void> {
+  const now = Date.now();
+  let batch: InputText[] = [];
+  for await (const r of scan.records()) {
+    if (scan.dead.get(r.slot)) continue;
+    batch.push({ id: r.id, text: r.text, source: `${scan.path}:${r.line}` });
+    if (batch.length === 2000) {
+      await writer.writeGeneral(runId, batch, now);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await writer.writeGeneral(runId, batch, now);
+}
+
+/** The raw topic's max.message.bytes (texts above it are rejected by line before the run is planned). */
+async function rawTopicLimit(opts: PipelineRunOptions): Promise<number | undefined> {
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   const admin = createKafka({ brokers: opts.pipeline.runtime.brokers, clientId: `${opts.pipeline.runtime.clientId}-run`, logger: opts.logger }).admin();
   await admin.connect();
-  const limit = await messageLimits(admin, [topics.raw]).finally(() => admin.disconnect());
-  const oversized = oversizedTexts(read.texts, runId, limit.get(topics.raw));
-  if (oversized.length === 0) return read;
-  const drop = new Set(oversized.map((o) => o.index));
-  const rejects = [...read.rejects, ...oversized.map((o) => ({ line: read.lines[o.index]!, reason: `${read.texts[o.index]!.source}: ${o.reason}` }))];
-  return { texts: read.texts.filter((_, i) => !drop.has(i)), lines: read.lines.filter((_, i) => !drop.has(i)), rejects: rejects.sort((a, b) => a.line - b.line) };
+  const limits = await messageLimits(admin, [topics.raw]).finally(() => admin.disconnect());
+  return limits.get(topics.raw);
 }
 
 /** What one run puts into the pipeline, and what it expects out. */
@@ -126,9 +188,75 @@ export interface RunInput {
   rejects: { line: number; reason: string }[];
 }
 
+/** A run ready to execute, from records in memory (RunInput) or streamed from a file (TextFilePlan). */
+interface PlannedRun {
+  run: RunConfig;
+  texts: RunTexts;
+  /** Texts that must each be accounted for, and the records written (the same, but for a run seeded with collections). */
+  expected: number;
+  records: number;
+  /** Texts sent to synthesis: each has a metric event, unless dead-lettered before its result existed. */
+  converted: number;
+  writeTexts: (writer: PipelineWriter) => Promise<void>;
+  writeGeneral?: (writer: PipelineWriter) => Promise<void>;
+  pool: RoundCollectionRecord[];
+  evaluations: EvaluationRecord[];
+  rejected: number;
+  rejects: Reject[];
+}
+
+/** A RunInput's texts by slot, in the order of its expected ids. */
+class ListedTexts implements RunTexts {
+  private readonly ids: string[];
+  private readonly slots: Map<string, number>;
+  private readonly convert = new Bits();
+
+  constructor(expected: Set<string>, records: readonly RawTextRecord[]) {
+    this.ids = [...expected];
+    this.slots = new Map(this.ids.map((id, i) => [id, i]));
+    for (const r of records) if (r.convert && this.slots.has(r.id)) this.convert.set(this.slots.get(r.id)!);
+  }
+  get size(): number {
+    return this.ids.length;
+  }
+  slotOf(id: string): number {
+    return this.slots.get(id) ?? -1;
+  }
+  has(): boolean {
+    return true;
+  }
+  isConverted(slot: number): boolean {
+    return this.convert.get(slot);
+  }
+  async namesOf(slots: readonly number[]): Promise<string[]> {
+    return slots.map((s) => this.ids[s]!);
+  }
+}
+
 /** Writes a run's records, runs the chain (or lets running stages take it), waits until it is accounted for, and summarises it. */
-export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger' | 'output'>, input: RunInput, started = Date.now()): Promise<PipelineRunSummary> {
-  const { run, records, expected, evaluations } = input;
+export function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger' | 'output'>, input: RunInput, started = Date.now()): Promise<PipelineRunSummary> {
+  const { run, records, expected, general } = input;
+  return execute(
+    opts,
+    {
+      run,
+      texts: new ListedTexts(expected, records),
+      expected: expected.size,
+      records: records.length,
+      converted: records.filter((r) => r.convert).length,
+      writeTexts: (writer) => writer.writeTexts(records, run),
+      writeGeneral: general && ((writer) => writer.writeGeneral(run.runId, general)),
+      pool: input.pool,
+      evaluations: input.evaluations,
+      rejected: input.rejects.length,
+      rejects: input.rejects.slice(0, 20),
+    },
+    started,
+  );
+}
+
+async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'startStages' | 'timeoutMs' | 'log' | 'logger' | 'output'>, input: PlannedRun, started: number): Promise<PipelineRunSummary> {
+  const { run, evaluations } = input;
   const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
   // Nothing is written before the stages are known to be able to work.
@@ -138,7 +266,11 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
   const kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-run`, logger: opts.logger });
   const serde = new AvroSerde(runtime.registryUrl);
   const writer = new PipelineWriter(kafka, serde, topics);
-  const monitor = new RunMonitor(kafka, serde, topics, runId);
+  // The mixed stream goes to disk as it arrives and into --output at the end, instead of being held.
+  const spool = opts.output ? new MixedSpool(opts.output) : undefined;
+  let written = false;
+  const monitor = new RunMonitor(kafka, serde, topics, runId, input.texts, spool);
+  const tally = monitor.tally!;
   const ch = clickhouseClient(clickhouse.url, clickhouse.database);
   let pipeline: RunningPipeline | undefined;
   // SIGTERM/SIGINT end the wait; the finally below stops the stages gracefully (each commits its batch in flight),
@@ -152,53 +284,47 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
   try {
     await writer.start();
     await writer.writeRun(run);
-    if (input.general) await writer.writeGeneral(runId, input.general);
+    if (input.writeGeneral) await input.writeGeneral(writer);
     if (opts.startStages) pipeline = await startPipeline({ ...opts.pipeline, logger: opts.logger });
     await monitor.start();
-    await writer.writeTexts(records, run);
+    await input.writeTexts(writer);
     await writer.writePool(input.pool);
     await writer.writeEvaluations(evaluations);
-    opts.log(`pipeline: run ${runId}: ${records.length} texts ingested (${run.convertedTexts} to convert in ${run.rounds} round(s), from round ${run.startRound}), ${input.rejects.length} rejected`);
+    opts.log(`pipeline: run ${runId}: ${input.records} texts ingested (${run.convertedTexts} to convert in ${run.rounds} round(s), from round ${run.startRound}), ${input.rejected} rejected`);
 
+    const expected = input.expected;
     const deadline = started + opts.timeoutMs;
     const left = () => Math.max(1, deadline - Date.now());
     // A stage of this process that stopped for good ends the wait at once: the run cannot finish without it.
     const stagesAlive = () => {
       if (interrupted) {
-        throw new JobError(`interrupted by ${interrupted}: run ${runId} stopped with ${monitor.accounted(expected)}/${expected.size} texts accounted for; its records stay in Kafka (\`ipt pipeline up\` finishes it, \`ipt audit --run ${runId}\` reconciles it)`);
+        throw new JobError(`interrupted by ${interrupted}: run ${runId} stopped with ${tally.accounted}/${expected} texts accounted for; its records stay in Kafka (\`ipt pipeline up\` finishes it, \`ipt audit --run ${runId}\` reconciles it)`);
       }
       const dead = pipeline?.processors.find((p) => p.failure);
       if (dead) throw new JobError(`stage ${dead.name} stopped: ${dead.failure!.message}`);
     };
+    // Every check below reads running counts: O(1) per batch the monitor reads, however long the run.
     let last = -1;
     await monitor.until(
       () => {
         stagesAlive();
-        const n = monitor.accounted(expected);
+        const n = tally.accounted;
         if (n !== last) {
           last = n;
-          opts.log(`pipeline: ${n}/${expected.size} texts accounted for`);
+          opts.log(`pipeline: ${n}/${expected} texts accounted for`);
         }
-        return n === expected.size;
+        return n === expected;
       },
       left(),
-      () => `every text to be accounted for (${monitor.accounted(expected)}/${expected.size}; e.g. not yet: ${monitor.unaccounted(expected).join(', ')})`,
+      async () => `every text to be accounted for (${tally.accounted}/${expected}; e.g. not yet: ${(await input.texts.namesOf(tally.unaccounted())).join(', ')})`,
     );
-    await monitor.until(() => (stagesAlive(), monitor.mixedDomain() >= monitor.domainTexts()), left(), () => `the mixed stream (${monitor.mixedDomain()}/${monitor.domainTexts()} domain texts)`);
-    const events = (kind: string) => [...monitor.metrics.values()].filter((m) => m.kind === kind).length;
-    const expectedEvaluations = evaluations.reduce((s, e) => s + (e.examples.length > 0 ? 2 : 1), 0) - evaluationDeadLetters(monitor, evaluations);
+    await monitor.until(() => (stagesAlive(), tally.mixedDomain >= tally.domainTexts), left(), () => `the mixed stream (${tally.mixedDomain}/${tally.domainTexts} domain texts)`);
+    const expectedEvaluations = evaluations.reduce((s, e) => s + (e.examples.length > 0 ? 2 : 1), 0) - evaluationDeadLetters(tally, evaluations);
     // Each text sent to synthesis has one metric event, unless it was dead-lettered before its result existed.
-    // The ids still waiting shrink as events arrive, so a long run is not re-scanned whole on every batch.
-    const synthesized = records.filter((r) => r.convert).length;
-    const waiting = new Set(records.filter((r) => r.convert).map((r) => r.id));
-    const settled = () => {
-      for (const id of waiting) if (monitor.metrics.has(`synthesis/${runId}/${id}`) || monitor.deadLetters.get(id)?.withOutputs === false) waiting.delete(id);
-      return synthesized - waiting.size;
-    };
     await monitor.until(
-      () => (stagesAlive(), settled() === synthesized && events('evaluation') >= expectedEvaluations),
+      () => (stagesAlive(), tally.settled === input.converted && tally.evaluationEvents >= expectedEvaluations),
       left(),
-      () => `metric events (${settled()}/${synthesized} synthesis, ${events('evaluation')}/${expectedEvaluations} evaluation)`,
+      () => `metric events (${tally.settled}/${input.converted} synthesis, ${tally.evaluationEvents}/${expectedEvaluations} evaluation)`,
     );
     // ClickHouse may be down now (the sink waits it out): its queries are asked again until the run's deadline.
     let outage: string | undefined;
@@ -218,18 +344,26 @@ export async function executeRun(opts: Pick<PipelineRunOptions, 'pipeline' | 'st
       }
     };
     let rows = await ask(() => metricRowCounts(ch, runId));
-    const wantRows = { synthesis: events('synthesis'), evaluation: events('evaluation') };
+    const wantRows = { synthesis: tally.synthesisEvents, evaluation: tally.evaluationEvents };
     while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ClickHouse: ${JSON.stringify(rows)} of ${JSON.stringify(wantRows)} metric rows stored`);
       stagesAlive();
       await new Promise((r) => setTimeout(r, 250));
       rows = await ask(() => metricRowCounts(ch, runId));
     }
-    const summary = summarize(run, expected.size, input.rejects, monitor, expected, rows, await ask(() => roundAggregates(ch, runId)), await ask(() => f1ByDataset(ch, runId)), started);
-    if (opts.output) summary.output = { path: opts.output, records: await writeMixedFile(opts.output, monitor.mixed.values()) };
+    const aggregates = await ask(() => roundAggregates(ch, runId));
+    const f1 = await ask(() => f1ByDataset(ch, runId));
+    // The counts and the spool are settled from here: nothing more is read.
+    await monitor.stop();
+    const summary = summarize(run, input, tally, rows, aggregates, f1, started);
+    if (spool) {
+      summary.output = { path: spool.path, records: await spool.finish() };
+      written = true;
+    }
     return summary;
   } finally {
     await Promise.allSettled([monitor.stop(), pipeline?.stop(), writer.stop()]);
+    if (spool && !written) await spool.discard().catch(() => undefined);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     await ch.close();
@@ -246,44 +380,35 @@ async function checkStagesCanWork(llm: PipelineRunOptions['pipeline']['llm'], ru
   for (const w of await checkLlmEndpoints(pool, { needTokenize: run.lengthEstimate === 'tokens' && !llm.tokenizer, setting: '--llm-url (IPT_LLM_URL)' })) log(`pipeline: ${w}`);
 }
 
-function evaluationDeadLetters(monitor: RunMonitor, evaluations: EvaluationRecord[]): number {
+function evaluationDeadLetters(tally: RunTally, evaluations: EvaluationRecord[]): number {
   let n = 0;
-  for (const e of evaluations) if (monitor.deadLetters.has(e.id)) n += e.examples.length > 0 ? 2 : 1;
+  for (const e of evaluations) if (tally.hasDeadLetter(e.id, false)) n += e.examples.length > 0 ? 2 : 1;
   return n;
 }
 
 function summarize(
   run: RunConfig,
-  ingested: number,
-  rejects: { line: number; reason: string }[],
-  monitor: RunMonitor,
-  expected: Set<string>,
+  input: PlannedRun,
+  tally: RunTally,
   metricRows: { synthesis: number; evaluation: number },
   rounds: RoundAggregate[],
   evaluation: F1Row[],
   started: number,
 ): PipelineRunSummary {
-  const dead = [...monitor.deadLetters.values()].filter((d) => expected.has(d.id));
-  const augmented = [...expected].filter((id) => monitor.convertedIds.has(id)).length;
-  const raw = [...expected].filter((id) => monitor.rawIds.has(id)).length;
-  const converted = [...monitor.outputs.values()].filter((a) => a.converted);
-  const mixed = [...monitor.mixed.values()];
-  const tokens = (src: string[]) => mixed.filter((m) => src.includes(m.source)).reduce((s, m) => s + m.tokens, 0);
-  const domainTokens = tokens(['augmented', 'raw']);
-  const generalTokens = tokens(['general']);
+  const m = tally.mix;
   return {
     runId: run.runId,
     preset: run.preset,
     rounds: run.rounds,
-    ingested,
-    rejected: rejects.length,
-    rejects: rejects.slice(0, 20),
-    augmented,
-    raw,
-    deadLettered: dead.length,
-    deadLetters: dead.slice(0, 20),
-    pairs: converted.reduce((s, a) => s + a.pairs, 0),
-    outputTexts: converted.length,
+    ingested: input.expected,
+    rejected: input.rejected,
+    rejects: input.rejects.slice(0, 20),
+    augmented: tally.augmented,
+    raw: tally.raw,
+    deadLettered: tally.deadLettered,
+    deadLetters: tally.namedDeadLetters.slice(0, 20),
+    pairs: tally.pairs,
+    outputTexts: tally.outputTexts,
     perRound: rounds.map((r) => ({
       round: r.round,
       texts: r.texts,
@@ -296,13 +421,13 @@ function summarize(
       grounding: round3(r.grounding_avg),
     })),
     mixed: {
-      records: mixed.length,
-      augmented: mixed.filter((m) => m.source === 'augmented').length,
-      raw: mixed.filter((m) => m.source === 'raw').length,
-      general: mixed.filter((m) => m.source === 'general').length,
-      domainTokens,
-      generalTokens,
-      generalShare: domainTokens + generalTokens === 0 ? 0 : round3(generalTokens / (domainTokens + generalTokens)),
+      records: m.records,
+      augmented: m.augmented,
+      raw: m.raw,
+      general: m.general,
+      domainTokens: m.domainTokens,
+      generalTokens: m.generalTokens,
+      generalShare: m.domainTokens + m.generalTokens === 0 ? 0 : round3(m.generalTokens / (m.domainTokens + m.generalTokens)),
     },
     metricRows,
     evaluation: evaluation.map((e) => ({ ...e, f1: round3(e.f1), exact_match: round3(e.exact_match) })),

@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
@@ -13,6 +14,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
     'record-bytes': { type: 'string' },
     rounds: { type: 'string' },
     topology: { type: 'string' },
+    'latency-ms': { type: 'string' },
+    concurrency: { type: 'string' },
+    instances: { type: 'string' },
+    partitions: { type: 'string' },
+    texts: { type: 'string' },
+    'run-timeout-ms': { type: 'string' },
   });
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const what = positionals[0];
@@ -92,13 +99,68 @@ export async function benchCommand(argv: string[]): Promise<number> {
       print(result, values.json, `sink ${result.sinkTokensPerSec} tokens/s end to end vs bare encode ${result.bareTokensPerSec} tokens/s: ratio ${result.ratio} (goal ≥ 0.7)`);
       return 0;
     }
+    case 'scale': {
+      const loadBefore = loadavg();
+      const ep = await locateStack(process.env, log);
+      const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
+      const { scaleBench } = await import('../bench/scale-bench.ts');
+      const { saveBenchResult } = await import('../bench/save-result.ts');
+      const instances = benchInstances(values.instances as string | undefined);
+      const partitions = intOption('bench', 'partitions', values.partitions as string | undefined, Math.max(4, ...instances));
+      if (partitions < Math.max(...instances)) throw new UsageError(`bench scale: --partitions ${partitions} leaves instances idle (${Math.max(...instances)} instances)`);
+      const result = await scaleBench(cfg, ep, createLogger('ipt-bench', 'warn'), {
+        texts: intOption('bench', 'records', values.records, 2000),
+        runs: intOption('bench', 'runs', values.runs, 3),
+        latencyMs: intOption('bench', 'latency-ms', values['latency-ms'] as string | undefined, 50),
+        concurrency: intOption('bench', 'concurrency', values.concurrency as string | undefined, 4),
+        instances,
+        partitions,
+        textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        log,
+      });
+      const saved = saveBenchResult('scale', argv, result, loadBefore);
+      log(`bench scale: result saved to ${saved}`);
+      print(result, values.json, scaleTable(result));
+      return 0;
+    }
+    case 'memory': {
+      const { memoryCommand } = await import('../bench/memory-command.ts');
+      return memoryCommand(argv, values, log);
+    }
     default:
-      throw new UsageError('usage: ipt bench runtime|synthesis|pipeline|sink [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M] [--topology fused|staged|both]');
+      throw new UsageError(
+        'usage: ipt bench runtime|synthesis|pipeline|sink|scale [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M] [--topology fused|staged|both]\n' +
+          '       ipt bench scale [--json] [--runs R=3] [--records N=2000] [--latency-ms 50] [--concurrency C=4 (LLM requests in flight per instance)] [--instances 1,2,4] [--partitions P=4]',
+      );
   }
 }
 
 function print(result: object, json: boolean | undefined, human: string): void {
   console.log(json ? JSON.stringify(result) : human);
+}
+
+/** The scale benchmark's figures as a small table: texts/s and the ratio to the first instance count. */
+function scaleTable(r: import('../bench/scale-bench.ts').ScaleBenchResult): string {
+  const goals: Record<number, string> = { 2: '≥ 1.9', 4: '≥ 3.5' };
+  const rows = r.sides.map(
+    (s) =>
+      `${String(s.instances).padStart(9)}  ${String(s.textsPerSec).padStart(7)}  ${String(s.perInstanceTextsPerSec).padStart(12)}  ${s.ratio.toFixed(2).padStart(5)}  ${(goals[s.instances] ?? '').padEnd(5)}  ` +
+      `${String(s.machineBusy).padStart(12)}  ${s.runs.join(', ')}`,
+  );
+  return [
+    `scale: synthesis stage, ${r.texts} texts, LLM ${r.latencyMs} ms per request, ${r.concurrencyPerInstance} in flight per instance (at most ${r.ceilingPerInstance} texts/s each), ${r.partitions} partitions; medians of ${r.runs} runs`,
+    'instances  texts/s  per instance  ratio  goal   machine busy  runs (texts/s)',
+    ...rows,
+    // Each instance's CPU per text is fixed, so a machine near full makes the larger sides wait for CPU, not the LLM.
+    ...(r.sides.some((s) => s.machineBusy > 0.8) ? ['note: the machine was over 80% busy during a side: its figures are CPU-starved; run it again when the machine is quieter'] : []),
+  ].join('\n');
+}
+
+function benchInstances(raw: string | undefined): number[] {
+  if (raw === undefined) return [1, 2, 4];
+  const ns = raw.split(',').map((x) => Number(x.trim()));
+  if (ns.length === 0 || ns.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`bench scale: --instances must be whole numbers ≥ 1, comma-separated (got ${raw})`);
+  return ns;
 }
 
 function benchTopologies(raw: string | undefined): Topology[] {

@@ -39,7 +39,15 @@ export function mixingProcessor(ctx: PipelineContext) {
     counts.set(g.runId, i + 1);
     return `${g.runId}/${i}`;
   });
-  const saved = new TopicTable<MixerStateRecord>(ctx.kafka, ctx.serde, t.mixerState, 'mixer-state', (s) => s.runId);
+  // A run's counts only grow, so its newest state is the one with the highest mix index, not always the last record:
+  // two chunks' produce requests in flight at once can reach the broker in either order, and a standby taking over
+  // (or a restarted mixer) that went on from the older one would hand out mix indices twice.
+  const newest = new Map<string, MixerStateRecord>();
+  const saved = new TopicTable<MixerStateRecord>(ctx.kafka, ctx.serde, t.mixerState, 'mixer-state', (s) => {
+    const had = newest.get(s.runId);
+    if (!had || s.mixIndex >= had.mixIndex) newest.set(s.runId, s);
+    return undefined;
+  });
   const states = new Map<string, { sampler: MixSampler; state: MixerStateRecord }>();
   const tokensOf = ctx.mixTokens();
   // Per-run counts change in record order: each handler's update is queued when it is called, in input order.
@@ -52,7 +60,7 @@ export function mixingProcessor(ctx: PipelineContext) {
         { name: 'domain', weight: 1 - run.generalWeight },
         { name: 'general', weight: run.generalWeight },
       ]);
-      const state = saved.peek(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0 };
+      const state = newest.get(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0 };
       sampler.emitted[DOMAIN] = state.emittedTokens[DOMAIN]!;
       sampler.emitted[GENERAL] = state.emittedTokens[GENERAL]!;
       sampler.total = sampler.emitted[DOMAIN]! + sampler.emitted[GENERAL]!;

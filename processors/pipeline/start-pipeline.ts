@@ -46,7 +46,7 @@ export interface RunningPipeline {
 /** Creates the pipeline's topics (retained or compacted), so a run can be ingested before any stage starts. */
 export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime' | 'prefix' | 'partitions' | 'logger'>): Promise<PipelineTopics> {
   const topics = pipelineTopics(opts.prefix);
-  const kafka = createKafka({ brokers: opts.runtime.brokers, clientId: `${opts.runtime.clientId}-admin`, logger: opts.logger });
+  const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: `${opts.runtime.clientId}-admin`, logger: opts.logger });
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -67,7 +67,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const both = FUSED_STAGES.filter((s) => stages.has(s));
   if (stages.has('fused') && both.length > 0) throw new Error(`the fused stage replaces ${both.join(', ')}: run one or the other, not both`);
   const metrics = opts.metrics ?? new ProcessorMetrics();
-  const kafka = createKafka({ brokers: opts.runtime.brokers, clientId: opts.runtime.clientId, logger: opts.logger });
+  const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: opts.runtime.clientId, logger: opts.logger });
   const serde = new AvroSerde(opts.runtime.registryUrl);
   const ctx = new PipelineContext(kafka, serde, topics, opts.llm, opts.logger, opts.waitMs);
   await ctx.start();
@@ -77,10 +77,10 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
   const add = <In, O extends string>(spec: ProcessorSpec<In, O>, overrides: Partial<RuntimeConfig> = {}) => specs.push([spec as unknown as ProcessorSpec<never, string>, overrides]);
   // A stage that reads other topics as tables: they are loaded before it starts, and stopped with it.
-  const addWithTables = async <In, O extends string>(stage: { spec: ProcessorSpec<In, O>; start(): Promise<void>; stop(): Promise<void> }) => {
+  const addWithTables = async <In, O extends string>(stage: { spec: ProcessorSpec<In, O>; start(): Promise<void>; stop(): Promise<void> }, exclusive = false) => {
     await stage.start();
     extras.push(stage);
-    add(stage.spec);
+    add(exclusive ? { ...stage.spec, exclusive } : stage.spec);
   };
 
   if (stages.has('templating')) add(templatingProcessor(ctx));
@@ -89,13 +89,15 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const llmInFlight = { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) };
   if (stages.has('synthesis')) add(synthesisProcessor(ctx), llmInFlight);
   if (stages.has('round-feedback')) add(roundFeedbackProcessor(ctx));
+  // The mixer and the fused stage keep each run's mix counts in memory: one active instance per prefix, any others
+  // standbys that take over when it stops or dies (ProcessorSpec.exclusive).
   if (stages.has('fused')) {
     const fused = fusedProcessor(ctx);
     await fused.start();
     extras.push(fused);
-    add(fused.spec, llmInFlight);
+    add({ ...fused.spec, exclusive: true }, llmInFlight);
   }
-  if (stages.has('mixing')) await addWithTables(mixingProcessor(ctx));
+  if (stages.has('mixing')) await addWithTables(mixingProcessor(ctx), true);
   if (stages.has('evaluation')) add(evaluationProcessor(ctx, opts.evaluation));
   if (stages.has('clickhouse-sink')) {
     await migrate(opts.clickhouse.url, opts.clickhouse.database);

@@ -66,6 +66,12 @@ export interface ProcessorSpec<In, Outputs extends string = string> {
    * fetching for the partition it is on and resumes once whenReady() resolves.
    */
   backpressure?: { saturated(): boolean; whenReady(): Promise<void> };
+  /**
+   * One active instance per group, the others standbys (a stage whose per-run state lives in its memory): all input
+   * partitions go to one member, and another takes them over when it leaves or its session times out. An instance
+   * that loses them while running stops (its process exits 1): its state is no longer the current one.
+   */
+  exclusive?: boolean;
 }
 
 export function defineProcessor<In, Outputs extends string>(spec: ProcessorSpec<In, Outputs>): ProcessorSpec<In, Outputs> {

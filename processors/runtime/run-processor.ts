@@ -9,8 +9,9 @@ import { deadLetterMessage, errorText, type FailureStage } from './dead-letter.t
 import { AvroSerde } from './serde.ts';
 import { loadSchema, type LoadedSchema } from './schemas.ts';
 import { describeMismatch, ensureTopics } from './topics.ts';
-import { accessDenied, deniedType, type AccessContext } from './kafka-access.ts';
+import { accessDenied, type AccessContext } from './kafka-access.ts';
 import { mapOrdered } from './concurrency.ts';
+import { exclusiveAssigner, type ExclusiveClaim } from './exclusive-assigner.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 
 export interface RunningProcessor {
@@ -59,7 +60,7 @@ export async function startProcessor<In, Outputs extends string>(
   if (cfg.exactlyOnce && cfg.partitionsConsumedConcurrently > 1) throw new Error(`${spec.name}: exactly-once runs one partition at a time per process (partitionsConsumedConcurrently = ${cfg.partitionsConsumedConcurrently})`);
   const logger = (deps.logger ?? createLogger('instruct-pt')).child({ processor: spec.name });
   const metrics = deps.metrics ?? new ProcessorMetrics();
-  const kafka = deps.kafka ?? createKafka({ brokers: cfg.brokers, clientId: `${cfg.clientId}-${spec.name}`, logger });
+  const kafka = deps.kafka ?? createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: `${cfg.clientId}-${spec.name}`, logger });
   const dlqTopic = deadLetterTopic(spec.name);
   const outputs = Object.entries(spec.outputs) as [Outputs, OutputSpec][];
   const latestPerKey = new Set(outputs.filter(([, o]) => o.latestPerKey).map(([, o]) => o.topic));
@@ -104,7 +105,7 @@ export async function startProcessor<In, Outputs extends string>(
   try {
     await producer.connect();
   } catch (err) {
-    throw accessDenied(err, { transactionalId }) ?? err;
+    throw accessDenied(err, { transactionalId }, kafka) ?? err;
   }
   /**
    * A transaction that failed part-way (a broker killed during its commit) can leave kafkajs's transactional producer
@@ -132,6 +133,31 @@ export async function startProcessor<In, Outputs extends string>(
   const crashes: number[] = [];
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
+  // An exclusive processor (spec.exclusive): when it started, and whether it has held the partitions since.
+  const startedAt = Date.now();
+  let everHeld = false;
+
+  /**
+   * An exclusive processor that held the partitions and lost them (its session timed out and a standby took over, or
+   * its consumer was rebuilt after the standby took over) stops: the state in its memory is no longer the current
+   * one. Its process exits 1; started again, it joins as a standby.
+   */
+  const standDown = (c: Consumer, why: string) => {
+    if (stopping) return;
+    stopping = true;
+    joined = false;
+    failure = new Error(`processor ${spec.name}: ${why}`);
+    logger.error({ reason: why }, 'exclusive processor lost its partitions: stopping');
+    // Not awaited here, inside the consumer's own join: disconnecting waits for its run loop.
+    setImmediate(() => {
+      void c
+        .disconnect()
+        .catch(() => undefined)
+        .then(() => producer.disconnect())
+        .catch(() => undefined)
+        .finally(resolveDone);
+    });
+  };
 
   /**
    * Connects a consumer in the stage's group and runs it. kafkajs restarts a consumer itself only after retriable
@@ -140,6 +166,8 @@ export async function startProcessor<In, Outputs extends string>(
    * MAX_RESTARTS crashes within CRASH_WINDOW_MS, so that its process can exit non-zero.
    */
   const startConsumer = async (): Promise<void> => {
+    // What this consumer tells the group's leader at each join when the processor is exclusive.
+    const claim: ExclusiveClaim = { holds: false, heldAt: 0, since: startedAt };
     const c = kafka.consumer({
       groupId: spec.name,
       readUncommitted: false,
@@ -153,11 +181,24 @@ export async function startProcessor<In, Outputs extends string>(
       maxWaitTimeInMs: 1000,
       allowAutoTopicCreation: false,
       // A refused ACL does not heal by restarting: the crash handler below stops the stage with a message instead.
-      retry: { retries: 5, restartOnFailure: async (e) => deniedType(e) === undefined },
+      retry: { retries: 5, restartOnFailure: async (e) => accessDenied(e, access, kafka) === undefined },
+      ...(spec.exclusive ? { partitionAssigners: [exclusiveAssigner(() => claim)] } : {}),
     });
-    c.on(c.events.GROUP_JOIN, () => {
+    c.on(c.events.GROUP_JOIN, (e) => {
+      if (!spec.exclusive) {
+        joined = true;
+        logger.info('joined consumer group');
+        return;
+      }
+      const holds = Object.values(e.payload.memberAssignment).some((ps) => ps.length > 0);
+      if (!holds && everHeld) return standDown(c, 'another instance holds its partitions now (it was taken for dead, or its consumer was rebuilt after a standby took over)');
+      claim.holds = holds;
+      if (holds) {
+        claim.heldAt = Date.now();
+        everHeld = true;
+      }
       joined = true;
-      logger.info('joined consumer group');
+      logger.info({ active: holds }, holds ? 'joined consumer group: active' : 'joined consumer group: standby');
     });
     c.on(c.events.CRASH, (e) => {
       if (e.payload.restart) {
@@ -166,7 +207,7 @@ export async function startProcessor<In, Outputs extends string>(
       }
       joined = false;
       if (stopping) return;
-      const denied = accessDenied(e.payload.error, access);
+      const denied = accessDenied(e.payload.error, access, kafka);
       if (denied) {
         failure = denied;
         logger.error({ err: e.payload.error.message }, denied.message);

@@ -1,4 +1,4 @@
-import { TopicTable } from '../runtime/topic-table.ts';
+import { ReadBackTable } from '../runtime/read-back-table.ts';
 import { PoolContexts } from './pool-contexts.ts';
 import { seqOf, type RunConfig } from './run-config.ts';
 import type { PipelineContext } from './pipeline-context.ts';
@@ -59,8 +59,8 @@ export interface HandoffSlot {
 export class CollectionHandoff {
   /** Open slots per run, by seq: numbers, so opening and taking one builds and hashes no string. */
   private readonly runs = new Map<string, Map<number, Slot>>();
-  private pool: Promise<TopicTable<RoundCollectionRecord>> | undefined;
-  private table: TopicTable<RoundCollectionRecord> | undefined;
+  private pool: Promise<ReadBackTable<RoundCollectionRecord>> | undefined;
+  private table: ReadBackTable<RoundCollectionRecord> | undefined;
   /** Collections read back from the round-pool topic rather than handed over in memory. */
   fromTopic = 0;
   private readonly contexts: PoolContexts;
@@ -68,8 +68,10 @@ export class CollectionHandoff {
   constructor(
     private readonly ctx: PipelineContext,
     private readonly maxHeld = 100_000,
+    /** Most collections (and raw texts) a read-back holds ahead of being taken: memory not following the topics. */
+    private readonly readBackMax = 20_000,
   ) {
-    this.contexts = new PoolContexts(ctx);
+    this.contexts = new PoolContexts(ctx, readBackMax);
   }
 
   /** Opens the slot of the converted text at `seq` of a run. Synchronous, so a later text's handler always finds it. */
@@ -127,11 +129,11 @@ export class CollectionHandoff {
     }
   }
 
-  private poolTable(): Promise<TopicTable<RoundCollectionRecord>> {
+  /** Each collection is taken once, so the table lets it go when taken; asked for again, it is read back again. */
+  private poolTable(): Promise<ReadBackTable<RoundCollectionRecord>> {
     this.pool ??= (async () => {
-      const t = new TopicTable<RoundCollectionRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.pool, 'round-collection', (c) => `${c.runId}/${c.round}/${c.position}`);
+      const t = new ReadBackTable<RoundCollectionRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.pool, 'round-collection', (c) => `${c.runId}/${c.round}/${c.position}`, { maxHeld: this.readBackMax });
       this.table = t;
-      await t.start();
       return t;
     })();
     return this.pool;

@@ -1,5 +1,6 @@
 import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
+import { ConfigError } from '../runtime/config-error.ts';
 import { template } from '../templating/templating-processor.ts';
 import { rawTextProblem, refusedPlace, refusedResult } from '../templating/text-rule.ts';
 import { augmentedEmits, closeUnreached, continueCollection } from '../templating/templating-pool-processor.ts';
@@ -19,6 +20,18 @@ type Out = 'pool' | 'augmented' | 'metrics' | MixOut;
 function unwrap<O extends string>(r: HandlerResult<O>): { emits: Emit<O>[]; deadLetter?: string } | { skip: string } {
   if (Array.isArray(r)) return { emits: r };
   return r;
+}
+
+/**
+ * A bound from the environment, for tuning and for benchmarks that force the read-back path: the hand-over's held
+ * collections (IPT_FUSED_MAX_HELD) and what a read-back holds ahead (IPT_FUSED_READ_BACK_MAX).
+ */
+function envCount(name: string, min: number, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be a whole number ≥ ${min} (got ${raw})`);
+  return n;
 }
 
 /** The step a text is in, so a failure names it. */
@@ -45,7 +58,7 @@ export function fusedProcessor(ctx: PipelineContext) {
   const synthesis = synthesisProcessor(ctx);
   const feedback = roundFeedbackProcessor(ctx);
   const mixer = mixingProcessor(ctx);
-  const handoff = new CollectionHandoff(ctx);
+  const handoff = new CollectionHandoff(ctx, envCount('IPT_FUSED_MAX_HELD', 1, 100_000), envCount('IPT_FUSED_READ_BACK_MAX', 0, 20_000));
 
   /** A mixed augmented text's records, or the augmented text itself when the mix leaves it out. */
   const pushMixed = (out: Emit<Out>[], e: Emit<Out>, r: HandlerResult<MixOut>): void => {

@@ -1,4 +1,4 @@
-import { TopicTable } from '../runtime/topic-table.ts';
+import { ReadBackTable } from '../runtime/read-back-table.ts';
 import { recordKey } from './pipeline-topics.ts';
 import type { PipelineContext } from './pipeline-context.ts';
 import type { PipelineEntry, RawTextRecord, RoundCollectionRecord } from './records.ts';
@@ -20,14 +20,18 @@ export function leaveOutContexts(c: RoundCollectionRecord): RoundCollectionRecor
 }
 
 /**
- * Puts back the contexts a round-pool record left out (leaveOutContexts), reading the raw topic into a table on
- * first need: only a collection read back from the pool (after a restart, a rebalance or a replay) needs it.
+ * Puts back the contexts a round-pool record left out (leaveOutContexts), reading them back from the raw topic by key:
+ * only a collection read back from the pool (after a restart, a rebalance, a replay or an eviction) needs it. A raw
+ * text is needed only while a collection is restored, so the read-back lets it go once used and holds at most
+ * `maxHeld` texts read ahead (one wanted by a later collection again is read back again).
  */
 export class PoolContexts {
-  private table: Promise<TopicTable<RawTextRecord>> | undefined;
-  private started: TopicTable<RawTextRecord> | undefined;
+  private table: ReadBackTable<RawTextRecord> | undefined;
 
-  constructor(private readonly ctx: Pick<PipelineContext, 'kafka' | 'serde' | 'topics' | 'waitMs'>) {}
+  constructor(
+    private readonly ctx: Pick<PipelineContext, 'kafka' | 'serde' | 'topics' | 'waitMs'>,
+    private readonly maxHeld = 20_000,
+  ) {}
 
   /** The collection with every context in place: the record itself, at once, when it left none out. */
   restore(c: RoundCollectionRecord): RoundCollectionRecord | Promise<RoundCollectionRecord> {
@@ -35,7 +39,7 @@ export class PoolContexts {
   }
 
   private async fill(c: RoundCollectionRecord): Promise<RoundCollectionRecord> {
-    const raw = await this.rawTable();
+    const raw = this.rawTable();
     const collection = await Promise.all(
       c.collection.map(async (e): Promise<PipelineEntry> => {
         if (!e.contextFrom) return e;
@@ -48,18 +52,13 @@ export class PoolContexts {
     return { ...c, collection };
   }
 
-  private rawTable(): Promise<TopicTable<RawTextRecord>> {
-    this.table ??= (async () => {
-      // Texts the preset keeps raw are never in a collection.
-      const t = new TopicTable<RawTextRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.raw, 'raw-text', (r) => (r.convert ? recordKey(r.runId, r.id) : undefined));
-      this.started = t;
-      await t.start();
-      return t;
-    })();
+  private rawTable(): ReadBackTable<RawTextRecord> {
+    // Texts the preset keeps raw are never in a collection.
+    this.table ??= new ReadBackTable<RawTextRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.raw, 'raw-text', (r) => (r.convert ? recordKey(r.runId, r.id) : undefined), { maxHeld: this.maxHeld });
     return this.table;
   }
 
   async stop(): Promise<void> {
-    await this.started?.stop();
+    await this.table?.stop();
   }
 }

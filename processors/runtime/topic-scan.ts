@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type { AvroSerde } from './serde.ts';
+
+/** Offsets [from, to) of one partition. */
+export interface Segment {
+  partition: number;
+  from: bigint;
+  to: bigint;
+}
+
+/**
+ * Reads the given offset ranges of a topic once, with a consumer of its own that commits nothing, handing each record
+ * in range to `onRecord` in offset order per partition. It ends when every range is read or, checked after each batch,
+ * when `enough()` says so. Committed records only (transaction markers take offsets too, so a range counts as read
+ * once a batch reaches its end).
+ */
+export async function scanTopic(
+  kafka: Kafka,
+  serde: AvroSerde,
+  topic: string,
+  segments: Segment[],
+  onRecord: (partition: number, offset: bigint, value: Buffer | null) => void,
+  enough: () => boolean = () => false,
+  timeoutMs = 600_000,
+): Promise<void> {
+  const pending = new Map(segments.filter((s) => s.to > s.from).map((s) => [s.partition, s]));
+  if (pending.size === 0) return;
+  const consumer = kafka.consumer({ groupId: `${topic}.read-back.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+  let done!: () => void;
+  let failed!: (e: Error) => void;
+  const finished = new Promise<void>((resolve, reject) => {
+    done = resolve;
+    failed = reject;
+  });
+  let over = false;
+  const finish = () => {
+    if (over) return;
+    over = true;
+    consumer.pause([{ topic }]);
+    done();
+  };
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const s = pending.get(batch.partition);
+        if (s === undefined || over) return;
+        try {
+          // A batch fetched before the seek below took effect may start earlier: only the range counts.
+          const within = batch.messages.filter((m) => BigInt(m.offset) >= s.from && BigInt(m.offset) < s.to);
+          if (within.length > 0) {
+            await serde.prefetch(within.map((m) => m.value));
+            for (const m of within) onRecord(batch.partition, BigInt(m.offset), m.value);
+          }
+        } catch (err) {
+          failed(err as Error);
+          return;
+        }
+        if (BigInt(batch.lastOffset()) + 1n >= s.to) {
+          pending.delete(batch.partition);
+          consumer.pause([{ topic, partitions: [batch.partition] }]);
+        }
+        if (pending.size === 0 || enough()) finish();
+      },
+    });
+    for (const s of pending.values()) consumer.seek({ topic, partition: s.partition, offset: s.from.toString() });
+    // Partitions with nothing to read are not fetched at all.
+    const idle = segments.filter((s) => !pending.has(s.partition)).map((s) => s.partition);
+    if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
+    const timer = setTimeout(() => failed(new Error(`reading back ${topic} took longer than ${timeoutMs} ms`)), timeoutMs);
+    await finished.finally(() => clearTimeout(timer));
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/** What a read-back needs of a topic: its offsets now, and a scan of ranges (in memory in unit tests). */
+export interface TopicSource {
+  offsets(): Promise<{ partition: number; low: bigint; high: bigint }[]>;
+  scan(segments: Segment[], onRecord: (partition: number, offset: bigint, value: Buffer | null) => void, enough: () => boolean): Promise<void>;
+}
+
+export function kafkaSource(kafka: Kafka, serde: AvroSerde, topic: string): TopicSource {
+  return {
+    async offsets() {
+      const admin = kafka.admin();
+      await admin.connect();
+      const os = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+      return os.map((o) => ({ partition: o.partition, low: BigInt(o.low), high: BigInt(o.high) }));
+    },
+    scan: (segments, onRecord, enough) => scanTopic(kafka, serde, topic, segments, onRecord, enough),
+  };
+}

@@ -74,9 +74,19 @@ export function teardownNetwork(layout: ClusterLayout): void {
   for (const node of layout.nodes) {
     const ns = node.netns!;
     if (present.has(ns.name)) ip(['netns', 'del', ns.name]);
-    if (linkExists(ns.hostVeth)) ip(['link', 'del', ns.hostVeth]);
+    // Deleting the namespace takes its veth pair with it, a moment later: the link may vanish between check and delete.
+    if (linkExists(ns.hostVeth)) deleteLink(ns.hostVeth);
   }
-  if (linkExists(layout.bridge.name)) ip(['link', 'del', layout.bridge.name]);
+  if (linkExists(layout.bridge.name)) deleteLink(layout.bridge.name);
+}
+
+/** `ip link del`, where a link that is already gone is not an error. */
+function deleteLink(name: string): void {
+  try {
+    ip(['link', 'del', name]);
+  } catch (err) {
+    if (!/Cannot find device/.test((err as Error).message)) throw err;
+  }
 }
 
 /**

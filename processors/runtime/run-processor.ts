@@ -369,8 +369,46 @@ export async function startProcessor<In, Outputs extends string>(
     }
   };
 
+  /**
+   * Exactly-once: after a transaction failed, how many of the batch's first messages a transaction already committed.
+   * A commit can succeed on the broker while its answer is lost (a broker killed mid-commit); the batch is then read
+   * again from the consumer's position, and processing it again would write its outputs twice. Beginning (and
+   * dropping) a transaction makes the coordinator settle the old one first; the group's committed offset then says
+   * where the work really stands.
+   */
+  let failedTransactions = 0;
+  const checkedAfter = new Map<string, number>();
+  const alreadyCommitted = async (topic: string, partition: number, messages: { offset: string }[]): Promise<number> => {
+    const key = `${topic}/${partition}`;
+    if ((checkedAfter.get(key) ?? 0) >= failedTransactions) return 0;
+    try {
+      const probe = await producer.transaction();
+      await probe.abort();
+    } catch (err) {
+      // The coordinator is not back yet: a clean producer for the next try; the batch is read again then.
+      await replaceProducer();
+      throw err;
+    }
+    const admin = kafka.admin();
+    await admin.connect();
+    let committed: bigint;
+    try {
+      const [offsets] = await admin.fetchOffsets({ groupId: spec.name, topics: [topic] });
+      committed = BigInt(offsets?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
+    } finally {
+      await admin.disconnect();
+    }
+    checkedAfter.set(key, failedTransactions);
+    let n = 0;
+    while (n < messages.length && BigInt(messages[n]!.offset) < committed) n++;
+    if (n > 0) logger.warn({ topic, partition, skipped: n, committed: committed.toString() }, 'a transaction whose answer was lost had committed these records: not processing them again');
+    return n;
+  };
+
   const consumeBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause, commitOffsetsIfNecessary }: EachBatchPayload, rebalancing: () => boolean) => {
     const { topic, partition } = batch;
+    const start = cfg.exactlyOnce ? await alreadyCommitted(topic, partition, batch.messages) : 0;
+    if (start > 0) resolveOffset(batch.messages[start - 1]!.offset);
     let sends: Promise<unknown>[] = [];
     let txnMessages: TopicMessages[] = [];
     let uncommitted: string | undefined;
@@ -389,6 +427,7 @@ export async function startProcessor<In, Outputs extends string>(
         } catch (err) {
           await txn?.abort().catch(() => undefined);
           logger.warn({ err: (err as Error).message }, 'transaction failed: aborted, and the batch will be read again with a new producer');
+          failedTransactions++;
           await replaceProducer();
           throw err;
         }
@@ -409,7 +448,7 @@ export async function startProcessor<In, Outputs extends string>(
       await heartbeat();
     };
 
-    for (let i = 0; i < batch.messages.length; i += cfg.batchSize) {
+    for (let i = start; i < batch.messages.length; i += cfg.batchSize) {
       if (isStale()) {
         // The partition was revoked: commit nothing more; the next owner re-reads from the last commit.
         await Promise.allSettled(sends);

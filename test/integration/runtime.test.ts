@@ -102,6 +102,55 @@ describe('processor runtime on the real stack', () => {
     expect(ids.length).toBe(n);
   });
 
+  it('exactly-once: a transaction that committed but whose answer was lost is not processed again', async () => {
+    const input = uniq('it.lost-answer.in');
+    const output = uniq('it.lost-answer.out');
+    const texts = await seed(input, 2000);
+    await createTopics(kafka, [output]);
+    // The third commit succeeds on the broker, then its caller is told it failed (as when a broker dies before it
+    // answers): the runtime must find the batch committed, not write it a second time.
+    let commits = 0;
+    const lostAnswer = new Proxy(kafka, {
+      get(target, prop) {
+        if (prop === 'producer') {
+          return (opts: Parameters<Kafka['producer']>[0]) => {
+            const producer = target.producer(opts);
+            return new Proxy(producer, {
+              get(p, k) {
+                if (k !== 'transaction') return Reflect.get(p, k, p);
+                return async () => {
+                  const txn = await p.transaction();
+                  return new Proxy(txn, {
+                    get(t, m) {
+                      if (m !== 'commit') return Reflect.get(t, m, t);
+                      return async () => {
+                        await t.commit();
+                        if (++commits === 3) throw new Error('the answer to a commit that succeeded was lost');
+                      };
+                    },
+                  });
+                };
+              },
+            });
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const proc = await startProcessor(identityProcessor({ name: uniq('it-lost-answer'), input, output, partitions: 1 }), testConfig({ exactlyOnce: true, batchSize: 100, maxInFlightBatches: 2 }), { logger, kafka: lostAnswer });
+    try {
+      const got = await readTopic(kafka, output, { count: 2000, timeoutMs: 90_000, settleMs: 3000 });
+      expect(commits).toBeGreaterThan(3);
+      const ids = got.messages.map((m) => m.key!.toString());
+      expect(new Set(ids).size).toBe(2000);
+      expect(texts.filter((t) => !ids.includes(t.id))).toEqual([]);
+      expect(ids.length, 'records written twice').toBe(2000);
+    } finally {
+      await proc.stop();
+    }
+  });
+
   it('rebuilds a consumer its group dropped, and loses nothing', async () => {
     const input = uniq('it.dropped.in');
     const output = uniq('it.dropped.out');

@@ -9,6 +9,7 @@ import { cannedServer, tmp, writeCorpus } from './pipeline-harness.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import { produceAll } from '../../processors/runtime/topic-io.ts';
+import { describeMismatch, ensureTopics } from '../../processors/runtime/topics.ts';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
 
 // instruct-pt on the Kafka its users run: three KRaft nodes, SASL_SSL + SCRAM-SHA-512 with a CA of the stack's own,
@@ -103,6 +104,19 @@ describe('a secured, replicated Kafka 4 cluster', () => {
     expect(s).toMatchObject({ delivered: 300, missing: 0, duplicates: 0 });
     const meta = await withAdmin(cluster.kafka(cluster.adminEnv), (a) => a.fetchTopicMetadata({ topics: [`smoke.raw.${s.runId}`, `smoke.out.${s.runId}`] }));
     for (const t of meta.topics) for (const p of t.partitions) expect(p.replicas.length, `${t.name}/${p.partitionId}`).toBe(3);
+  });
+
+  it('an existing topic with fewer partitions or replicas than a stage needs is reported by name', async () => {
+    const topic = `mismatch-${randomUUID().slice(0, 8)}`;
+    const kafka = cluster.kafka(cluster.adminEnv);
+    const mismatches = await withAdmin(kafka, async (a) => {
+      await a.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 1 }] });
+      return ensureTopics(a, [{ topic, partitions: 4 }, { topic: `${topic}.new`, partitions: 2 }], {});
+    });
+    expect(mismatches).toEqual([{ topic, partitions: { wanted: 4, actual: 1 }, replicas: { wanted: 3, actual: 1 } }]);
+    expect(describeMismatch(mismatches[0]!)).toBe(`topic ${topic} exists with 1 partitions where 4 are wanted (fewer instances can share it) and replication 1 where 3 is wanted (a broker loss can lose it)`);
+    const created = await withAdmin(kafka, (a) => a.fetchTopicMetadata({ topics: [`${topic}.new`] }));
+    for (const p of created.topics[0]!.partitions) expect(p.replicas.length).toBe(3);
   });
 
   it('a wrong password fails within a minute, says authentication failed, names the variables and never prints the password', async () => {

@@ -20,9 +20,16 @@ import { freePorts, startPrivateStack, type PrivateStack } from './private-stack
 import { StageProcess } from './stage-process.ts';
 import { LlmEndpoints } from './llm-endpoints.ts';
 import { interrupted, onInterrupt } from './cleanup.ts';
+import { stageHost, type StageHost } from './stage-host.ts';
+import { netnsProblem } from '../stack/netns.ts';
 
-export const SCENARIOS = ['stage-kill', 'broker-kill', 'llm-outage', 'llm-endpoint-lost', 'clickhouse-outage', 'registry-outage'] as const;
+export const SCENARIOS = ['stage-kill', 'broker-kill', 'llm-outage', 'llm-endpoint-lost', 'clickhouse-outage', 'registry-outage', 'stage-host-cut'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+
+/** Scenarios that run on a private 3-node cluster in network namespaces (skipped, with the reason, where there are none). */
+export const CLUSTER_SCENARIOS: readonly Scenario[] = ['stage-host-cut'];
+const CLUSTER_BROKERS = 3;
+const needsCluster = (c: ChaosCase) => CLUSTER_SCENARIOS.includes(c.scenario);
 
 export interface ChaosCase {
   scenario: Scenario;
@@ -55,6 +62,8 @@ export interface ChaosOptions {
   seed: number;
   /** Keep the stage processes' and the suite's logs here (else they go with the private stack's folder). */
   logsDir?: string;
+  /** The stage processes' LLM request timeout (`pipeline up --timeout-ms`); their default (120 s) when unset. */
+  llmTimeoutMs?: number;
   log: (line: string) => void;
 }
 
@@ -92,11 +101,18 @@ export interface ScenarioResult {
   /** What went wrong, whether or not it cost a text. */
   problems: string[];
   notes: string[];
+  /** Why the scenario did not run (no network namespaces here); it then proves nothing and is not ok. */
+  skipped?: string;
 }
 
+type StackFigures = { startupSeconds: number; services: Record<string, number>; downSeconds: number };
+
 export interface ChaosReport {
-  stack: { startupSeconds: number; services: Record<string, number>; downSeconds: number };
-  settings: { rounds: number; partitions: number; sessionTimeoutMs: number; runTimeoutMs: number; seed: number };
+  /** The first private stack the run started (the single-broker one, unless only cluster scenarios ran). */
+  stack: StackFigures;
+  /** The 3-node cluster stack, when a cluster scenario ran. */
+  clusterStack?: StackFigures;
+  settings: { rounds: number; partitions: number; sessionTimeoutMs: number; runTimeoutMs: number; seed: number; llmTimeoutMs?: number };
   scenarios: ScenarioResult[];
   seconds: number;
   ok: boolean;
@@ -212,6 +228,8 @@ interface FaultContext {
   stack: PrivateStack;
   llm: LlmEndpoints;
   victim: StageProcess;
+  /** stage-host-cut: the victim's own host. */
+  host?: StageHost;
   progress: Progress;
   rand: () => number;
   notes: string[];
@@ -286,6 +304,19 @@ const INJECT: Record<Scenario, (x: FaultContext) => Promise<Fault[]>> = {
     await x.stack.restart();
     return [{ kind: `schema registry down ${x.c.outageSeconds} s`, startMs, endMs: x.progress.now() }];
   },
+  async 'stage-host-cut'(x) {
+    if (!x.host) throw new Error('stage-host-cut: the stage process has no host namespace');
+    if (!(await reached(x, 0.3))) return [];
+    const startMs = x.progress.now();
+    x.host.cut(true);
+    x.log(`stage host ${x.host.host.address} cut off the network at ${(startMs / 1000).toFixed(1)} s for ${x.c.outageSeconds} s`);
+    try {
+      await sleep(x.c.outageSeconds * 1000);
+    } finally {
+      x.host.cut(false);
+    }
+    return [{ kind: `stage host cut off ${x.c.outageSeconds} s`, startMs, endMs: x.progress.now() }];
+  },
 };
 
 /** Per topic of the chain, how many of the run's keys are there more than once (committed records only). */
@@ -331,12 +362,24 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
   };
   delete env.IPT_TOPIC_PREFIX;
   delete env.IPT_TOPOLOGY;
-  const common = ['--prefix', prefix, '--partitions', String(o.partitions), '--topology', c.topology, '--llm-url', llm.urls.join(',')];
+  const common = ['--prefix', prefix, '--partitions', String(o.partitions), '--topology', c.topology, ...(o.llmTimeoutMs ? ['--timeout-ms', String(o.llmTimeoutMs)] : [])];
   const [victimPort, restPort] = await freePorts(2);
-  const victim = new StageProcess(`${tag}-${id}-${LAYOUT[c.topology].victim.join('+')}`, [...common, '--stages', LAYOUT[c.topology].victim.join(',')], env, logsDir, victimPort!);
-  const rest = new StageProcess(`${tag}-${id}-rest`, [...common, '--stages', LAYOUT[c.topology].rest.join(',')], env, logsDir, restPort!);
+  // stage-host-cut: the victim runs on a host of its own and reaches the services through it.
+  const host =
+    c.scenario === 'stage-host-cut'
+      ? await stageHost(stack, llm.urls).catch(async (err: Error) => {
+          await llm.stop();
+          throw err;
+        })
+      : undefined;
+  const victimEnv = host ? { ...env, ...host.env } : env;
+  const victimLlm = ['--llm-url', (host?.llmUrls ?? llm.urls).join(',')];
+  const victim = new StageProcess(`${tag}-${id}-${LAYOUT[c.topology].victim.join('+')}`, [...common, ...victimLlm, '--stages', LAYOUT[c.topology].victim.join(',')], victimEnv, logsDir, victimPort!, host?.host);
+  const rest = new StageProcess(`${tag}-${id}-rest`, [...common, '--llm-url', llm.urls.join(','), '--stages', LAYOUT[c.topology].rest.join(',')], env, logsDir, restPort!);
+  if (host) notes.push(`${short(victim)} on host ${host.host.name} (${host.host.address})`);
   const forget = onInterrupt(async () => {
     await Promise.allSettled([victim.kill(), rest.kill()]);
+    await host?.close();
     await llm.stop();
   });
 
@@ -380,7 +423,7 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
       logger,
     });
     // Handled at once: a fault that cannot be injected (a service that does not come back) must not crash the suite.
-    const injected = INJECT[c.scenario]({ c, stack, llm, victim, progress, rand, notes, log }).catch((err: Error) => {
+    const injected = INJECT[c.scenario]({ c, stack, llm, victim, host, progress, rand, notes, log }).catch((err: Error) => {
       notes.push(`injecting the fault failed: ${err.message.slice(0, 400)}`);
       return [] as Fault[];
     });
@@ -427,6 +470,7 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
   } finally {
     progress.stop();
     await Promise.allSettled([victim.kill(), rest.kill()]);
+    await host?.close();
     await llm.stop();
     await ch.close();
     forget();
@@ -488,25 +532,86 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-/** Brings a private stack up, runs each case on it in turn, and takes it down again, also when a case or the suite fails. */
+/** A result for a case that could not run here: it says why, and is not ok. */
+function skippedResult(c: ChaosCase, reason: string): ScenarioResult {
+  return {
+    scenario: c.scenario,
+    topology: c.topology,
+    exactlyOnce: c.exactlyOnce,
+    texts: c.texts,
+    ingested: 0,
+    accounted: 0,
+    lost: 0,
+    deadLettered: 0,
+    duplicated: 0,
+    mixedCopies: 0,
+    metricRows: 0,
+    metricRowsExpected: 0,
+    extraRows: 0,
+    unplannedExits: 0,
+    faults: [],
+    recoverSeconds: null,
+    runCompleted: false,
+    seconds: 0,
+    ok: false,
+    problems: [`skipped: ${reason}`],
+    notes: [],
+    skipped: reason,
+  };
+}
+
+/**
+ * Runs the cases on private stacks of their own, taken down again also when a case or the suite fails: the
+ * single-broker stack for most scenarios, a 3-node cluster in network namespaces for the cluster scenarios (each
+ * stack only when a case needs it). Results come in the cases' order.
+ */
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
-  const stack = await startPrivateStack({ log: o.log });
-  o.log(`private stack up in ${stack.startup.seconds} s at ${stack.dir}`);
+  const results = new Map<number, ScenarioResult>();
+  const figures: { cluster: boolean; f: StackFigures }[] = [];
+  const indexed = o.cases.map((c, i) => ({ c, i }));
+  const groups = [indexed.filter((x) => !needsCluster(x.c)), indexed.filter((x) => needsCluster(x.c))];
+  for (const [g, cases] of groups.entries()) {
+    if (cases.length === 0 || interrupted()) continue;
+    const cluster = g === 1;
+    const problem = cluster ? netnsProblem() : undefined;
+    if (problem) {
+      o.log(`skipping ${[...new Set(cases.map((x) => x.c.scenario))].join(', ')}: it needs network namespaces for a cluster and a stage host, and here ${problem}`);
+      for (const x of cases) results.set(x.i, skippedResult(x.c, `no network namespaces here: ${problem}`));
+      continue;
+    }
+    figures.push({ cluster, f: await runOnStack(o, cases, cluster, results) });
+  }
+  const ordered = [...results.entries()].sort(([a], [b]) => a - b).map(([, r]) => r);
+  const ran = ordered.filter((r) => !r.skipped);
+  const zero: StackFigures = { startupSeconds: 0, services: {}, downSeconds: 0 };
+  return {
+    stack: figures[0]?.f ?? zero,
+    ...(figures.some((f) => f.cluster) ? { clusterStack: figures.find((f) => f.cluster)!.f } : {}),
+    settings: { rounds: o.rounds, partitions: o.partitions, sessionTimeoutMs: o.sessionTimeoutMs, runTimeoutMs: o.runTimeoutMs, seed: o.seed, ...(o.llmTimeoutMs ? { llmTimeoutMs: o.llmTimeoutMs } : {}) },
+    scenarios: ordered,
+    seconds: round1((Date.now() - started) / 1000),
+    // A skipped scenario proves nothing: with nothing run the report is not ok; beside others it is listed as skipped.
+    ok: ran.length > 0 && ran.every((r) => r.ok),
+  };
+}
+
+async function runOnStack(o: ChaosOptions, cases: { c: ChaosCase; i: number }[], cluster: boolean, results: Map<number, ScenarioResult>): Promise<StackFigures> {
+  const stack = await startPrivateStack({ log: o.log, brokers: cluster ? CLUSTER_BROKERS : 1 });
+  o.log(`private stack${cluster ? ` (${CLUSTER_BROKERS}-node cluster in network namespaces)` : ''} up in ${stack.startup.seconds} s at ${stack.dir}`);
   const logsDir = o.logsDir ?? join(stack.dir, 'chaos-logs');
   mkdirSync(logsDir, { recursive: true });
   // The suite's own clients log to a file: a killed broker makes kafkajs write hundreds of lines.
   const dest = pino.destination({ dest: join(logsDir, 'chaos.log'), sync: false, mkdir: true });
   const logger = pino({ name: 'ipt-chaos', level: process.env.IPT_LOG_LEVEL ?? 'warn' }, dest);
-  const results: ScenarioResult[] = [];
   let downSeconds = 0;
   try {
-    for (const [i, c] of o.cases.entries()) {
+    for (const { c, i } of cases) {
       if (interrupted()) break;
       o.log(`scenario ${i + 1}/${o.cases.length}: ${c.scenario}, ${c.topology}, exactly-once ${c.exactlyOnce ? 'on' : 'off'}, ${c.texts} texts`);
       const r = await runCase(c, o, stack, logsDir, logger, i);
       o.log(`  → ${r.ok ? 'ok' : 'FAILED'}: ${r.accounted}/${r.ingested} accounted, ${r.lost} lost, ${r.duplicated} duplicated, ${r.metricRows}/${r.metricRowsExpected} rows, recover ${r.recoverSeconds} s, ${r.seconds} s`);
-      results.push(r);
+      results.set(i, r);
     }
   } finally {
     await new Promise<void>((r) => dest.flush(() => r()));
@@ -514,11 +619,5 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await stack.dispose();
     downSeconds = (Date.now() - t0) / 1000;
   }
-  return {
-    stack: { startupSeconds: stack.startup.seconds, services: stack.startup.services, downSeconds },
-    settings: { rounds: o.rounds, partitions: o.partitions, sessionTimeoutMs: o.sessionTimeoutMs, runTimeoutMs: o.runTimeoutMs, seed: o.seed },
-    scenarios: results,
-    seconds: round1((Date.now() - started) / 1000),
-    ok: results.length > 0 && results.every((r) => r.ok),
-  };
+  return { startupSeconds: stack.startup.seconds, services: stack.startup.services, downSeconds };
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,8 @@ import { stackConfig, nativeEndpoints, type StackConfig, type StackEndpoints } f
 import { allServices } from '../stack/services.ts';
 import { stackDown, stackUp } from '../stack/stack.ts';
 import { isAlive, readPid } from '../stack/processes.ts';
+import { clusterLayout, type ClusterLayout } from '../stack/cluster-layout.ts';
+import { hostNamespace, teardownHostNamespaces, teardownNetwork, type HostNamespace } from '../stack/netns.ts';
 import { onInterrupt } from './cleanup.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,6 +29,21 @@ export interface PrivateStack {
   restart(): Promise<number>;
   /** Stops every service, deletes its data and the stack's folders. Idempotent. */
   dispose(): Promise<void>;
+  /** A cluster in network namespaces (brokers > 1): its nodes and bridge. */
+  layout?: ClusterLayout;
+  /** A host namespace on the cluster's bridge (created when missing, removed with the stack); clusters only. */
+  hostNamespace(name: string): HostNamespace;
+}
+
+/** A 10.77.x.0/24 no link routes yet, for the cluster's bridge (another engineer's cluster may hold the folder's default). */
+function freeSubnet(): string {
+  const routes = execFileSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' });
+  const start = Math.floor(Math.random() * 256);
+  for (let i = 0; i < 256; i++) {
+    const subnet = `10.77.${(start + i) % 256}`;
+    if (!routes.includes(`${subnet}.0/24`)) return subnet;
+  }
+  throw new Error('every 10.77.x.0/24 is routed already: no subnet left for the private cluster');
 }
 
 /** Distinct loopback ports that were free a moment ago; held open together so none is handed out twice. */
@@ -66,10 +84,15 @@ function seedInstalls(cfg: StackConfig, from: StackConfig): string[] {
   return seeded;
 }
 
-export async function startPrivateStack(opts: { kafkaHeap?: string; log?: (line: string) => void } = {}): Promise<PrivateStack> {
+/**
+ * `brokers` > 1: Kafka is a plaintext cluster of that many nodes, each in a network namespace of its own on a bridge
+ * (IPT_STACK_NETNS=on: it fails rather than fall back to loopback, where no host can be cut off).
+ */
+export async function startPrivateStack(opts: { kafkaHeap?: string; brokers?: number; log?: (line: string) => void } = {}): Promise<PrivateStack> {
   const log = opts.log ?? (() => undefined);
+  const brokers = opts.brokers ?? 1;
   const dir = mkdtempSync(join(tmpdir(), 'ipt-chaos-stack-'));
-  const [kafkaPort, kafkaControllerPort, registryPort, registryStorePort, clickhouseHttpPort, clickhouseTcpPort] = await freePorts(6);
+  const [kafkaPort, kafkaControllerPort, registryPort, registryStorePort, clickhouseHttpPort, clickhouseTcpPort, kafkaInternalPort] = await freePorts(7);
   const env: NodeJS.ProcessEnv = {
     IPT_STACK_DIR: dir,
     IPT_KAFKA_PORT: String(kafkaPort),
@@ -78,10 +101,18 @@ export async function startPrivateStack(opts: { kafkaHeap?: string; log?: (line:
     IPT_REGISTRY_STORE_PORT: String(registryStorePort),
     IPT_CLICKHOUSE_HTTP_PORT: String(clickhouseHttpPort),
     IPT_CLICKHOUSE_TCP_PORT: String(clickhouseTcpPort),
-    IPT_KAFKA_HEAP: opts.kafkaHeap ?? '512m',
+    IPT_KAFKA_HEAP: opts.kafkaHeap ?? (brokers > 1 ? '384m' : '512m'),
     IPT_REGISTRY_STORAGE: 'postgresql',
+    ...(brokers > 1 ? { IPT_STACK_BROKERS: String(brokers), IPT_STACK_NETNS: 'on', IPT_KAFKA_INTERNAL_PORT: String(kafkaInternalPort), IPT_STACK_SUBNET: freeSubnet() } : {}),
   };
   const cfg = stackConfig(env);
+  let layout: ClusterLayout | undefined;
+  try {
+    layout = brokers > 1 ? clusterLayout(cfg) : undefined;
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const seeded = seedInstalls(cfg, stackConfig(process.env, REPO));
   if (seeded.length) log(`private stack: reusing installed ${seeded.join(', ')}`);
   const services = new Map(allServices(cfg).map((s) => [s.name, s]));
@@ -93,6 +124,11 @@ export async function startPrivateStack(opts: { kafkaHeap?: string; log?: (line:
     endpoints: nativeEndpoints(cfg),
     dir,
     startup: { seconds: 0, services: {} },
+    layout,
+    hostNamespace(name) {
+      if (!stack.layout) throw new Error('host namespaces need the private stack as a cluster (brokers > 1)');
+      return hostNamespace(stack.layout, name);
+    },
     async kill(name) {
       const svc = services.get(name)!;
       const pid = readPid(svc.pidFile);
@@ -111,7 +147,30 @@ export async function startPrivateStack(opts: { kafkaHeap?: string; log?: (line:
     dispose() {
       disposed ??= (async () => {
         forget();
-        await stackDown(cfg, { wipe: true }).catch((err: Error) => log(`private stack: stopping failed: ${err.message}`));
+        // Before the cluster's own teardown, which deletes the bridge but knows nothing of these.
+        if (stack.layout) {
+          try {
+            const gone = teardownHostNamespaces(stack.layout);
+            if (gone.length) log(`private stack: host namespaces ${gone.join(', ')} removed`);
+          } catch (err) {
+            log(`private stack: removing host namespaces failed: ${(err as Error).message}`);
+          }
+        }
+        const stopped = await stackDown(cfg, { wipe: true }).then(
+          () => true,
+          (err: Error) => (log(`private stack: stopping failed: ${err.message}`), false),
+        );
+        // A namespace goes away a moment after `ip netns del` (later still while a process in it exits), so the
+        // teardown can find a veth it was about to delete gone already and stop there: once more, it skips what is gone.
+        if (layout) {
+          await sleep(1000);
+          try {
+            teardownNetwork(layout);
+            if (!stopped) log('private stack: the cluster\'s namespaces and bridge removed on a second try');
+          } catch (err) {
+            log(`private stack: removing the cluster's namespaces failed: ${(err as Error).message}`);
+          }
+        }
         // As root the registry store lives under postgres's home, one folder per stack folder: it goes too.
         const store = services.get('registry-store');
         const storeDir = store && dirname(store.dataDir);

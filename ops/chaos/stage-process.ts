@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { inHostNamespace, type HostNamespace } from '../stack/netns.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -26,6 +27,8 @@ export class StageProcess {
     private readonly logDir: string,
     /** Where its ops server answers /readyz (IPT_METRICS_PORT). */
     private readonly metricsPort: number,
+    /** Runs inside this host namespace (`ip netns exec`), where it can be cut off the network. */
+    readonly host?: HostNamespace,
   ) {}
 
   get pid(): number | undefined {
@@ -40,7 +43,10 @@ export class StageProcess {
   start(): void {
     if (this.pid !== undefined) throw new Error(`${this.name} is already running (pid ${this.pid})`);
     const out = openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), 'pipeline', 'up', ...this.args], {
+    const node: [string, string[]] = [process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), 'pipeline', 'up', ...this.args]];
+    // ip execs node after entering the namespace: the child's pid is node's, as without it.
+    const [cmd, args] = this.host ? inHostNamespace(this.host, ...node) : node;
+    const child = spawn(cmd, args, {
       cwd: REPO,
       env: { ...this.env, IPT_METRICS_PORT: String(this.metricsPort) },
       stdio: ['ignore', out, out],
@@ -70,16 +76,28 @@ export class StageProcess {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.pid === undefined) throw new Error(`${this.name} exited (code ${this.child?.exitCode}, signal ${this.child?.signalCode}) before it was ready:\n${this.tail()}`);
-      try {
-        const res = await fetch(`http://127.0.0.1:${this.metricsPort}/readyz`, { signal: AbortSignal.timeout(1000) });
-        await res.arrayBuffer();
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
+      if (await this.answersReady()) return;
       await sleep(200);
     }
     throw new Error(`${this.name} was not ready within ${timeoutMs / 1000} s:\n${this.tail()}`);
+  }
+
+  /** GET /readyz on its ops server, which listens on the loopback of its own network namespace. */
+  private async answersReady(): Promise<boolean> {
+    const url = `http://127.0.0.1:${this.metricsPort}/readyz`;
+    if (this.host) {
+      // The host cannot reach a namespace's loopback: ask from inside it.
+      const script = `fetch(${JSON.stringify(url)},{signal:AbortSignal.timeout(1000)}).then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+      const [cmd, args] = inHostNamespace(this.host, process.execPath, ['-e', script]);
+      return new Promise((resolve) => execFile(cmd, args, { timeout: 5000 }, (err) => resolve(!err)));
+    }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      return res.ok;
+    } catch {
+      return false; // not listening yet
+    }
   }
 
   async kill(): Promise<void> {

@@ -4,17 +4,20 @@ import { dirname, join } from 'node:path';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { intOption, parse, UsageError } from './args.ts';
 
-const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-kill,llm-outage,llm-endpoint-lost,clickhouse-outage,registry-outage]
+const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-kill,llm-outage,llm-endpoint-lost,clickhouse-outage,registry-outage,stage-host-cut]
       [--topologies staged,fused] [--exactly-once on|off|both] [--texts N] [--kills K] [--outage-s D] [--rounds M=2]
-      [--session-timeout-ms MS=10000] [--run-timeout-ms MS=1800000, --ci 300000] [--seed S] [--logs DIR] [--save FILE|DIR/]
+      [--session-timeout-ms MS=10000] [--llm-timeout-ms MS (the stages' --timeout-ms; default theirs, 120000)]
+      [--run-timeout-ms MS=1800000, --ci 300000] [--seed S] [--logs DIR] [--save FILE|DIR/]
   Runs bounded pipeline runs on a private stack of its own (temporary folder, free ports) while injecting faults, and
   reports per scenario what was ingested, accounted for, lost and duplicated, the ClickHouse rows, and the time to
   recover. Exit 0 when every scenario met the goals (ok: no text lost, none duplicated with exactly-once, every metric
   row stored once, no dead letter from an LLM fault), else 1; other problems (a failed run, a stage process that had
-  to be restarted) are listed per scenario.`;
+  to be restarted) are listed per scenario. stage-host-cut runs on a private 3-node cluster in network namespaces with
+  the LLM-calling stage on a host namespace of its own, whose link goes down for --outage-s (default 30) at 30% of
+  the run; without network namespaces (root, Linux, iproute2) it is reported as skipped, with the reason.`;
 
 /** The full matrix's sizes: a long stage-kill run, shorter runs for the outages (they stall the run anyway). */
-const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60 };
+const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60, hostCutSeconds: 30 };
 
 export async function chaosCommand(argv: string[]): Promise<number> {
   const { values } = parse('chaos', argv, {
@@ -28,6 +31,7 @@ export async function chaosCommand(argv: string[]): Promise<number> {
     'outage-s': { type: 'string' },
     rounds: { type: 'string' },
     'session-timeout-ms': { type: 'string' },
+    'llm-timeout-ms': { type: 'string' },
     'run-timeout-ms': { type: 'string' },
     seed: { type: 'string' },
     logs: { type: 'string' },
@@ -74,7 +78,7 @@ export async function chaosCommand(argv: string[]): Promise<number> {
             exactlyOnce: eo,
             texts: texts ?? (scenario === 'stage-kill' ? FULL.stageKillTexts : FULL.texts),
             kills: kills ?? FULL.kills,
-            outageSeconds: outageSeconds ?? FULL.outageSeconds,
+            outageSeconds: outageSeconds ?? (scenario === 'stage-host-cut' ? FULL.hostCutSeconds : FULL.outageSeconds),
           });
   }
   if (cases.length === 0) throw new UsageError(`chaos: the flags leave no scenario to run\n${USAGE}`);
@@ -88,6 +92,7 @@ export async function chaosCommand(argv: string[]): Promise<number> {
     runTimeoutMs: intOption('chaos', 'run-timeout-ms', values['run-timeout-ms'], values.ci ? 300_000 : 1_800_000),
     seed: intOption('chaos', 'seed', values.seed, Date.now() % 1_000_000, 0),
     logsDir: values.logs,
+    llmTimeoutMs: values['llm-timeout-ms'] === undefined ? undefined : intOption('chaos', 'llm-timeout-ms', values['llm-timeout-ms'], 120_000, 1000),
     log,
   });
 
@@ -103,8 +108,14 @@ export async function chaosCommand(argv: string[]): Promise<number> {
   }
   if (values.json) console.log(JSON.stringify(report));
   else {
-    console.log(`chaos: private stack up in ${report.stack.startupSeconds} s; ${report.scenarios.length} scenario(s) in ${report.seconds} s`);
+    const skipped = report.scenarios.filter((r) => r.skipped).length;
+    if (skipped === report.scenarios.length) console.log(`chaos: nothing ran; ${skipped} scenario(s) skipped`);
+    else console.log(`chaos: private stack up in ${report.stack.startupSeconds} s${report.clusterStack ? ` (cluster: ${report.clusterStack.startupSeconds} s)` : ''}; ${report.scenarios.length} scenario(s) in ${report.seconds} s${skipped ? `, ${skipped} skipped` : ''}`);
     for (const r of report.scenarios) {
+      if (r.skipped) {
+        console.log(`  SKIPPED ${r.scenario} ${r.topology} exactly-once ${r.exactlyOnce ? 'on ' : 'off'}: ${r.skipped}`);
+        continue;
+      }
       console.log(
         `  ${r.ok ? 'ok    ' : 'FAILED'} ${r.scenario} ${r.topology} exactly-once ${r.exactlyOnce ? 'on ' : 'off'}: ${r.ingested} ingested, ${r.accounted} accounted, ${r.lost} lost, ` +
           `${r.duplicated} duplicated, ${r.deadLettered} dead-lettered, rows ${r.metricRows}/${r.metricRowsExpected}, ${r.faults.length} fault(s), recover ${r.recoverSeconds ?? '-'} s, ` +

@@ -117,3 +117,123 @@ export function nodeLinkUp(node: ClusterNode): boolean {
 export function inNamespace(node: ClusterNode, cmd: string, args: string[]): [string, string[]] {
   return node.netns ? ['ip', ['netns', 'exec', node.netns.name, cmd, ...args]] : [cmd, args];
 }
+
+/**
+ * A "host" of its own beside the cluster's nodes: a namespace `ipt-<tag>-h<name>` with an address on the cluster's
+ * bridge (10.77.x.101 and up), for a client process (a stage) that must be cut off the network on its own.
+ */
+export interface HostNamespace {
+  name: string;
+  /** Its address on the bridge; the bridge's own address (the host) is `gateway`. */
+  address: string;
+  gateway: string;
+  hostVeth: string;
+  nsVeth: string;
+}
+
+/** Host namespaces take addresses from here up (nodes use .11 to .15). */
+const FIRST_HOST_OCTET = 101;
+
+/** `ipt<tag>br` → the stack folder's tag, which names everything of its cluster's network. */
+function bridgeTag(layout: ClusterLayout): { tag: string; bridge: NonNullable<ClusterLayout['bridge']> } {
+  const bridge = layout.bridge;
+  const tag = bridge && /^ipt(.+)br$/.exec(bridge.name)?.[1];
+  if (!bridge || !tag) throw new Error('host namespaces need a cluster in network namespaces (the layout has no bridge)');
+  return { tag, bridge };
+}
+
+function hostNames(tag: string, name: string): Pick<HostNamespace, 'name' | 'hostVeth' | 'nsVeth'> {
+  // Interface names are at most 15 bytes: ipt + 4-character tag + 1 + name.
+  if (!/^[a-z0-9]{1,6}$/.test(name)) throw new Error(`host namespace name "${name}": 1 to 6 lower-case letters or digits`);
+  return { name: `ipt-${tag}-h${name}`, hostVeth: `ipt${tag}p${name}`, nsVeth: `ipt${tag}q${name}` };
+}
+
+/** The bridge addresses host namespaces of this cluster hold now, by namespace (not their loopback's). */
+function hostAddresses(tag: string, subnet: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const onBridge = new RegExp(`inet (${subnet.replace(/\./g, '\\.')}\\.\\d+)/`);
+  for (const ns of namespaces()) {
+    if (!ns.startsWith(`ipt-${tag}-h`)) continue;
+    const m = onBridge.exec(ip(['-n', ns, '-4', '-o', 'addr', 'show']));
+    if (m) out.set(ns, m[1]!);
+  }
+  return out;
+}
+
+/**
+ * Creates (or completes) host namespace `name` on the cluster's bridge and returns it; idempotent: an existing one
+ * keeps its address. The bridge must exist (the cluster is up). Only the /24 is routed inside: it reaches the nodes
+ * and the bridge's address, nothing on the host's 127.0.0.1.
+ */
+export function hostNamespace(layout: ClusterLayout, name: string): HostNamespace {
+  const { tag, bridge } = bridgeTag(layout);
+  const h = hostNames(tag, name);
+  if (!linkExists(bridge.name)) throw new Error(`bridge ${bridge.name} does not exist: start the cluster first`);
+  const taken = hostAddresses(tag, bridge.subnet);
+  let address = taken.get(h.name);
+  if (!address) {
+    const used = new Set(taken.values());
+    for (let octet = FIRST_HOST_OCTET; octet < 255 && !address; octet++) if (!used.has(`${bridge.subnet}.${octet}`)) address = `${bridge.subnet}.${octet}`;
+    if (!address) throw new Error(`no free host address left in ${bridge.subnet}.0/24`);
+  }
+  if (!namespaces().has(h.name)) ip(['netns', 'add', h.name]);
+  ip(['-n', h.name, 'link', 'set', 'lo', 'up']);
+  if (!linkExists(h.hostVeth)) {
+    if (linkExists(h.nsVeth, h.name)) ip(['-n', h.name, 'link', 'del', h.nsVeth]);
+    ip(['link', 'add', h.hostVeth, 'type', 'veth', 'peer', 'name', h.nsVeth, 'netns', h.name]);
+  }
+  ip(['link', 'set', h.hostVeth, 'master', bridge.name]);
+  ip(['link', 'set', h.hostVeth, 'up']);
+  ip(['-n', h.name, 'addr', 'replace', `${address}/24`, 'dev', h.nsVeth]);
+  ip(['-n', h.name, 'link', 'set', h.nsVeth, 'up']);
+  return { ...h, address, gateway: bridge.address };
+}
+
+/** Up or down on the host side of its veth: down cuts the namespace off from the nodes and the host alike. */
+export function setHostLink(h: HostNamespace, up: boolean): void {
+  ip(['link', 'set', h.hostVeth, up ? 'up' : 'down']);
+}
+
+/** The command that runs `cmd` inside a host namespace (ip execs it: the pid is the command's own). */
+export function inHostNamespace(h: HostNamespace, cmd: string, args: string[]): [string, string[]] {
+  return ['ip', ['netns', 'exec', h.name, cmd, ...args]];
+}
+
+/**
+ * Deletes every host namespace of the cluster (their veth pairs go with them); returns their names. Call it before
+ * teardownNetwork: deleting the bridge leaves them behind.
+ */
+export function teardownHostNamespaces(layout: ClusterLayout): string[] {
+  if (!layout.bridge || !netnsUsable()) return [];
+  const { tag } = bridgeTag(layout);
+  const gone: string[] = [];
+  for (const ns of namespaces()) {
+    if (!ns.startsWith(`ipt-${tag}-h`)) continue;
+    ip(['netns', 'del', ns]);
+    gone.push(ns);
+  }
+  return gone;
+}
+
+/**
+ * Why namespaces cannot be used here, or undefined when they can: `ip netns` answering is not enough (a sandbox
+ * without CAP_NET_ADMIN lists them but cannot make links), so a throwaway namespace with a veth pair is made and
+ * deleted.
+ */
+export function netnsProblem(): string | undefined {
+  if (process.platform !== 'linux') return `network namespaces need Linux (this is ${process.platform})`;
+  if (process.getuid?.() !== 0) return 'network namespaces need root';
+  if (!netnsUsable()) return '`ip netns` is not available (iproute2)';
+  const ns = `ipt-probe-${process.pid}`;
+  const veth = `iptprobe${process.pid % 100000}`;
+  try {
+    ip(['netns', 'add', ns]);
+    ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    if (linkExists(veth)) succeeds(['link', 'del', veth]);
+    if (namespaces().has(ns)) succeeds(['netns', 'del', ns]);
+  }
+}

@@ -11,7 +11,7 @@ import { nodeProperties, scramFormatArgs } from './cluster-properties.ts';
 import { clientEnvPath, writeClientEnvFiles } from './cluster-env.ts';
 import { nodeHealthy, portOpen, type ClusterAuth } from './cluster-health.ts';
 import { formatStorage, KAFKA_MAIN, kafkaJvmArgs, newClusterId, writeLog4j2 } from './kafka-jvm.ts';
-import { inNamespace, networkPresent, nodeLinkUp, setNodeLink, setupNetwork, teardownNetwork } from './netns.ts';
+import { inNamespace, networkPresent, nodeLinkUp, setNodeLink, setupNetwork, teardownHostNamespaces, teardownNetwork } from './netns.ts';
 import { installKafka } from './install.ts';
 import { isAlive, readPid, startDetached, stopPid, tail } from './processes.ts';
 
@@ -118,6 +118,9 @@ export async function clusterDown(cfg: StackConfig, opts: { wipe?: boolean } = {
   const stopped = await Promise.all(layout.nodes.map((node) => stopPid(node.pidFile, 30_000)));
   layout.nodes.forEach((node, i) => log(`${node.name}: ${stopped[i] ? 'stopped' : 'not running'}`));
   if (layout.net === 'netns') {
+    // Hosts of client processes (a stage cut off in a chaos run) hang on the same bridge: they go first.
+    const hosts = teardownHostNamespaces(layout);
+    if (hosts.length > 0) log(`kafka: host namespaces ${hosts.join(', ')} removed`);
     teardownNetwork(layout);
     log(`kafka: network namespaces and bridge ${layout.bridge?.name} removed`);
   }

@@ -358,7 +358,9 @@ export async function startProcessor<In, Outputs extends string>(
     let rebalancing = false;
     const keepAlive = setInterval(() => {
       payload.heartbeat().catch((err: Error & { type?: string }) => {
-        if (err.type === 'REBALANCE_IN_PROGRESS' || err.type === 'NOT_COORDINATOR_FOR_GROUP') rebalancing = true;
+        // A member the group dropped (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION: silent past its session, cut off the
+        // network) cannot commit what it does now: stop at the chunk boundary as for a rebalance.
+        if (err.type === 'REBALANCE_IN_PROGRESS' || err.type === 'NOT_COORDINATOR_FOR_GROUP' || err.type === 'UNKNOWN_MEMBER_ID' || err.type === 'ILLEGAL_GENERATION') rebalancing = true;
         else logger.debug({ err: err.message }, 'heartbeat failed');
       });
     }, heartbeatMs);

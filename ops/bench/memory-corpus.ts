@@ -1,21 +1,10 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { sampleText } from '../../processors/runtime/raw-text-records.ts';
 
-const WORDS = 'the of and to in is was for on that with as by at from are an be this which or its it were has have had not but their been one also more other can first new two'.split(' ');
-
-/** Text i of the memory benchmark's corpus: "Document i." and seeded filler words, 120–199 characters. */
+/** Text i of the memory benchmark's corpus: a sample text of 120–199 characters. */
 export function corpusText(i: number): string {
-  const size = 120 + ((i * 37) % 80);
-  const parts = [`Document ${i}.`];
-  let length = parts[0]!.length;
-  let k = i;
-  while (length < size) {
-    k = (k * 1103515245 + 12345) & 0x7fffffff;
-    const word = WORDS[k % WORDS.length]!;
-    parts.push(word);
-    length += word.length + 1;
-  }
-  return parts.join(' ').slice(0, size);
+  return sampleText(i, 120 + ((i * 37) % 80));
 }
 
 /**

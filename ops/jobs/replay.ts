@@ -1,5 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import { stageGroup, type PipelineTopics, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
+import { topicEnds } from '../../processors/runtime/topic-ends.ts';
 
 /** Which stage consumes which topic: the stages a replay of that topic re-runs. */
 export function consumersOf(t: PipelineTopics, topic: string): StageName[] {
@@ -43,7 +44,7 @@ export async function replayTopic(kafka: Kafka, topics: PipelineTopics, topic: s
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const ends = await admin.fetchTopicOffsets(topic);
+    const ends = await topicEnds(kafka, topic);
     let target: { partition: number; offset: string }[];
     if (from === 'earliest') target = ends.map((o) => ({ partition: o.partition, offset: o.low }));
     else if ('offset' in from) target = ends.map((o) => ({ partition: o.partition, offset: (from.offset < BigInt(o.low) ? BigInt(o.low) : from.offset > BigInt(o.high) ? BigInt(o.high) : from.offset).toString() }));

@@ -2,6 +2,7 @@ import { Partitioners } from 'kafkajs';
 import avro from 'avsc';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { createKafka } from './kafka-client.ts';
+import { assertKafkajsSendPatched } from './kafkajs-patch.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ProcessorMetrics } from './metrics.ts';
 import { deadLetterTopic, type Emit, type OutputSpec, type HandlerResult, type InputRecord, type ProcessorSpec, type SourceCoordinates } from './processor.ts';
@@ -57,6 +58,7 @@ export async function startProcessor<In, Outputs extends string>(
   deps: { metrics?: ProcessorMetrics; logger?: Logger; kafka?: Kafka } = {},
 ): Promise<RunningProcessor> {
   // One transactional producer runs one transaction at a time: two partitions' chunks would interleave in it.
+  if (cfg.exactlyOnce) assertKafkajsSendPatched(spec.name);
   if (cfg.exactlyOnce && cfg.partitionsConsumedConcurrently > 1) throw new Error(`${spec.name}: exactly-once runs one partition at a time per process (partitionsConsumedConcurrently = ${cfg.partitionsConsumedConcurrently})`);
   const logger = (deps.logger ?? createLogger('instruct-pt')).child({ processor: spec.name });
   const metrics = deps.metrics ?? new ProcessorMetrics();

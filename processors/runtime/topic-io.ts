@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { Kafka, KafkaMessage, Message } from 'kafkajs';
+import { topicEnds } from './topic-ends.ts';
 
 /** Produces messages in chunks with acks from all in-sync replicas. */
 export async function produceAll(kafka: Kafka, topic: string, messages: Message[], chunk = 2000): Promise<void> {
@@ -54,13 +55,12 @@ export async function readTopic(kafka: Kafka, topic: string, opts: { count?: num
 export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages: KafkaMessage[], partition: number) => void | Promise<void>, timeoutMs = 600_000): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  let ends: { partition: number; high: string; low: string }[];
   try {
     if (!(await admin.listTopics()).includes(topic)) return;
-    ends = await admin.fetchTopicOffsets(topic);
   } finally {
     await admin.disconnect();
   }
+  const ends = await topicEnds(kafka, topic);
   const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
   if (pending.size === 0) return;
   const consumer = kafka.consumer({ groupId: `${topic}.scan.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { AvroSerde } from './serde.ts';
+import { topicEnds } from './topic-ends.ts';
 
 /** Offsets [from, to) of one partition. */
 export interface Segment {
@@ -86,9 +87,7 @@ export interface TopicSource {
 export function kafkaSource(kafka: Kafka, serde: AvroSerde, topic: string): TopicSource {
   return {
     async offsets() {
-      const admin = kafka.admin();
-      await admin.connect();
-      const os = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+      const os = await topicEnds(kafka, topic);
       return os.map((o) => ({ partition: o.partition, low: BigInt(o.low), high: BigInt(o.high) }));
     },
     scan: (segments, onRecord, enough) => scanTopic(kafka, serde, topic, segments, onRecord, enough),

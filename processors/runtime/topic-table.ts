@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { AvroSerde } from './serde.ts';
 import { loadSchema } from './schemas.ts';
+import { topicEnds } from './topic-ends.ts';
 
 /**
  * A topic read into memory and followed (a GlobalKTable in Kafka Streams' terms): every record from the beginning,
@@ -26,9 +27,7 @@ export class TopicTable<V, K = string> {
   ) {}
 
   async start(): Promise<void> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    const ends = await admin.fetchTopicOffsets(this.topic).finally(() => admin.disconnect());
+    const ends = await topicEnds(this.kafka, this.topic);
     const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
     let markCaughtUp!: () => void;
     this.caughtUp = new Promise((r) => (markCaughtUp = r));

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes, type Kafka } from 'kafkajs';
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, logLevel, Partitioners, ResourcePatternTypes, type Kafka } from 'kafkajs';
 import { killNode, startNode } from '../../ops/stack/cluster.ts';
 import { startSecureCluster, type ClusterHarness } from './cluster-harness.ts';
 import { cannedServer, tmp, writeCorpus } from './pipeline-harness.ts';
@@ -11,6 +11,13 @@ import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-
 import { produceAll } from '../../processors/runtime/topic-io.ts';
 import { describeMismatch, ensureTopics } from '../../processors/runtime/topics.ts';
 import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { scanToEnd } from '../../processors/runtime/topic-io.ts';
+import { pipelineTopics, stageGroup, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
+import { clusterLayout } from '../../ops/stack/cluster-layout.ts';
+import { hostNamespace } from '../../ops/stack/netns.ts';
+import { relayUrls, type TcpRelay } from '../../ops/chaos/relay.ts';
+import { StageProcess } from '../../ops/chaos/stage-process.ts';
+import { waitForGroup, type GroupMember } from '../../ops/bench/group-members.ts';
 
 // instruct-pt on the Kafka its users run: three KRaft nodes, SASL_SSL + SCRAM-SHA-512 with a CA of the stack's own,
 // StandardAuthorizer with no access unless an ACL grants it. The registry and ClickHouse are the shared stack's.
@@ -170,6 +177,44 @@ describe('a secured, replicated Kafka 4 cluster', () => {
     await denied('topic-create', /Kafka denied User:ipt-app: it needs Create on Topic acl-\w+\.in, acl-\w+\.out, acl-\w+\.identity\.dlq/);
   });
 
+  it('a transactional producer writing to partitions on three leaders writes each record once, also when a send is retried', async () => {
+    // kafkajs retries a send that failed on one broker (CONCURRENT_TRANSACTIONS right after a commit, while the markers
+    // are written); unpatched, the retry could re-send another broker's batch still in flight, under new sequence
+    // numbers, and the transaction committed both (22 and 24 doubles in 1,800 records here before the patch).
+    const kafka = cluster.kafka(cluster.adminEnv, {
+      logLevel: logLevel.ERROR,
+      logCreator: () => ({ log }) => void (/Failed to send messages/.test(log.message) && retries++),
+    });
+    let retries = 0;
+    const topic = `txn-${randomUUID().slice(0, 8)}`;
+    await withAdmin(kafka, (a) => a.createTopics({ topics: [{ topic, numPartitions: 6, replicationFactor: 3 }], waitForLeaders: true }));
+    const leaders = await withAdmin(kafka, async (a) => new Set((await a.fetchTopicMetadata({ topics: [topic] })).topics[0]!.partitions.map((p) => p.leader)));
+    expect(leaders.size, 'the partitions are led by all three nodes').toBe(3);
+    // The settings of the stages' transactional producer (processors/runtime/run-processor.ts).
+    const producer = kafka.producer({ transactionalId: `${topic}-tx`, idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { initialRetryTime: 20, maxRetryTime: 1000, retries: 10 } });
+    await producer.connect();
+    let sent = 0;
+    try {
+      // Until some sends were retried (a few in a hundred transactions here), and at least 200 transactions.
+      for (let t = 0; t < 200 || (retries < 3 && t < 800); t++) {
+        const txn = await producer.transaction();
+        await txn.send({ topic, messages: Array.from({ length: 6 }, (_, p) => ({ partition: p, key: `${t}/${p}`, value: 'x' })) });
+        await txn.commit();
+        sent += 6;
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    const seen = new Map<string, number>();
+    await scanToEnd(kafka, topic, (messages) => {
+      for (const m of messages) seen.set(String(m.key), (seen.get(String(m.key)) ?? 0) + 1);
+    });
+    const read = [...seen.values()].reduce((a, b) => a + b, 0);
+    log(`transactional sends: ${sent} records, ${retries} sends retried, ${read} read back, ${seen.size} distinct`);
+    expect(retries, 'some sends were retried, or the test proves nothing').toBeGreaterThan(0);
+    expect({ read, distinct: seen.size }).toEqual({ read: sent, distinct: sent });
+  });
+
   it('a 2-round fused run of 2,000 texts, exactly-once, with the leader of the mixed stream SIGKILLed mid-run and restarted: every text accounted for, no duplicate', async () => {
     const prefix = `kill-${randomUUID().slice(0, 8)}`;
     const database = `ipt_kill_${prefix.slice(5)}`;
@@ -214,3 +259,176 @@ describe('a secured, replicated Kafka 4 cluster', () => {
   });
 });
 
+
+/** Short, so that a killed instance's partitions move soon; the broker's minimum is 6 s. */
+const SESSION_MS = 6000;
+const HOST_PARTITIONS = 4;
+
+/**
+ * Stage instances on hosts of their own: each in a network namespace on the cluster's bridge, reaching the Kafka
+ * nodes at their addresses, and the shared registry, ClickHouse and the LLM (on this machine's 127.0.0.1) through
+ * relays on the bridge's address, as another machine on the network would.
+ */
+describe('stages scaled out across hosts of the namespaced cluster', () => {
+  const procs: StageProcess[] = [];
+  const relays: TcpRelay[] = [];
+  afterAll(async () => {
+    await Promise.allSettled(procs.map((p) => p.stop(10_000)));
+    await Promise.allSettled(relays.map((r) => r.close()));
+  }, 60_000);
+
+  /** An instance of `stage` on host namespace `host`, with the relayed services and the given settings. */
+  async function onHost(host: string, stage: StageName, name: string, o: { prefix: string; database: string; llmUrl: string; exactlyOnce?: boolean }): Promise<StageProcess> {
+    expect(cluster.net, 'hosts of their own need the cluster in network namespaces (root, iproute2)').toBe('netns');
+    const h = hostNamespace(clusterLayout(cluster.cfg), host);
+    const stack = inject('stack');
+    const relayed = await relayUrls(h.gateway, [stack.registryUrl, stack.clickhouseUrl, o.llmUrl]);
+    relays.push(...relayed.relays);
+    const [registry, clickhouse, llmUrl] = relayed.urls as [string, string, string];
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...cluster.adminEnv,
+      IPT_REGISTRY_URL: registry,
+      IPT_CLICKHOUSE_URL: clickhouse,
+      IPT_CLICKHOUSE_DB: o.database,
+      IPT_SESSION_TIMEOUT_MS: String(SESSION_MS),
+      IPT_BATCH_SIZE: '5',
+      IPT_CLIENT_ID: name,
+      IPT_INSTANCE_ID: name,
+      IPT_EXACTLY_ONCE: o.exactlyOnce ? 'true' : 'false',
+      IPT_LOG_LEVEL: 'warn',
+    };
+    const args = ['--stages', stage, '--prefix', o.prefix, '--partitions', String(HOST_PARTITIONS), '--llm-url', llmUrl, '--concurrency', '2'];
+    // Each namespace has a loopback of its own: the same ops port serves on every host.
+    const p = new StageProcess(name, args, env, tmp(), 9464, h);
+    procs.push(p);
+    p.start();
+    await p.ready();
+    log(`${name} ready on ${h.name} (${h.address})`);
+    return p;
+  }
+
+  const group = async (id: string, settled: (ms: GroupMember[]) => boolean, timeoutMs?: number) =>
+    withAdmin(cluster.kafka(cluster.adminEnv), (admin) => waitForGroup(admin, id, settled, timeoutMs));
+
+  /** The first record written to these topics after `after` (epoch ms), by any partition. */
+  async function firstWriteAfter(topics: string[], after: number): Promise<number | undefined> {
+    let first: number | undefined;
+    for (const topic of topics) {
+      await scanToEnd(cluster.kafka(cluster.adminEnv), topic, (messages) => {
+        for (const m of messages) {
+          const at = Number(m.timestamp);
+          if (at > after && (first === undefined || at < first)) first = at;
+        }
+      });
+    }
+    return first;
+  }
+
+  const mixedSize = (topic: string) =>
+    withAdmin(cluster.kafka(cluster.adminEnv), async (admin) => (await admin.fetchTopicOffsets(topic)).reduce((n, o) => n + Number(o.high), 0));
+
+  async function audited(runId: string, prefix: string, database: string) {
+    const a = await ipt(['audit', '--run', runId, '--prefix', prefix, '--json'], cluster.adminEnv, { IPT_CLICKHOUSE_DB: database });
+    const report = lastJson<{ texts: number; lost: number; accounted: number; mixed: { records: number; copies: number; duplicated: number }; ok: boolean }>(a.stdout);
+    log(`audit: ${JSON.stringify(report)}`);
+    return report;
+  }
+
+  it('two synthesis instances on two hosts share a staged run; one is SIGKILLed and the other takes its partitions, nothing lost', async () => {
+    const prefix = `hosts-${randomUUID().slice(0, 8)}`;
+    const database = `ipt_hosts_${prefix.slice(6)}`;
+    const n = 60;
+    const { path, texts } = writeCorpus(tmp(), n, 'hosts.jsonl', 'hosts');
+    const slow = await cannedServer();
+    for (const x of texts) slow.delays.set(x.text, 150);
+    try {
+      const o = { prefix, database, llmUrl: slow.url };
+      const a = await onHost('sa', 'synthesis', `${prefix}-synthesis-a`, o);
+      await onHost('sb', 'synthesis', `${prefix}-synthesis-b`, o);
+      const id = stageGroup(pipelineTopics(prefix), 'synthesis');
+      await group(id, (ms) => ms.length === 2 && ms.every((m) => m.partitions === HOST_PARTITIONS / 2));
+      const others = ['templating', 'templating-pool', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink'].join(',');
+      const run = ipt(
+        ['pipeline', 'run', '--input', path, '--prefix', prefix, '--stages', others, '--rounds', '2', '--llm-url', slow.url, '--length-estimate', 'words', '--partitions', String(HOST_PARTITIONS), '--json'],
+        cluster.adminEnv,
+        { IPT_CLICKHOUSE_DB: database },
+        300_000,
+      );
+      while (slow.prompts.length < 15) await sleep(20);
+      await a.kill();
+      const killedAt = Date.now();
+      const prompts = slow.prompts.length;
+      const after = await group(id, (ms) => ms.length === 1 && ms[0]!.partitions === HOST_PARTITIONS, 4 * SESSION_MS);
+      const rebalancedMs = Date.now() - killedAt;
+      expect(after.members[0]!.clientId).toBe(`${prefix}-synthesis-b`);
+      const r = await run;
+      expect(r.code, r.stderr.slice(-3000)).toBe(0);
+      const s = lastJson<{ runId: string; ingested: number; augmented: number; deadLettered: number }>(r.stdout);
+      expect(prompts).toBeLessThan(n);
+      expect(s).toMatchObject({ ingested: n, augmented: n, deadLettered: 0 });
+      const report = await audited(s.runId, prefix, database);
+      expect(report).toMatchObject({ texts: n, lost: 0, accounted: n, ok: true });
+      log(`synthesis across hosts: killed after ${prompts} of ${n} prompts; the group rebalanced ${rebalancedMs} ms after the kill`);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  // One active instance per prefix (they hold each run's mix counts in memory), the other a standby.
+  it.each([
+    { stage: 'fused', topology: 'fused', others: 'evaluation,clickhouse-sink', killAfter: 12 },
+    { stage: 'mixing', topology: 'staged', others: 'templating,templating-pool,synthesis,round-feedback,evaluation,clickhouse-sink', killAfter: 0 },
+  ] as const)('the $stage stage runs on one host with a standby on another, exactly-once; the active one is SIGKILLed and the standby takes over within the session timeout, nothing lost or doubled', async ({ stage, topology, others, killAfter }) => {
+    const prefix = `hostf-${randomUUID().slice(0, 8)}`;
+    const database = `ipt_hostf_${prefix.slice(6)}`;
+    const n = 60;
+    const { path, texts } = writeCorpus(tmp(), n, `${stage}.jsonl`, stage);
+    const slow = await cannedServer();
+    for (const x of texts) slow.delays.set(x.text, 150);
+    try {
+      const o = { prefix, database, llmUrl: slow.url, exactlyOnce: true };
+      const [nameA, nameB] = [`${prefix}-${stage}-a`, `${prefix}-${stage}-b`];
+      const a = await onHost(`${stage.slice(0, 1)}a`, stage, nameA, o);
+      const id = stageGroup(pipelineTopics(prefix), stage);
+      await group(id, (ms) => ms.length === 1 && ms[0]!.partitions === HOST_PARTITIONS);
+      await onHost(`${stage.slice(0, 1)}b`, stage, nameB, o);
+      const before = await group(id, (ms) => ms.length === 2);
+      expect(before.members.map((m) => [m.clientId, m.partitions]).sort()).toEqual([
+        [nameA, HOST_PARTITIONS],
+        [nameB, 0],
+      ]);
+      const run = ipt(
+        ['pipeline', 'run', '--input', path, '--prefix', prefix, '--topology', topology, '--stages', others, '--rounds', '2', '--llm-url', slow.url, '--length-estimate', 'words', '--partitions', String(HOST_PARTITIONS), '--json'],
+        { ...cluster.adminEnv, IPT_EXACTLY_ONCE: 'true' },
+        { IPT_CLICKHOUSE_DB: database },
+        300_000,
+      );
+      // The fused stage is killed part-way through round 0's prompts; the mixer once it has mixed some records.
+      if (stage === 'fused') while (slow.prompts.length < killAfter) await sleep(20);
+      else while ((await mixedSize(pipelineTopics(prefix).mixed)) < 8) await sleep(100);
+      await a.kill();
+      const killedAt = Date.now();
+      const after = await group(id, (ms) => ms.length === 1 && ms[0]!.partitions === HOST_PARTITIONS, 4 * SESSION_MS);
+      const rebalancedMs = Date.now() - killedAt;
+      expect(after.members[0]!.clientId).toBe(nameB);
+      const r = await run;
+      expect(r.code, r.stderr.slice(-3000)).toBe(0);
+      const s = lastJson<{ runId: string; ingested: number; augmented: number; deadLettered: number }>(r.stdout);
+      expect(s).toMatchObject({ ingested: n, augmented: n, deadLettered: 0 });
+      const report = await audited(s.runId, prefix, database);
+      expect(report).toMatchObject({ texts: n, lost: 0, accounted: n, ok: true });
+      expect(report.mixed.duplicated, 'mixed records present twice').toBe(0);
+      // Takeover: from the kill to the standby's first output (the killed instance writes nothing after its death).
+      const t = pipelineTopics(prefix);
+      const first = await firstWriteAfter(stage === 'fused' ? [t.mixed, t.pool, t.metrics] : [t.mixed], killedAt);
+      expect(first).toBeDefined();
+      const takeoverMs = first! - killedAt;
+      log(`${stage} across hosts: the group rebalanced ${rebalancedMs} ms and the standby's first output came ${takeoverMs} ms after the kill (session timeout ${SESSION_MS} ms)`);
+      expect(takeoverMs).toBeLessThan(SESSION_MS + 2500);
+    } finally {
+      await slow.stop();
+    }
+  });
+});

@@ -22,8 +22,9 @@ import { LlmEndpoints } from './llm-endpoints.ts';
 import { interrupted, onInterrupt } from './cleanup.ts';
 import { stageHost, type StageHost } from './stage-host.ts';
 import { netnsProblem } from '../stack/netns.ts';
+import { finishTrainerKill, SinkUnderFire, trainerDir, trainerTools, type TrainerFigures, type TrainerTools } from './trainer-kill.ts';
 
-export const SCENARIOS = ['stage-kill', 'broker-kill', 'llm-outage', 'llm-endpoint-lost', 'clickhouse-outage', 'registry-outage', 'stage-host-cut'] as const;
+export const SCENARIOS = ['stage-kill', 'broker-kill', 'llm-outage', 'llm-endpoint-lost', 'clickhouse-outage', 'registry-outage', 'stage-host-cut', 'trainer-kill'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Scenarios that run on a private 3-node cluster in network namespaces (skipped, with the reason, where there are none). */
@@ -36,8 +37,10 @@ export interface ChaosCase {
   topology: Topology;
   exactlyOnce: boolean;
   texts: number;
-  /** stage-kill: how many times the stage process is killed. */
+  /** stage-kill, trainer-kill: how many times the stage process is killed. */
   kills: number;
+  /** trainer-kill: how many times the trainer sink process is killed (default 1). */
+  sinkKills?: number;
   /** Outage scenarios: how long the service stays down. */
   outageSeconds: number;
 }
@@ -64,6 +67,8 @@ export interface ChaosOptions {
   logsDir?: string;
   /** The stage processes' LLM request timeout (`pipeline up --timeout-ms`); their default (120 s) when unset. */
   llmTimeoutMs?: number;
+  /** trainer-kill: the trainer's Python and the sink's tokenizer.json; by default the stack's (`ipt models install --trainer`). */
+  trainer?: Partial<TrainerTools>;
   log: (line: string) => void;
 }
 
@@ -103,6 +108,8 @@ export interface ScenarioResult {
   notes: string[];
   /** Why the scenario did not run (no network namespaces here); it then proves nothing and is not ok. */
   skipped?: string;
+  /** trainer-kill: the sink's kills and batches, and the trainer's crash and resume. */
+  trainer?: TrainerFigures;
 }
 
 type StackFigures = { startupSeconds: number; services: Record<string, number>; downSeconds: number };
@@ -221,6 +228,8 @@ interface Fault {
   kind: string;
   startMs: number;
   endMs: number;
+  /** Measured by the fault itself (a sink kill: until the sink wrote again), rather than from the run's progress. */
+  recoverMs?: number;
 }
 
 interface FaultContext {
@@ -230,6 +239,8 @@ interface FaultContext {
   victim: StageProcess;
   /** stage-host-cut: the victim's own host. */
   host?: StageHost;
+  /** trainer-kill: the trainer sink beside the run. */
+  sink?: SinkUnderFire;
   progress: Progress;
   rand: () => number;
   notes: string[];
@@ -239,25 +250,52 @@ interface FaultContext {
 /** Waits until the LLM has answered this share of the run's texts (or the run ended). */
 const reached = (x: FaultContext, share: number) => x.progress.until(() => x.progress.served() >= share * x.c.texts);
 
+/** Kills the stage process that calls the LLM x.c.kills times, restarting it at once each time. */
+async function killStage(x: FaultContext): Promise<Fault[]> {
+  const faults: Fault[] = [];
+  // Kills land between 5% and 70% of the prompts, so that even the last one finds work left to interrupt.
+  const shares = Array.from({ length: x.c.kills }, () => 0.05 + 0.65 * x.rand()).sort((a, b) => a - b);
+  for (const [i, share] of shares.entries()) {
+    if (!(await reached(x, share))) break;
+    const startMs = x.progress.now();
+    await x.victim.kill();
+    x.victim.start();
+    const endMs = x.progress.now();
+    faults.push({ kind: `kill ${i + 1}`, startMs, endMs });
+    x.log(`kill ${i + 1}/${x.c.kills} at ${(startMs / 1000).toFixed(1)} s (${x.progress.served()} prompts answered); restarted`);
+    // The next kill comes once the run has moved again, so that each kill's recovery is its own.
+    if (!(await x.progress.until(() => x.progress.movedAt(endMs) !== undefined))) break;
+  }
+  if (faults.length < x.c.kills) x.notes.push(`${faults.length} of ${x.c.kills} kills happened before the run ended`);
+  return faults;
+}
+
+/**
+ * Kills the trainer sink x.c.sinkKills times, each once it has written batches and while the run still goes on: in the
+ * second half of the prompts, when the last round's collections reach the mix.
+ */
+async function killSink(x: FaultContext): Promise<Fault[]> {
+  const sink = x.sink!;
+  const n = x.c.sinkKills ?? 1;
+  const faults: Fault[] = [];
+  const shares = Array.from({ length: n }, (_, i) => 0.5 + (0.35 * (i + x.rand())) / n);
+  for (const [i, share] of shares.entries()) {
+    const since = sink.tokensEnd;
+    // Batches written since its last start, so that every kill interrupts a sink that was working.
+    if (!(await x.progress.until(() => x.progress.served() >= share * x.c.texts && sink.tokensEnd > since))) break;
+    const k = await sink.killAndRestart(() => x.progress.now());
+    faults.push({ kind: `trainer sink kill ${i + 1}`, startMs: k.startMs, endMs: k.endMs, recoverMs: k.recoverMs });
+    x.log(`trainer sink kill ${i + 1}/${n} at ${(k.startMs / 1000).toFixed(1)} s (${x.progress.served()} prompts answered); restarted, writing again ${(k.recoverMs / 1000).toFixed(1)} s later`);
+  }
+  return faults;
+}
+
 /** Each scenario injects its faults while the run goes on and returns them; it stops early when the run ends. */
 const INJECT: Record<Scenario, (x: FaultContext) => Promise<Fault[]>> = {
-  async 'stage-kill'(x) {
-    const faults: Fault[] = [];
-    // Kills land between 5% and 70% of the prompts, so that even the last one finds work left to interrupt.
-    const shares = Array.from({ length: x.c.kills }, () => 0.05 + 0.65 * x.rand()).sort((a, b) => a - b);
-    for (const [i, share] of shares.entries()) {
-      if (!(await reached(x, share))) break;
-      const startMs = x.progress.now();
-      await x.victim.kill();
-      x.victim.start();
-      const endMs = x.progress.now();
-      faults.push({ kind: `kill ${i + 1}`, startMs, endMs });
-      x.log(`kill ${i + 1}/${x.c.kills} at ${(startMs / 1000).toFixed(1)} s (${x.progress.served()} prompts answered); restarted`);
-      // The next kill comes once the run has moved again, so that each kill's recovery is its own.
-      if (!(await x.progress.until(() => x.progress.movedAt(endMs) !== undefined))) break;
-    }
-    if (faults.length < x.c.kills) x.notes.push(`${faults.length} of ${x.c.kills} kills happened before the run ended`);
-    return faults;
+  'stage-kill': killStage,
+  async 'trainer-kill'(x) {
+    const [stage, sink] = await Promise.all([killStage(x), killSink(x)]);
+    return [...stage, ...sink].sort((a, b) => a.startMs - b.startMs);
   },
   async 'broker-kill'(x) {
     if (!(await reached(x, 0.3))) return [];
@@ -363,7 +401,9 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
   delete env.IPT_TOPIC_PREFIX;
   delete env.IPT_TOPOLOGY;
   const common = ['--prefix', prefix, '--partitions', String(o.partitions), '--topology', c.topology, ...(o.llmTimeoutMs ? ['--timeout-ms', String(o.llmTimeoutMs)] : [])];
-  const [victimPort, restPort] = await freePorts(2);
+  const [victimPort, restPort, sinkPort] = await freePorts(3);
+  const trainerKill = c.scenario === 'trainer-kill';
+  let sink: SinkUnderFire | undefined;
   // stage-host-cut: the victim runs on a host of its own and reaches the services through it.
   const host =
     c.scenario === 'stage-host-cut'
@@ -378,7 +418,7 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
   const rest = new StageProcess(`${tag}-${id}-rest`, [...common, '--llm-url', llm.urls.join(','), '--stages', LAYOUT[c.topology].rest.join(',')], env, logsDir, restPort!);
   if (host) notes.push(`${short(victim)} on host ${host.host.name} (${host.host.address})`);
   const forget = onInterrupt(async () => {
-    await Promise.allSettled([victim.kill(), rest.kill()]);
+    await Promise.allSettled([victim.kill(), rest.kill(), sink?.close()]);
     await host?.close();
     await llm.stop();
   });
@@ -392,15 +432,22 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
   let summary: PipelineRunSummary | undefined;
   let audit: AuditReport | undefined;
   let faults: Fault[] = [];
+  let trainer: TrainerFigures | undefined;
   let runMs = 0;
+  const kafka = createKafka({ brokers: stack.endpoints.brokers, clientId: 'ipt-chaos-audit', logger });
+  const serde = new AvroSerde(stack.endpoints.registryUrl);
   try {
+    // Before anything starts: a missing trainer environment fails the scenario at once, naming what to install.
+    const tools = trainerKill ? trainerTools(o.trainer) : undefined;
     // Created here, once: two processes creating a fresh prefix's topics at the same moment can fail at start-up
     // (one sees "already exists" and goes on before the other's partitions have leaders).
     await ensurePipelineTopics({ runtime: pipeline.runtime, prefix, partitions: o.partitions, logger });
     log(`starting stage processes (${LAYOUT[c.topology].victim.join(',')} | ${LAYOUT[c.topology].rest.join(',')})`);
     rest.start();
     victim.start();
-    await Promise.all([rest.ready(), victim.ready()]);
+    // trainer-kill: the trainer sink as a process of its own beside the stages, reading the run's mixed stream.
+    if (tools) sink = await SinkUnderFire.start({ name: `${tag}-${id}-trainer-sink`, prefix, tools, env, logsDir, metricsPort: sinkPort!, kafka });
+    await Promise.all([rest.ready(), victim.ready(), sink?.proc.ready()]);
     // A stage process that exits by itself (a stage that kept crashing) is restarted, and counted.
     rest.supervise();
     victim.supervise();
@@ -423,7 +470,7 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
       logger,
     });
     // Handled at once: a fault that cannot be injected (a service that does not come back) must not crash the suite.
-    const injected = INJECT[c.scenario]({ c, stack, llm, victim, host, progress, rand, notes, log }).catch((err: Error) => {
+    const injected = INJECT[c.scenario]({ c, stack, llm, victim, host, sink, progress, rand, notes, log }).catch((err: Error) => {
       notes.push(`injecting the fault failed: ${err.message.slice(0, 400)}`);
       return [] as Fault[];
     });
@@ -461,15 +508,17 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
       const s = await p.stop();
       notes.push(`SIGTERM: ${short(p)} stopped in ${s.seconds.toFixed(1)} s${s.killed ? ' (killed after the grace period)' : s.code ? ` (exit ${s.code})` : ''}`);
     }
-    const kafka = createKafka({ brokers: stack.endpoints.brokers, clientId: 'ipt-chaos-audit', logger });
-    audit = await auditRun({ kafka, serde: new AvroSerde(stack.endpoints.registryUrl), topics: pipelineTopics(prefix), clickhouse: ch, runId });
+    audit = await auditRun({ kafka, serde, topics: pipelineTopics(prefix), clickhouse: ch, runId });
     // Doubles with exactly-once should not happen: say in which topic they first appear, for whoever looks into it.
     if (c.exactlyOnce && audit.mixed.duplicated > 0) notes.push(`keys present more than once, by topic: ${JSON.stringify(await doubledKeys(kafka, pipelineTopics(prefix), runId))}`);
+    if (sink && tools) {
+      trainer = await finishTrainerKill({ sink, planned: c.sinkKills ?? 1, kafka, serde, runId, tools, endpoints: stack.endpoints, env, dir: trainerDir(logsDir, `${tag}-${id}`), log });
+    }
   } catch (err) {
     notes.push(`scenario failed: ${(err as Error).message.slice(0, 600)}`);
   } finally {
     progress.stop();
-    await Promise.allSettled([victim.kill(), rest.kill()]);
+    await Promise.allSettled([victim.kill(), rest.kill(), sink?.close()]);
     await host?.close();
     await llm.stop();
     await ch.close();
@@ -479,7 +528,7 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
   const endMs = runMs || progress.now();
   // The samples behind the recovery figures, for a closer look (kept with --logs).
   writeFileSync(join(logsDir, `${tag}-${id}-progress.json`), JSON.stringify({ faults, samples: progress.samples }));
-  const measured = faults.map((f) => ({ kind: f.kind, startS: f.startMs / 1000, endS: f.endMs / 1000, recoverS: progress.recoveredAfter(f.endMs, endMs) }));
+  const measured = faults.map((f) => ({ kind: f.kind, startS: f.startMs / 1000, endS: f.endMs / 1000, recoverS: f.recoverMs !== undefined ? f.recoverMs / 1000 : progress.recoveredAfter(f.endMs, endMs) }));
   const lost = audit?.lost ?? c.texts;
   const duplicated = audit?.mixed.duplicated ?? 0;
   if (audit && audit.lostIds.length) notes.push(`lost, e.g.: ${audit.lostIds.slice(0, 5).join(', ')}`);
@@ -500,10 +549,14 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
     goal(!audit || audit.ok, 'the audit found texts missing from the mix, or metric events or rows missing'),
     goal(!audit || audit.metrics.extraRows === 0, `${audit?.metrics.extraRows} extra ClickHouse rows`),
     goal(!(c.scenario === 'llm-outage' || c.scenario === 'llm-endpoint-lost') || audit?.deadLettered === 0, `${audit?.deadLettered} texts dead-lettered by an LLM fault within the deadline`),
+    // trainer-kill: the stages under fire too, and the sink's batches and the trainer's resume exact.
+    goal(!trainerKill || faults.some((f) => f.kind.startsWith('kill ')), 'no stage process was killed'),
+    goal(!trainerKill || trainer?.ok === true, trainer ? `trainer: ${trainer.problems.join('; ')}` : 'trainer: the sink and trainer checks did not run'),
   ].every(Boolean);
   if (!summary) problems.push('the bounded run did not return its summary (see notes)');
   const unplannedExits = victim.unplannedExits.length + rest.unplannedExits.length;
   if (unplannedExits) problems.push(`${unplannedExits} stage process exit(s) nobody asked for`);
+  if (trainer?.ok) problems.push(...trainer.problems);
   const ok = okGoals;
   return {
     scenario: c.scenario,
@@ -527,6 +580,7 @@ async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack, logsD
     ok,
     problems,
     notes,
+    ...(trainer ? { trainer } : {}),
   };
 }
 

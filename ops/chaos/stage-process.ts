@@ -8,7 +8,7 @@ import { inHostNamespace, type HostNamespace } from '../stack/netns.ts';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
- * `ipt pipeline up --stages …` as an OS process of its own (node itself is the pid, so SIGKILL hits the stages and
+ * `ipt pipeline up --stages …` (or another long-running `ipt` command) as an OS process of its own (node itself is the pid, so SIGKILL hits the stages and
  * nothing else), restarted with the same arguments and environment: the same consumer groups and, with exactly-once,
  * the same transactional ids, so the new process fences the killed one's open transactions.
  */
@@ -29,6 +29,8 @@ export class StageProcess {
     private readonly metricsPort: number,
     /** Runs inside this host namespace (`ip netns exec`), where it can be cut off the network. */
     readonly host?: HostNamespace,
+    /** The `ipt` command it runs (`sink` for the trainer sink). */
+    private readonly command: string[] = ['pipeline', 'up'],
   ) {}
 
   get pid(): number | undefined {
@@ -43,7 +45,7 @@ export class StageProcess {
   start(): void {
     if (this.pid !== undefined) throw new Error(`${this.name} is already running (pid ${this.pid})`);
     const out = openSync(this.logFile, 'a');
-    const node: [string, string[]] = [process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), 'pipeline', 'up', ...this.args]];
+    const node: [string, string[]] = [process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), ...this.command, ...this.args]];
     // ip execs node after entering the namespace: the child's pid is node's, as without it.
     const [cmd, args] = this.host ? inHostNamespace(this.host, ...node) : node;
     const child = spawn(cmd, args, {

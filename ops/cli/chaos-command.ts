@@ -4,8 +4,8 @@ import { dirname, join } from 'node:path';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { intOption, parse, UsageError } from './args.ts';
 
-const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-kill,llm-outage,llm-endpoint-lost,clickhouse-outage,registry-outage,stage-host-cut]
-      [--topologies staged,fused] [--exactly-once on|off|both] [--texts N] [--kills K] [--outage-s D] [--rounds M=2]
+const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-kill,llm-outage,llm-endpoint-lost,clickhouse-outage,registry-outage,stage-host-cut,trainer-kill]
+      [--topologies staged,fused] [--exactly-once on|off|both] [--texts N] [--kills K] [--sink-kills S] [--outage-s D] [--rounds M=2]
       [--session-timeout-ms MS=10000] [--llm-timeout-ms MS (the stages' --timeout-ms; default theirs, 120000)]
       [--run-timeout-ms MS=1800000, --ci 300000] [--seed S] [--logs DIR] [--save FILE|DIR/]
   Runs bounded pipeline runs on a private stack of its own (temporary folder, free ports) while injecting faults, and
@@ -14,10 +14,14 @@ const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-k
   row stored once, no dead letter from an LLM fault), else 1; other problems (a failed run, a stage process that had
   to be restarted) are listed per scenario. stage-host-cut runs on a private 3-node cluster in network namespaces with
   the LLM-calling stage on a host namespace of its own, whose link goes down for --outage-s (default 30) at 30% of
-  the run; without network namespaces (root, Linux, iproute2) it is reported as skipped, with the reason.`;
+  the run; without network namespaces (root, Linux, iproute2) it is reported as skipped, with the reason.
+  trainer-kill runs the trainer sink (exactly-once) as a process beside the run, kills the stage process --kills times
+  (default 3) and the sink --sink-kills times (default 1), then checks the token batches (global steps 0..N-1 once each,
+  the packing of the mixed stream exactly) and crashes and resumes the PyTorch trainer on them (exactly the batch
+  after the checkpoint); it needs the trainer installed (ipt models install --trainer).`;
 
 /** The full matrix's sizes: a long stage-kill run, shorter runs for the outages (they stall the run anyway). */
-const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60, hostCutSeconds: 30 };
+const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60, hostCutSeconds: 30, trainerKills: 3, sinkKills: 1 };
 
 export async function chaosCommand(argv: string[]): Promise<number> {
   const { values } = parse('chaos', argv, {
@@ -28,6 +32,7 @@ export async function chaosCommand(argv: string[]): Promise<number> {
     'exactly-once': { type: 'string' },
     texts: { type: 'string' },
     kills: { type: 'string' },
+    'sink-kills': { type: 'string' },
     'outage-s': { type: 'string' },
     rounds: { type: 'string' },
     'session-timeout-ms': { type: 'string' },
@@ -59,6 +64,7 @@ export async function chaosCommand(argv: string[]): Promise<number> {
   const exactlyOnce = eoRaw === undefined ? undefined : eoRaw === 'both' ? [true, false] : [eoRaw === 'on'];
   const texts = values.texts === undefined ? undefined : intOption('chaos', 'texts', values.texts, 0, 10);
   const kills = values.kills === undefined ? undefined : intOption('chaos', 'kills', values.kills, 0);
+  const sinkKills = values['sink-kills'] === undefined ? undefined : intOption('chaos', 'sink-kills', values['sink-kills'], 1, 1);
   const outageSeconds = values['outage-s'] === undefined ? undefined : intOption('chaos', 'outage-s', values['outage-s'], 0);
 
   let cases: Case[];
@@ -77,7 +83,10 @@ export async function chaosCommand(argv: string[]): Promise<number> {
             topology,
             exactlyOnce: eo,
             texts: texts ?? (scenario === 'stage-kill' ? FULL.stageKillTexts : FULL.texts),
-            kills: kills ?? FULL.kills,
+            // trainer-kill: the sink writes only once the last round's collections reach the mix, and each of its kills
+            // costs a session timeout, so one kill fits the last part of a 20,000-text run (more with more texts).
+            kills: kills ?? (scenario === 'trainer-kill' ? FULL.trainerKills : FULL.kills),
+            ...(scenario === 'trainer-kill' ? { sinkKills: sinkKills ?? FULL.sinkKills } : {}),
             outageSeconds: outageSeconds ?? (scenario === 'stage-host-cut' ? FULL.hostCutSeconds : FULL.outageSeconds),
           });
   }
@@ -121,6 +130,13 @@ export async function chaosCommand(argv: string[]): Promise<number> {
           `${r.duplicated} duplicated, ${r.deadLettered} dead-lettered, rows ${r.metricRows}/${r.metricRowsExpected}, ${r.faults.length} fault(s), recover ${r.recoverSeconds ?? '-'} s, ` +
           `${r.seconds} s`,
       );
+      const t = r.trainer;
+      if (t) {
+        console.log(
+          `      trainer sink: ${t.sinkKills}/${t.sinkKillsPlanned} kills (${t.sinkKillsMidStream} mid-stream), batches ${t.batches}/${t.batchesExpected}, ${t.stepGaps} gaps, ` +
+            `${t.stepDuplicates} doubled; trainer resumed at step ${t.resumedAtStep ?? '-'} from step ${t.checkpointStep ?? '-'}: ${t.resumeMatched ? 'exact' : 'NOT exact'}`,
+        );
+      }
       for (const p of r.problems) console.log(`      problem: ${p}`);
       if (r.problems.length) for (const n of r.notes) console.log(`      ${n.split('\n').join('\n      ')}`);
     }

@@ -41,6 +41,7 @@ interface SinkStateRecord {
   globalStep: number;
   packer: string;
   lastMixIndex: number;
+  lastOffset: number;
 }
 
 export function loadTokenizer(path: string, eosToken: string): { tok: tokenizers.Tokenizer; eosId: number; vocabSize: number } {
@@ -60,7 +61,7 @@ export function loadTokenizer(path: string, eosToken: string): { tok: tokenizers
 export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerSinkOptions) {
   const { tok, eosId, vocabSize } = loadTokenizer(o.tokenizerJson, o.eosToken);
   const saved = new TopicTable<SinkStateRecord>(kafka, serde, o.stateTopic, 'sink-state', (s) => s.runId);
-  const runs = new Map<string, { packer: SequencePacker; globalStep: number; lastMixIndex: number }>();
+  const runs = new Map<string, { packer: SequencePacker; globalStep: number; lastMixIndex: number; lastOffset: number }>();
   const serially = inOrder();
 
   const runState = (runId: string) => {
@@ -69,7 +70,7 @@ export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerS
       const packer = new SequencePacker(o.seqLen, o.batchSize, eosId);
       const s = saved.peek(runId);
       if (s) packer.restore(JSON.parse(s.packer) as PackerState);
-      runs.set(runId, (r = { packer, globalStep: s?.globalStep ?? 0, lastMixIndex: s?.lastMixIndex ?? -1 }));
+      runs.set(runId, (r = { packer, globalStep: s?.globalStep ?? 0, lastMixIndex: s?.lastMixIndex ?? -1, lastOffset: s?.lastOffset ?? -1 }));
     }
     return r;
   };
@@ -80,12 +81,16 @@ export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerS
     outputs: { batches: { topic: o.output, schema: 'token-batch', partitions: o.worldSize }, state: { topic: o.stateTopic, schema: 'sink-state', partitions: 1, latestPerKey: true } },
     handle: (rec) => {
       const m = rec.value;
+      const offset = Number(rec.source.offset);
       const encoded = tok.encode(m.text, null, { addSpecialTokens: false });
       // Packing is sequential per run: each record's step is queued when the handler is called, in input order.
       return serially(async (): Promise<HandlerResult<'batches' | 'state'>> => {
         const r = runState(m.runId);
-        // A record at or before the last one packed was already packed (a replay after a restart): skip it.
-        if (m.mixIndex <= r.lastMixIndex) return { skip: 'already packed (mix index at or before the saved state)' };
+        // A record at or before the last one packed was already packed (a replay after a restart): skip it. By input
+        // offset: mix indices need not rise in topic order (the fused stage numbers a chunk's texts as they finish and
+        // writes them in input order). A state saved before offsets were kept falls back to the mix index.
+        const replayed = r.lastOffset >= 0 ? offset <= r.lastOffset : m.mixIndex <= r.lastMixIndex;
+        if (replayed) return { skip: 'already packed (at or before the saved state)' };
         const ids = (await encoded).getIds();
         const emits: Emit<'batches' | 'state'>[] = [];
         for (const b of r.packer.push(ids, m.source)) {
@@ -108,10 +113,11 @@ export function trainerSinkProcessor(kafka: Kafka, serde: AvroSerde, o: TrainerS
           emits.push({ to: 'batches', key: `${m.runId}/${g}`, value: batch, partition: batch.rank });
         }
         r.lastMixIndex = m.mixIndex;
+        r.lastOffset = offset;
         // The runtime encodes only a chunk's last state per run, at the chunk's end, when this packer holds exactly
         // that record's state: serialising it lazily keeps the per-record cost off the hot path.
         const packer = r.packer;
-        emits.push({ to: 'state', key: m.runId, value: { runId: m.runId, globalStep: r.globalStep, lastMixIndex: m.mixIndex, get packer() { return JSON.stringify(packer.state()); } } });
+        emits.push({ to: 'state', key: m.runId, value: { runId: m.runId, globalStep: r.globalStep, lastMixIndex: m.mixIndex, lastOffset: offset, get packer() { return JSON.stringify(packer.state()); } } });
         return emits;
       });
     },

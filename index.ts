@@ -25,8 +25,9 @@ export { runtimeConfig, type RuntimeConfig } from './processors/runtime/runtime-
 export { AvroSerde, IncompatibleSchemaError } from './processors/runtime/serde.ts';
 export { locateStack } from './ops/stack/locate.ts';
 
-export { SynthesisPool, type PoolOptions, type PoolRequest } from './connectors/llm/synthesis-pool.ts';
-export { CompletionError, type CompletionRequest, type CompletionResult } from './connectors/llm/completion-types.ts';
+export { SynthesisPool, type PoolOptions } from './connectors/llm/synthesis-pool.ts';
+export { CompletionError } from './connectors/llm/completion-types.ts';
+export type { CompletionRequest, CompletionResult, LlmClient, LlmPorts, LlmRequest } from './processors/pipeline/llm-port.ts';
 export { EmbeddedSynthesizer } from './connectors/llm/embedded-llama.ts';
 export { startEmbeddedServer } from './connectors/llm/embedded-server.ts';
 export { pairGrammarGbnf, pairGrammarRegex, guidedFields } from './connectors/llm/pair-grammar.ts';

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { clickhouseCredentials } from '../../processors/runtime/service-credentials.ts';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ops', 'clickhouse', 'migrations');
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 // Which server each client talks to, so that an error about it can name it (the client does not expose its URL).
 const urls = new WeakMap<ClickHouseClient, string>();
@@ -36,7 +36,7 @@ export function displayUrl(url: string): string {
 }
 
 /**
- * Creates the database and applies the migrations in ops/clickhouse/migrations that have not run yet, in file
+ * Creates the database and applies the migrations in migrations/ beside this file that have not run yet, in file
  * order, recording each in `schema_migrations`. The SQL is written for both ClickHouse 18.16 and current releases.
  */
 export async function migrate(url: string, database: string): Promise<string[]> {

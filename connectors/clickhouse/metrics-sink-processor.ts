@@ -9,7 +9,7 @@ import { BatchInserter, RowRejectedError, type InserterOptions } from './batch-i
 // ClickHouse 18.16 fills an omitted JSONEachRow field with the type's zero, not its DEFAULT expression.
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
-/** A metric event as a row of its table (ops/clickhouse/migrations); version = when it was stored, so the newest copy wins. */
+/** A metric event as a row of its table (connectors/clickhouse/migrations); version = when it was stored, so the newest copy wins. */
 export function metricRow(m: MetricEventRecord): { table: string; row: Record<string, unknown> } {
   const version = Date.now();
   if (m.kind === 'evaluation') {

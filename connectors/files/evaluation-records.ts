@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { EvaluationRecord } from '../../processors/pipeline/records.ts';
-import { encodingProblem, idProblem, jsonKind } from '../ingest/text-checks.ts';
+import { encodingProblem, idProblem, jsonKind } from '../../processors/templating/text-checks.ts';
 
 type Parsed = { ok: true; record: Omit<EvaluationRecord, 'runId'> } | { ok: false; line: number; reason: string };
 

@@ -1,5 +1,5 @@
 import { nearLimit, oversizedReason, rawRecordBytes } from '../ingest/run-ingest.ts';
-import { maxTextBytes } from '../ingest/text-checks.ts';
+import { maxTextBytes } from '../ingest/max-text-bytes.ts';
 import { Bits, FingerprintTable, NumberColumn } from './compact-ids.ts';
 import { readTextRecords } from './text-records.ts';
 

@@ -1,14 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import { idProblem, jsonKind, maxTextBytes, textProblem } from '../ingest/text-checks.ts';
+import { idProblem, jsonKind, textProblem } from '../../processors/templating/text-checks.ts';
+import { maxTextBytes } from '../ingest/max-text-bytes.ts';
 
 /** One input record: accepted with its text, or rejected with where and why. Nothing is dropped silently. */
 export type TextRecord = { ok: true; id: string; text: string; line: number } | { ok: false; line: number; reason: string };
 
 /**
  * Reads texts from JSONL (one object per line with a `text` field), Parquet (a `text` column), or JSONL on stdin (`-`).
- * A text that breaks the shared text rule (text-checks.ts: empty, lone surrogates, NUL, above maxBytes), or an id that
+ * A text that breaks the shared text rule (processors/templating/text-checks.ts: empty, lone surrogates, NUL, above maxBytes), or an id that
  * breaks the shared id rule, is rejected by line, as HTTP ingest rejects it by index.
  */
 export function readTextRecords(path: string, maxBytes = maxTextBytes(), from?: string): AsyncGenerator<TextRecord> {

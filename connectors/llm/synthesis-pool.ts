@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
-import { CompletionError, type CompletionRequest, type CompletionResult } from './completion-types.ts';
+import { CompletionError } from './completion-types.ts';
+import type { CompletionRequest, CompletionResult, LlmClient, LlmRequest } from '../../processors/pipeline/llm-port.ts';
 
 export interface PoolOptions {
   /** Base URLs of OpenAI-compatible servers (…/v1). */
@@ -41,13 +42,8 @@ export function llmApiKey(env: NodeJS.ProcessEnv = process.env): string | undefi
 /** What a 401 or 403 from an LLM server means for the operator. */
 const KEY_HINT = 'the server wants an API key: set IPT_LLM_API_KEY (or OPENAI_API_KEY)';
 
-export interface PoolRequest extends CompletionRequest {
-  /** Requests sharing a prompt prefix (a few-shot history) share a key. */
-  affinityKey?: string;
-}
-
 interface Pending {
-  req: PoolRequest;
+  req: LlmRequest;
   deadline: number;
   /** Requests sent for this record. */
   attempts: number;
@@ -104,7 +100,7 @@ const CONGESTION = new Set([429, 503]);
  * backoff passes and then tried again, so traffic resumes when it returns. With affinity, prompts that share a
  * few-shot history go to the same endpoint so its prefix cache is reused.
  */
-export class SynthesisPool {
+export class SynthesisPool implements LlmClient {
   private readonly eps: EndpointState[];
   private readonly opts: Required<Omit<PoolOptions, 'extraBody' | 'apiKey'>> & Pick<PoolOptions, 'extraBody' | 'apiKey'>;
   private rr = 0;
@@ -132,7 +128,7 @@ export class SynthesisPool {
     return this.eps.map((e) => ({ url: e.url, window: Math.round(e.window * 10) / 10, inFlight: e.inFlight, queued: e.queue.length, completed: e.completed, errors: e.errors, tokens: e.tokens }));
   }
 
-  complete(req: PoolRequest): Promise<CompletionResult> {
+  complete(req: LlmRequest): Promise<CompletionResult> {
     return new Promise((resolve, reject) => {
       const p: Pending = { req, deadline: Date.now() + this.opts.deadlineMs, attempts: 0, failures: 0, lastError: '', resolve, reject };
       this.enqueue(p);

@@ -7,6 +7,7 @@ import { fusedProcessor } from '../../processors/pipeline/fused-processor.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import { instantRecordedBackend } from './instant-backend.ts';
+import { llmPorts } from '../../connectors/llm/llm-ports.ts';
 
 /**
  * A processor over the raw texts that writes exactly what the fused stage writes for each of them (the same records,
@@ -15,7 +16,7 @@ import { instantRecordedBackend } from './instant-backend.ts';
  * time computing them took per text: the method's work with no Kafka at all.
  */
 export async function fusedOutputsOnly(kafka: Kafka, serde: AvroSerde, topics: PipelineTopics, logger: Logger, records: readonly RawTextRecord[]) {
-  const ctx = new PipelineContext(kafka, serde, topics, { endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() }, logger);
+  const ctx = new PipelineContext(kafka, serde, topics, llmPorts({ endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() }), logger);
   await ctx.start();
   const fused = fusedProcessor(ctx);
   const results = new Map<string, HandlerResult<string>>();

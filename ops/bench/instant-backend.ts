@@ -1,6 +1,5 @@
 import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
-import type { LlmClient } from '../../processors/pipeline/pipeline-context.ts';
-import type { CompletionResult } from '../../connectors/llm/completion-types.ts';
+import type { CompletionResult, LlmClient } from '../../processors/pipeline/llm-port.ts';
 
 /**
  * The pipeline benchmark's LLM: recorded-style answers (two made-up pairs from the prompt's last context), returned

@@ -10,7 +10,7 @@ import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
-import { ensurePipelineTopics, startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics, startPipeline } from '../pipeline/start-pipeline.ts';
 import { pipelineTopics, TOPOLOGIES, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
 import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';

@@ -9,7 +9,7 @@ import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
-import { ensurePipelineTopics, startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics, startPipeline } from '../pipeline/start-pipeline.ts';
 import { stageGroup, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { planRun, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
 import { endpointsEnv } from '../stack/locate.ts';

@@ -9,7 +9,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { pipelineTopics, runOfKey, type PipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import type { Kafka } from 'kafkajs';
-import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics } from '../pipeline/start-pipeline.ts';
 import { clickhouseClient, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
 import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
 import { endpointsEnv } from '../stack/locate.ts';

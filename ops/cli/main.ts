@@ -20,7 +20,7 @@ const HELP = `ipt — instruct-pt
   ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
   ipt bench runtime|synthesis|pipeline|sink|scale|memory [--json] …   benchmarks (docs/benchmarks.md)
   ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (docs/operations.md)
-  ipt pipeline up | run --input FILE …             the streaming pipeline on Kafka (docs/operations.md)
+  ipt pipeline up | run --input FILE … | describe  the streaming pipeline on Kafka (docs/operations.md)
   ipt serve [--with-pipeline] [--port 8080]          health, metrics, HTTP ingest, round/replay control, live dashboard
   ipt sink --tokenizer F --eos-token T --world-size N  the trainer sink: mixed texts → token batches, one partition per rank
   ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds

@@ -1,12 +1,15 @@
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { startOpsServer } from '../../processors/runtime/ops-server.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
-import { startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { startPipeline } from '../pipeline/start-pipeline.ts';
 import { runPipeline } from '../jobs/pipeline-run.ts';
 import { parse, intOption, UsageError } from './args.ts';
 import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
+import { describeTopology, topologyMermaid } from '../../processors/pipeline/describe-topology.ts';
+import { TOPOLOGIES, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 
 const USAGE = `usage:
+  ipt pipeline describe [--topology staged|fused] [--prefix ipt] [--partitions 4] [--mermaid]
   ipt pipeline up [--topology staged|fused] [--stages templating,synthesis,…] [--llm-url URL[,URL…]] [--model NAME] [--prefix ipt] [--partitions 4]
   ipt pipeline run --input FILE(.jsonl|.parquet|-) --llm-url URL[,URL…] [--rounds M] [--preset from-scratch|domain-adaptive]
       [--model NAME] [--max-model-len 4096] [--max-new-tokens 400] [--length-estimate tokens|words] [--tokenizer FILE]
@@ -19,7 +22,19 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'up') return up(rest);
   if (sub === 'run') return run(rest);
+  if (sub === 'describe') return describe(rest);
   throw new UsageError(USAGE);
+}
+
+/** The topology's stages, topics and edges for one cut, as text or as a Mermaid flowchart. Touches no service. */
+function describe(argv: string[]): number {
+  const { values } = parse('pipeline describe', argv, { topology: { type: 'string' }, prefix: { type: 'string' }, partitions: { type: 'string' }, mermaid: { type: 'boolean' } });
+  const topology = (values.topology as string | undefined) ?? process.env.IPT_TOPOLOGY ?? 'staged';
+  if (!Object.hasOwn(TOPOLOGIES, topology)) throw new UsageError(`pipeline describe: --topology must be ${Object.keys(TOPOLOGIES).join(' or ')} (got ${topology})`);
+  const prefix = (values.prefix as string | undefined) ?? process.env.IPT_TOPIC_PREFIX ?? 'ipt';
+  const partitions = intOption('pipeline describe', 'partitions', values.partitions as string | undefined, 4);
+  process.stdout.write(`${values.mermaid ? topologyMermaid(topology as Topology, prefix) : describeTopology(topology as Topology, prefix, partitions)}\n`);
+  return 0;
 }
 
 /** All stages (or --stages) in this process against the stack, until SIGTERM/SIGINT. */

@@ -1,7 +1,7 @@
 import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { isPreset, type PresetName } from '../../processors/pipeline/run-config.ts';
 import { STAGES, TOPOLOGIES, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
-import type { PipelineOptions } from '../../processors/pipeline/start-pipeline.ts';
+import type { PipelineOptions } from '../pipeline/start-pipeline.ts';
 import type { RunSettings } from '../../connectors/ingest/run-ingest.ts';
 import { intOption, UsageError } from './args.ts';
 

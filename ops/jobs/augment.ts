@@ -78,7 +78,7 @@ interface InputText {
 /**
  * The embedded batch job: the multi-round method of docs/method.md §3 (batch form, exactly), with the synthesizer behind
  * any OpenAI-compatible completions endpoint, and the collections templated into pre-training texts (docs/method.md §4).
- * A line that is not a usable text (text-checks.ts), or reuses an earlier line's id, is rejected by line and takes no
+ * A line that is not a usable text (processors/templating/text-checks.ts), or reuses an earlier line's id, is rejected by line and takes no
  * place in the rounds. A text the model cannot take (empty, longer than the model even alone, or failed after every
  * retry) keeps its place as a raw text with no pairs and is reported; the round goes on.
  */

@@ -16,7 +16,7 @@ import { f1ByDataset, metricRowCounts, roundAggregates, type F1Row, type RoundAg
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
-import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../pipeline/start-pipeline.ts';
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { RunMonitor, type DeadLetter, type RunTally, type RunTexts } from './run-monitor.ts';

@@ -1,20 +1,13 @@
 import type { Kafka } from 'kafkajs';
 import { stageGroup, type PipelineTopics, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import { topicEnds } from '../../processors/runtime/topic-ends.ts';
+import { consumedTopics, readersOf, TOPICS, type TopicKey } from '../../processors/pipeline/topology.ts';
 
 /** Which stage consumes which topic: the stages a replay of that topic re-runs. */
 export function consumersOf(t: PipelineTopics, topic: string): StageName[] {
-  const map: Record<string, StageName[]> = {
-    [t.raw]: ['templating', 'fused'],
-    [t.pool]: ['templating-pool'],
-    [t.requests]: ['synthesis'],
-    [t.results]: ['round-feedback'],
-    [t.augmented]: ['mixing'],
-    [t.evalRecords]: ['evaluation'],
-    [t.metrics]: ['clickhouse-sink'],
-  };
-  const stages = map[topic];
-  if (!stages) throw new Error(`no pipeline stage reads ${topic} (replayable: ${Object.keys(map).join(', ')})`);
+  const key = (Object.keys(TOPICS) as TopicKey[]).find((k) => t[k] === topic);
+  const stages = key ? readersOf(key) : [];
+  if (stages.length === 0) throw new Error(`no pipeline stage reads ${topic} (replayable: ${consumedTopics().map((k) => t[k]).join(', ')})`);
   return stages;
 }
 

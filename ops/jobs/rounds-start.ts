@@ -3,7 +3,7 @@ import type { Kafka } from 'kafkajs';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { TopicTable } from '../../processors/runtime/topic-table.ts';
-import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics } from '../pipeline/start-pipeline.ts';
 import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';

@@ -1,23 +1,25 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { createKafka } from '../runtime/kafka-client.ts';
-import type { Logger } from '../runtime/logger.ts';
-import { ProcessorMetrics } from '../runtime/metrics.ts';
-import type { ProcessorSpec } from '../runtime/processor.ts';
-import { startProcessor, type RunningProcessor } from '../runtime/run-processor.ts';
-import type { RuntimeConfig } from '../runtime/runtime-config.ts';
-import { AvroSerde } from '../runtime/serde.ts';
-import { describeMismatch, ensureTopics } from '../runtime/topics.ts';
-import { templatingProcessor } from '../templating/templating-processor.ts';
-import { templatingPoolProcessor } from '../templating/templating-pool-processor.ts';
-import { synthesisProcessor } from '../synthesis/synthesis-processor.ts';
-import { roundFeedbackProcessor } from '../round-feedback/round-feedback-processor.ts';
-import { mixingProcessor } from '../mixing/mixing-processor.ts';
-import { evaluationProcessor, type EvaluationSettings } from '../evaluation/evaluation-processor.ts';
+import { createKafka } from '../../processors/runtime/kafka-client.ts';
+import type { Logger } from '../../processors/runtime/logger.ts';
+import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
+import type { ProcessorSpec } from '../../processors/runtime/processor.ts';
+import { startProcessor, type RunningProcessor } from '../../processors/runtime/run-processor.ts';
+import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { describeMismatch, ensureTopics } from '../../processors/runtime/topics.ts';
+import { templatingProcessor } from '../../processors/templating/templating-processor.ts';
+import { templatingPoolProcessor } from '../../processors/templating/templating-pool-processor.ts';
+import { synthesisProcessor } from '../../processors/synthesis/synthesis-processor.ts';
+import { roundFeedbackProcessor } from '../../processors/round-feedback/round-feedback-processor.ts';
+import { mixingProcessor } from '../../processors/mixing/mixing-processor.ts';
+import { evaluationProcessor, type EvaluationSettings } from '../../processors/evaluation/evaluation-processor.ts';
 import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
-import { PipelineContext, type LlmSettings } from './pipeline-context.ts';
-import { FUSED_STAGES, pipelineTopics, stageGroup, TOPOLOGIES, topicSpecs, type PipelineTopics, type StageName, type Topology } from './pipeline-topics.ts';
-import { fusedProcessor } from './fused-processor.ts';
+import { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
+import { llmPorts, type LlmSettings } from '../../connectors/llm/llm-ports.ts';
+import { FUSED_STAGES, pipelineTopics, stageGroup, TOPOLOGIES, topicSpecs, type PipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
+import { fusedProcessor } from '../../processors/pipeline/fused-processor.ts';
+import { STAGE_GRAPH, stageNode } from '../../processors/pipeline/topology.ts';
 
 export interface PipelineOptions {
   runtime: RuntimeConfig;
@@ -69,42 +71,43 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const metrics = opts.metrics ?? new ProcessorMetrics();
   const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: opts.runtime.clientId, logger: opts.logger });
   const serde = new AvroSerde(opts.runtime.registryUrl);
-  const ctx = new PipelineContext(kafka, serde, topics, opts.llm, opts.logger, opts.waitMs);
+  const ctx = new PipelineContext(kafka, serde, topics, llmPorts(opts.llm), opts.logger, opts.waitMs);
   await ctx.start();
 
   let ch: ClickHouseClient | undefined;
   const extras: { stop(): Promise<void> }[] = [];
   const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
-  const add = <In, O extends string>(spec: ProcessorSpec<In, O>, overrides: Partial<RuntimeConfig> = {}) => specs.push([spec as unknown as ProcessorSpec<never, string>, overrides]);
-  // A stage that reads other topics as tables: they are loaded before it starts, and stopped with it.
-  const addWithTables = async <In, O extends string>(stage: { spec: ProcessorSpec<In, O>; start(): Promise<void>; stop(): Promise<void> }, exclusive = false) => {
-    await stage.start();
-    extras.push(stage);
-    add(exclusive ? { ...stage.spec, exclusive } : stage.spec);
-  };
-
-  if (stages.has('templating')) add(templatingProcessor(ctx));
-  if (stages.has('templating-pool')) await addWithTables(templatingPoolProcessor(ctx));
   // The stages that call the LLM keep as many records in flight as the pool may send at once.
   const llmInFlight = { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) };
-  if (stages.has('synthesis')) add(synthesisProcessor(ctx), llmInFlight);
-  if (stages.has('round-feedback')) add(roundFeedbackProcessor(ctx));
-  // The mixer and the fused stage keep each run's mix counts in memory: one active instance per prefix, any others
-  // standbys that take over when it stops or dies (ProcessorSpec.exclusive).
-  if (stages.has('fused')) {
-    const fused = fusedProcessor(ctx);
-    await fused.start();
-    extras.push(fused);
-    add({ ...fused.spec, exclusive: true }, llmInFlight);
-  }
-  if (stages.has('mixing')) await addWithTables(mixingProcessor(ctx), true);
-  if (stages.has('evaluation')) add(evaluationProcessor(ctx, opts.evaluation));
-  if (stages.has('clickhouse-sink')) {
-    await migrate(opts.clickhouse.url, opts.clickhouse.database);
-    ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
-    // Rows wait in the inserter's batch, so the whole chunk is in flight at once.
-    add(metricsSinkProcessor(topics, ch, { logger: opts.logger.child({ processor: stageGroup(topics, 'clickhouse-sink') }) }), { concurrency: opts.runtime.batchSize });
-  }
+  /** A stage's processor, with what its node in the topology says: one active instance (ProcessorSpec.exclusive), LLM calls in flight. */
+  const add = <In, O extends string>(name: StageName, spec: ProcessorSpec<In, O>, overrides: Partial<RuntimeConfig> = {}) => {
+    const node = stageNode(name);
+    const s = node.exclusive ? { ...spec, exclusive: true } : spec;
+    specs.push([s as unknown as ProcessorSpec<never, string>, { ...(node.callsLlm ? llmInFlight : {}), ...overrides }]);
+  };
+  // A stage that reads other topics as tables: they are loaded before it starts, and stopped with it.
+  const addWithTables = async <In, O extends string>(name: StageName, stage: { spec: ProcessorSpec<In, O>; start(): Promise<void>; stop(): Promise<void> }) => {
+    await stage.start();
+    extras.push(stage);
+    add(name, stage.spec);
+  };
+  const build: Record<StageName, () => void | Promise<void>> = {
+    templating: () => add('templating', templatingProcessor(ctx)),
+    'templating-pool': () => addWithTables('templating-pool', templatingPoolProcessor(ctx)),
+    synthesis: () => add('synthesis', synthesisProcessor(ctx)),
+    'round-feedback': () => add('round-feedback', roundFeedbackProcessor(ctx)),
+    fused: () => addWithTables('fused', fusedProcessor(ctx)),
+    mixing: () => addWithTables('mixing', mixingProcessor(ctx)),
+    evaluation: () => add('evaluation', evaluationProcessor(ctx, opts.evaluation)),
+    'clickhouse-sink': async () => {
+      await migrate(opts.clickhouse.url, opts.clickhouse.database);
+      ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
+      // Rows wait in the inserter's batch, so the whole chunk is in flight at once.
+      add('clickhouse-sink', metricsSinkProcessor(topics, ch, { logger: opts.logger.child({ processor: stageGroup(topics, 'clickhouse-sink') }) }), { concurrency: opts.runtime.batchSize });
+    },
+  };
+  // In the graph's order, upstream first.
+  for (const node of STAGE_GRAPH) if (stages.has(node.name)) await build[node.name]();
 
   const processors: RunningProcessor[] = [];
   try {

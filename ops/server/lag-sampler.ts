@@ -3,6 +3,7 @@ import type { Gauge } from 'prom-client';
 import { BatchInserter } from '../../connectors/clickhouse/batch-inserter.ts';
 import { stageGroup, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { consumersOf } from '../jobs/replay.ts';
+import { consumedTopics } from '../../processors/pipeline/topology.ts';
 
 export interface LagSample {
   stage: string;
@@ -17,7 +18,7 @@ export async function sampleLag(kafka: Kafka, t: PipelineTopics): Promise<LagSam
   try {
     const existing = new Set(await admin.listTopics());
     const out: LagSample[] = [];
-    for (const topic of [t.raw, t.pool, t.requests, t.results, t.augmented, t.evalRecords, t.metrics]) {
+    for (const topic of consumedTopics().map((k) => t[k])) {
       if (!existing.has(topic)) continue;
       const ends = await admin.fetchTopicOffsets(topic);
       for (const stage of consumersOf(t, topic)) {

@@ -17,7 +17,7 @@ import type { Logger } from '../../processors/runtime/logger.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { TopicTable } from '../../processors/runtime/topic-table.ts';
 import type { PresetName, RunConfig } from '../../processors/pipeline/run-config.ts';
-import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../pipeline/start-pipeline.ts';
 import type { StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import { startLagSampler } from './lag-sampler.ts';
 import { createRunBody, dashboardQuery, replayBody, roundsStartBody } from './request-schemas.ts';

@@ -1,12 +1,5 @@
+import type { RawText } from '../pipeline/records.ts';
 import { defineProcessor } from '../runtime/processor.ts';
-
-export interface RawText {
-  id: string;
-  runId: string;
-  text: string;
-  source: string;
-  ingestedAt: number;
-}
 
 /** Forwards raw texts unchanged: the smoke pipeline, the runtime's benchmark and its tests. */
 export function identityProcessor(opts: { name?: string; input: string; output: string; partitions?: number }) {

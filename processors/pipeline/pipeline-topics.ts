@@ -1,4 +1,5 @@
 import type { TopicSpec } from '../runtime/topics.ts';
+import { cutStages, stageNode, TOPICS, type TopicKey } from './topology.ts';
 
 /** The pipeline's topics and processor (consumer group) names, all under one prefix so several pipelines can share a cluster. */
 export interface PipelineTopics {
@@ -38,17 +39,15 @@ export const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feed
 export type StageName = (typeof STAGES)[number];
 
 /**
- * How the stages are laid out. Staged: every stage its own processor, chained through Kafka (one process each, or
- * several together). Fused: templating, synthesis, round feedback and mixing chained in memory in one processor over
- * the raw texts (the 'fused' stage), with evaluation and the ClickHouse sink as before.
+ * How the stages are laid out: two cuts of one graph (topology.ts). Staged: every stage its own processor, chained
+ * through Kafka (one process each, or several together). Fused: templating, synthesis, round feedback and mixing
+ * chained in memory in one processor over the raw texts (the 'fused' stage), with evaluation and the ClickHouse sink
+ * as before.
  */
-export const TOPOLOGIES = {
-  staged: ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink'],
-  fused: ['fused', 'evaluation', 'clickhouse-sink'],
-} as const satisfies Record<string, readonly StageName[]>;
-export type Topology = keyof typeof TOPOLOGIES;
+export type Topology = 'staged' | 'fused';
+export const TOPOLOGIES: Record<Topology, readonly StageName[]> = { staged: cutStages('staged'), fused: cutStages('fused') };
 /** The stages the fused stage replaces: running both over one prefix would process every text twice. */
-export const FUSED_STAGES: readonly StageName[] = TOPOLOGIES.staged.filter((s) => !(TOPOLOGIES.fused as readonly StageName[]).includes(s));
+export const FUSED_STAGES: readonly StageName[] = stageNode('fused').fuses!;
 
 export const stageGroup = (t: PipelineTopics, stage: StageName) => `${t.prefix}.${stage}`;
 
@@ -56,23 +55,16 @@ const RETAIN = { 'retention.ms': '-1', 'cleanup.policy': 'delete' };
 const COMPACT = { 'cleanup.policy': 'compact' };
 
 /**
- * Every topic with its partitions and retention. Raw and intermediate topics are kept forever (replay re-runs
- * rounds from them); runs and the mixer's changelog are compacted (latest value per key).
+ * Every topic of the graph with its partitions and retention, and a dead-letter topic per stage. Raw and intermediate
+ * topics are kept forever (replay re-runs rounds from them); runs and the changelogs are compacted.
  */
 export function topicSpecs(t: PipelineTopics, partitions = 4): TopicSpec[] {
   return [
-    { topic: t.runs, partitions: 1, config: COMPACT },
-    { topic: t.raw, partitions, config: RETAIN },
-    { topic: t.requests, partitions, config: RETAIN },
-    { topic: t.results, partitions, config: RETAIN },
-    { topic: t.pool, partitions, config: RETAIN },
-    { topic: t.augmented, partitions, config: RETAIN },
-    { topic: t.general, partitions: 1, config: RETAIN },
-    // One partition: the mixed stream's order per run is the mix order.
-    { topic: t.mixed, partitions: 1, config: RETAIN },
-    { topic: t.mixerState, partitions: 1, config: COMPACT },
-    { topic: t.metrics, partitions, config: RETAIN },
-    { topic: t.evalRecords, partitions, config: RETAIN },
+    ...(Object.entries(TOPICS) as [TopicKey, (typeof TOPICS)[TopicKey]][]).map(([key, node]) => ({
+      topic: t[key],
+      partitions: node.partitions === 1 ? 1 : partitions,
+      config: node.retention === 'compact' ? COMPACT : RETAIN,
+    })),
     ...STAGES.map((s) => ({ topic: `${stageGroup(t, s)}.dlq`, partitions: 1, config: RETAIN })),
   ];
 }

@@ -13,6 +13,9 @@ export interface RawTextRecord {
   convert: boolean;
 }
 
+/** A raw text as any producer writes it (ingest, the smoke test, benchmarks): the rest takes the schema's defaults. */
+export type RawText = Pick<RawTextRecord, 'id' | 'runId' | 'text' | 'source' | 'ingestedAt'> & Partial<Pick<RawTextRecord, 'seq' | 'round' | 'convert'>>;
+
 /** A collection entry that knows which raw text it is, so every text can be accounted for downstream. */
 export interface PipelineEntry extends CollectionEntry {
   contextId: string;

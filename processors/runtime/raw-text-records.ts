@@ -1,5 +1,5 @@
 import type { Message } from 'kafkajs';
-import type { RawText } from '../identity/identity-processor.ts';
+import type { RawText } from '../pipeline/records.ts';
 import type { AvroSerde } from './serde.ts';
 import { loadSchema } from './schemas.ts';
 

@@ -1,5 +1,3 @@
-import { ConfigError } from '../../processors/runtime/runtime-config.ts';
-
 /**
  * One rule for what a raw text and its id may be, applied the same way by every ingest path (files, stdin, HTTP): a
  * record that breaks it is rejected with a reason, never silently altered. Invalid UTF-8 is caught where bytes are
@@ -8,15 +6,6 @@ import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 
 /** The default upper bound on one text, in UTF-8 bytes (IPT_MAX_TEXT_BYTES; `ipt serve --max-text-bytes`). */
 export const DEFAULT_MAX_TEXT_BYTES = 1 << 20;
-
-/** IPT_MAX_TEXT_BYTES, validated: a positive integer, or the default when unset. */
-export function maxTextBytes(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.IPT_MAX_TEXT_BYTES;
-  if (raw === undefined || raw === '') return DEFAULT_MAX_TEXT_BYTES;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`IPT_MAX_TEXT_BYTES=${raw}: expected an integer ≥ 1 (bytes)`);
-  return n;
-}
 
 /**
  * Why a text is refused, or undefined when it is acceptable. An empty text is acceptable here: the method defines

@@ -1,10 +1,10 @@
-import { encodingProblem, idProblem, textProblem } from '../../connectors/ingest/text-checks.ts';
+import { encodingProblem, idProblem, textProblem } from './text-checks.ts';
 import { placement, type Placement, type RunConfig } from '../pipeline/run-config.ts';
 import type { RawTextRecord, SynthesisResultRecord } from '../pipeline/records.ts';
 
 /**
  * Why a record read from the raw-text topic is refused, or undefined when it passes: the rule every ingest path
- * applies (connectors/ingest/text-checks.ts), for records another producer wrote to the topic directly. The id, the
+ * applies (text-checks.ts), for records another producer wrote to the topic directly. The id, the
  * text and the source are checked as HTTP ingest checks them. The byte bound is left out: the topic's
  * max.message.bytes bounds a record there, and the ingest bound belongs to the entry point (`ipt serve
  * --max-text-bytes` may differ from IPT_MAX_TEXT_BYTES), so a stage cannot know the one a text was accepted under.

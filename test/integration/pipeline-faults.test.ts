@@ -8,7 +8,7 @@ import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { logger, testConfig, testKafka } from './helpers.ts';
 import { writeFileSync } from 'node:fs';
 import { ConfigResourceTypes } from 'kafkajs';
-import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics } from '../../ops/pipeline/start-pipeline.ts';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
 

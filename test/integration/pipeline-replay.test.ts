@@ -7,7 +7,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import type { AugmentedTextRecord } from '../../processors/pipeline/records.ts';
 import { pipelineTopics, stageGroup, TOPOLOGIES } from '../../processors/pipeline/pipeline-topics.ts';
-import { startPipeline } from '../../processors/pipeline/start-pipeline.ts';
+import { startPipeline } from '../../ops/pipeline/start-pipeline.ts';
 import { pipelineOptions } from '../../ops/cli/pipeline-options.ts';
 import { startRounds } from '../../ops/jobs/rounds-start.ts';
 import { replayTopic } from '../../ops/jobs/replay.ts';

@@ -20,7 +20,7 @@ import { seqOf } from '../../processors/pipeline/run-config.ts';
 import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
 import { readTopic, scanToEnd } from '../../processors/runtime/topic-io.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
-import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics } from '../../ops/pipeline/start-pipeline.ts';
 import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
-import { identityProcessor, type RawText } from '../../processors/identity/identity-processor.ts';
+import { identityProcessor } from '../../processors/identity/identity-processor.ts';
+import type { RawText } from '../../processors/pipeline/records.ts';
 import { defineProcessor, deadLetterTopic } from '../../processors/runtime/processor.ts';
 import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
 import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';

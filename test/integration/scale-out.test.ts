@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { Admin } from 'kafkajs';
-import { ensurePipelineTopics } from '../../processors/pipeline/start-pipeline.ts';
+import { ensurePipelineTopics } from '../../ops/pipeline/start-pipeline.ts';
 import { runOfKey, stageGroup, TOPOLOGIES, type PipelineTopics, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';

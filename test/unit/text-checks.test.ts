@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { maxTextBytes, textProblem } from '../../connectors/ingest/text-checks.ts';
+import { textProblem } from '../../processors/templating/text-checks.ts';
+import { maxTextBytes } from '../../connectors/ingest/max-text-bytes.ts';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
 
 async function read(path: string, maxBytes?: number) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { textProblem } from '../../connectors/ingest/text-checks.ts';
+import { textProblem } from '../../processors/templating/text-checks.ts';
 import { planRun } from '../../connectors/ingest/run-ingest.ts';
 import { cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
 import { rawTextProblem, refusedPlace, refusedResult } from '../../processors/templating/text-rule.ts';

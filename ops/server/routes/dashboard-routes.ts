@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { f1ByDataset, lagOverTime, roundAggregates, runIds, throughput } from '../../../connectors/clickhouse/run-queries.ts';
+import type { Logger } from '../../../processors/runtime/logger.ts';
+import { dashboardQuery } from '../request-schemas.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** The live dashboard: its page, Chart.js, and the ClickHouse queries behind it. Open to read, like /metrics. */
+export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger }): FastifyPluginAsync {
+  const page = readFileSync(join(here, '..', 'dashboard.html'), 'utf8');
+  // Chart.js's UMD build, served from the installed package (the page loads nothing from elsewhere).
+  const chartJs = readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
+  return async (app) => {
+    // The run reaches ClickHouse as a query parameter, or a string literal where the server has none (run-queries.ts).
+    app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req, reply) => {
+      const run = (req.query as { run?: string }).run || undefined;
+      try {
+        const [runList, rounds, f1, tput, lag] = await Promise.all([runIds(d.ch), roundAggregates(d.ch, run), f1ByDataset(d.ch, run), throughput(d.ch, run), lagOverTime(d.ch)]);
+        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag };
+      } catch (err) {
+        // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
+        d.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');
+        return reply.code(503).send({ error: `dashboard queries failed: ${(err as Error).message}` });
+      }
+    });
+    app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page));
+    app.get('/assets/chart.umd.min.js', async (_req, reply) => reply.type('application/javascript').header('cache-control', 'max-age=3600').send(chartJs));
+  };
+}

@@ -1,0 +1,54 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { METRIC_DEFAULTS, type MetricEventRecord } from '../../processors/pipeline/records.ts';
+import { metricRow } from '../../connectors/clickhouse/metrics-sink-processor.ts';
+import { MIGRATIONS_DIR } from '../../connectors/clickhouse/clickhouse.ts';
+
+// The metric event is written in four places: its schema (the source), the defaults the stages fill in, the row the
+// ClickHouse sink stores, and the tables' SQL. These checks hold the other three to the schema.
+
+interface AvroField {
+  name: string;
+  default?: unknown;
+}
+const fields = (JSON.parse(readFileSync('schemas/metric-event.avsc', 'utf8')) as { fields: AvroField[] }).fields;
+
+/** Column names of a table across the migrations (CREATE TABLE … ( … ) and ALTER TABLE … ADD COLUMN). */
+function columns(table: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(MIGRATIONS_DIR).filter((x) => x.endsWith('.sql')).sort()) {
+    const sql = readFileSync(join(MIGRATIONS_DIR, f), 'utf8');
+    const create = new RegExp(`CREATE TABLE IF NOT EXISTS ${table} \\(([\\s\\S]*?)\\n\\)`, 'm').exec(sql);
+    if (create) out.push(...create[1]!.split('\n').map((l) => l.trim().split(/\s+/)[0]!).filter((c) => c && !c.startsWith('--')));
+    for (const m of sql.matchAll(new RegExp(`ALTER TABLE ${table} ADD COLUMN (?:IF NOT EXISTS )?(\\w+)`, 'g'))) out.push(m[1]!);
+  }
+  return out;
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function event(kind: 'synthesis' | 'evaluation'): MetricEventRecord {
+  return { ...METRIC_DEFAULTS, id: 'e', kind, runId: 'r', recordId: 'x', time: 1_700_000_000_000 };
+}
+
+describe('the metric event, one shape', () => {
+  it('METRIC_DEFAULTS are the schema’s defaults, for exactly the fields that have one', () => {
+    const withDefault = fields.filter((f) => f.default !== undefined);
+    expect(Object.keys(METRIC_DEFAULTS).sort()).toEqual(withDefault.map((f) => f.name).sort());
+    for (const f of withDefault) expect(METRIC_DEFAULTS[f.name as keyof typeof METRIC_DEFAULTS], f.name).toEqual(f.default);
+  });
+
+  it('each table’s row has exactly the table’s columns (the time column is derived by ClickHouse)', () => {
+    for (const kind of ['synthesis', 'evaluation'] as const) {
+      const { table, row } = metricRow(event(kind));
+      expect(Object.keys(row).sort(), table).toEqual(columns(table).sort());
+    }
+  });
+
+  it('every field of the schema is stored in one of the tables (kind chooses the table)', () => {
+    const stored = new Set([...columns('synthesis_metrics'), ...columns('evaluations')]);
+    const missing = fields.map((f) => f.name).filter((n) => n !== 'kind' && !stored.has(n === 'time' ? 'time_ms' : snake(n)));
+    expect(missing).toEqual([]);
+  });
+});

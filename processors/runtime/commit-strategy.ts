@@ -165,7 +165,8 @@ export async function exactlyOnce(s: Settings & { transactionalId: string }): Pr
           }
           txnMessages = [];
         },
-        abandon: async () => undefined,
+        // Nothing was sent: what the batch collected is dropped with it.
+        abandon: async () => void (txnMessages = []),
       };
     },
     disconnect: () => producer.disconnect(),

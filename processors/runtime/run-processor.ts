@@ -203,23 +203,29 @@ export async function startProcessor<In, Outputs extends string>(
     // Heartbeats go on while a chunk waits (an LLM outage, a slow sink): kafkajs sends them only when asked, and a
     // member silent for the session timeout is dropped from its group. A rebalance they report ends the batch at
     // the next chunk boundary, after committing what is done.
-    let rebalancing = false;
-    const keepAlive = setInterval(() => {
-      payload.heartbeat().catch((err: Error & { type?: string }) => {
-        // A member the group dropped (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION: silent past its session, cut off the
-        // network) cannot commit what it does now: stop at the chunk boundary as for a rebalance.
-        if (err.type === 'REBALANCE_IN_PROGRESS' || err.type === 'NOT_COORDINATOR_FOR_GROUP' || err.type === 'UNKNOWN_MEMBER_ID' || err.type === 'ILLEGAL_GENERATION') rebalancing = true;
-        else logger.debug({ err: err.message }, 'heartbeat failed');
-      });
-    }, heartbeatMs);
+    const member: Membership = { rebalancing: false, dropped: false };
+    const keepAlive = setInterval(() => void payload.heartbeat().catch((err: Error) => heartbeatFailed(member, err)), heartbeatMs);
     try {
-      await consumeBatch(payload, () => rebalancing);
+      await consumeBatch(payload, member);
     } finally {
       clearInterval(keepAlive);
     }
   };
 
-  const consumeBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause, commitOffsetsIfNecessary }: EachBatchPayload, rebalancing: () => boolean) => {
+  /** What the heartbeats of a batch in progress learned: a rebalance began, or the group dropped this member. */
+  interface Membership {
+    rebalancing: boolean;
+    dropped: boolean;
+  }
+  const heartbeatFailed = (m: Membership, err: Error & { type?: string }) => {
+    // A member the group dropped (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION: silent past its session, cut off the
+    // network) no longer owns its partitions: another member may be doing this work already.
+    if (err.type === 'UNKNOWN_MEMBER_ID' || err.type === 'ILLEGAL_GENERATION') m.rebalancing = m.dropped = true;
+    else if (err.type === 'REBALANCE_IN_PROGRESS' || err.type === 'NOT_COORDINATOR_FOR_GROUP') m.rebalancing = true;
+    else logger.debug({ err: err.message }, 'heartbeat failed');
+  };
+
+  const consumeBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause, commitOffsetsIfNecessary }: EachBatchPayload, member: Membership) => {
     const { topic, partition } = batch;
     const start = await commits.alreadyCommitted(topic, partition, batch.messages);
     if (start > 0) resolveOffset(batch.messages[start - 1]!.offset);
@@ -227,8 +233,22 @@ export async function startProcessor<In, Outputs extends string>(
     let uncommitted: string | undefined;
     let since = performance.now();
 
+    /**
+     * Exactly-once: a member its group dropped commits nothing more. The member that took its partitions over reads
+     * from the last commit and does this work too; kafkajs's transactional offset commit carries no group generation
+     * (KIP-447), so the broker would accept this one's commit all the same and both outputs would count.
+     */
+    const fenced = () => commits.exactlyOnce && member.dropped;
     const flush = async () => {
       if (uncommitted === undefined) return;
+      // A member that was paused or cut off may not have heard yet: ask (sent only when a heartbeat is due).
+      if (commits.exactlyOnce) await heartbeat().catch((err: Error) => heartbeatFailed(member, err));
+      if (fenced()) {
+        logger.warn({ topic, partition, uncommitted }, 'dropped from the group: what was done since the last commit is not committed, and is read again from there');
+        await out.abandon();
+        uncommitted = undefined;
+        return;
+      }
       const next = (BigInt(uncommitted) + 1n).toString();
       await out.commit(topic, partition, next, async (n) => {
         // consumer.commitOffsets silently does nothing once stop() has begun; the batch's own commit still works then
@@ -245,12 +265,12 @@ export async function startProcessor<In, Outputs extends string>(
     };
 
     for (let i = start; i < batch.messages.length; i += cfg.batchSize) {
-      if (isStale()) {
-        // The partition was revoked: commit nothing more; the next owner re-reads from the last commit.
+      if (isStale() || fenced()) {
+        // The partition was revoked, or this member dropped: commit nothing more; the owner re-reads from the last commit.
         await out.abandon();
         return;
       }
-      if (!isRunning() || rebalancing()) {
+      if (!isRunning() || member.rebalancing) {
         // Stopping, or the group rebalances: commit the chunks already processed (their outputs are out), so a
         // restart or the next owner does not do them again; the rest is re-read from that commit.
         await flush();

@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 /** `ipt pipeline up --stages <stage>` as a process of its own, named by its client id in the group. */
-function stageProcess(prefix: string, stage: StageName, name: string, llmUrl: string, database: string): ChildProcess {
+function stageProcess(prefix: string, stage: StageName, name: string, llmUrl: string, database: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
   const args = ['pipeline', 'up', '--stages', stage, '--prefix', prefix, '--partitions', String(PARTITIONS), '--llm-url', llmUrl, '--concurrency', '2'];
   const child = spawnIpt(args, {
     IPT_CLICKHOUSE_DB: database,
@@ -39,6 +39,7 @@ function stageProcess(prefix: string, stage: StageName, name: string, llmUrl: st
     IPT_BATCH_SIZE: '5',
     IPT_CLIENT_ID: name,
     IPT_INSTANCE_ID: name,
+    ...env,
   });
   started.push(child);
   return child;
@@ -266,6 +267,52 @@ describe('scale-out and fail-over of stage instances (real stack)', () => {
       if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
       b.kill('SIGTERM');
       await exited(b);
+    }
+  });
+
+  it('exactly-once: a synthesis instance taken for dead mid-chunk (paused past its session) commits nothing of that chunk when it wakes, so no result is there twice', async () => {
+    const iso = isolated();
+    const t = await ensurePipelineTopics({ runtime: testConfig(), prefix: iso.prefix, partitions: PARTITIONS, logger });
+    const group = stageGroup(t, 'synthesis');
+    const n = 40;
+    const { path, texts } = writeCorpus(tmp(), n, 'paused.jsonl', 'paused');
+    const slow = await cannedServer();
+    for (const x of texts) slow.delays.set(x.text, 1500);
+    const eos = { IPT_EXACTLY_ONCE: 'true' };
+    const [nameA, nameB] = [`${iso.prefix}-synthesis-a`, `${iso.prefix}-synthesis-b`];
+    const a = stageProcess(iso.prefix, 'synthesis', nameA, slow.url, iso.database, eos);
+    const b = stageProcess(iso.prefix, 'synthesis', nameB, slow.url, iso.database, eos);
+    try {
+      await withAdmin((admin) => waitForGroup(admin, group, (ms) => ms.length === 2 && ms.every((m) => m.partitions === PARTITIONS / 2)));
+      const pauser = (async () => {
+        // Both are in the middle of a chunk (each answer takes 1.5 s): A is paused with its chunk's answers on the way.
+        while (slow.prompts.length < 4) await sleep(20);
+        a.kill('SIGSTOP');
+        // B takes A's partitions once A's session has run out, and does A's chunk again.
+        await withAdmin((admin) => waitForGroup(admin, group, (ms) => ms.length === 1 && ms[0]!.clientId === nameB && ms[0]!.partitions === PARTITIONS, 4 * SESSION_MS));
+        await sleep(3000);
+        a.kill('SIGCONT');
+      })();
+      const others = TOPOLOGIES.staged.filter((s) => s !== 'synthesis').join(',');
+      const s = await runOnStack(iso, path, { 'llm-url': slow.url, rounds: '1', stages: others, run: 'paused', partitions: String(PARTITIONS) }, {}, undefined, eos);
+      await pauser;
+      expect(s.ingested).toBe(n);
+      expect(s.augmented).toBe(n);
+      expect(s.deadLettered).toBe(0);
+      const results = await copiesOf(t.results, s.runId);
+      expect(results.keys).toBe(n);
+      // A's chunk was answered while it slept: committed on waking, its results would be there beside B's.
+      expect(results.extra, 'results written twice').toBe(0);
+      expect(slow.prompts.length, 'the paused chunk was asked again by B').toBeGreaterThan(n);
+    } finally {
+      for (const c of [a, b]) {
+        if (c.exitCode === null && c.signalCode === null) {
+          c.kill('SIGCONT');
+          c.kill('SIGTERM');
+          await exited(c);
+        }
+      }
+      await slow.stop();
     }
   });
 });

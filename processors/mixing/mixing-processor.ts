@@ -49,6 +49,22 @@ export function mixingProcessor(ctx: PipelineContext) {
     return undefined;
   });
   const states = new Map<string, { sampler: MixSampler; state: MixerStateRecord }>();
+  // Each run's counts as of the last commit: when the runtime drops records it handled but did not commit (a failed
+  // transaction, say), they are mixed again from these, so no mix index is skipped and no general instruction lost.
+  const committed = new Map<string, MixerStateRecord>();
+  const checkpoint = {
+    committed() {
+      for (const [runId, { state }] of states) committed.set(runId, { ...state, emittedTokens: [...state.emittedTokens] });
+    },
+    abandoned() {
+      states.clear();
+    },
+  };
+  /** The newer of the changelog's state (it may lag behind) and the one kept at the last commit. */
+  const savedState = (runId: string): MixerStateRecord | undefined => {
+    const [a, b] = [newest.get(runId), committed.get(runId)];
+    return a && b ? (b.mixIndex >= a.mixIndex ? b : a) : (a ?? b);
+  };
   const tokensOf = ctx.mixTokens();
   // Per-run counts change in record order: each handler's update is queued when it is called, in input order.
   const serially = inOrder();
@@ -60,7 +76,7 @@ export function mixingProcessor(ctx: PipelineContext) {
         { name: 'domain', weight: 1 - run.generalWeight },
         { name: 'general', weight: run.generalWeight },
       ]);
-      const state = newest.get(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0 };
+      const state = savedState(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0 };
       sampler.emitted[DOMAIN] = state.emittedTokens[DOMAIN]!;
       sampler.emitted[GENERAL] = state.emittedTokens[GENERAL]!;
       sampler.total = sampler.emitted[DOMAIN]! + sampler.emitted[GENERAL]!;
@@ -121,6 +137,7 @@ export function mixingProcessor(ctx: PipelineContext) {
     input: { topics: [t.augmented], schema: 'augmented-text' },
     outputs: mixingOutputs(t),
     handle: (rec) => mix(rec.value),
+    checkpoint,
   });
   return {
     spec,

@@ -112,6 +112,9 @@ export function fusedProcessor(ctx: PipelineContext) {
     input: { topics: [t.raw], schema: 'raw-text' },
     // What round feedback writes (pool, augmented, metrics) and what the mixer writes.
     outputs: { ...feedback.outputs, ...mixingOutputs(t) },
+    // The mixer's counts go back to the last commit when handled records are dropped (the hand-over reads back what
+    // it gave out).
+    checkpoint: mixer.spec.checkpoint,
     handle: async (rec) => {
       const raw = rec.value;
       // Opened before the first await, so the text that continues this one's collection finds the slot.

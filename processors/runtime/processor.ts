@@ -72,6 +72,13 @@ export interface ProcessorSpec<In, Outputs extends string = string> {
    * that loses them while running stops (its process exits 1): its state is no longer the current one.
    */
   exclusive?: boolean;
+  /**
+   * For a handler that keeps state in memory across records (the mixer's counts): called once the outputs and
+   * offsets of the records handled so far are committed, and when the runtime drops records it handled but did not
+   * commit (a failed transaction, a revoked partition, a member its group dropped, a failed send). Those records are
+   * read and handled again, so the state must go back to what it was at the last commit.
+   */
+  checkpoint?: { committed(): void; abandoned(): void };
 }
 
 export function defineProcessor<In, Outputs extends string>(spec: ProcessorSpec<In, Outputs>): ProcessorSpec<In, Outputs> {

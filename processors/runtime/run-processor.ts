@@ -239,14 +239,19 @@ export async function startProcessor<In, Outputs extends string>(
      * (KIP-447), so the broker would accept this one's commit all the same and both outputs would count.
      */
     const fenced = () => commits.exactlyOnce && member.dropped;
+    /** Drops what was handled since the last commit: it is read and handled again, by this member or the next owner. */
+    const abandon = async () => {
+      await out.abandon();
+      spec.checkpoint?.abandoned();
+      uncommitted = undefined;
+    };
     const flush = async () => {
       if (uncommitted === undefined) return;
       // A member that was paused or cut off may not have heard yet: ask (sent only when a heartbeat is due).
       if (commits.exactlyOnce) await heartbeat().catch((err: Error) => heartbeatFailed(member, err));
       if (fenced()) {
         logger.warn({ topic, partition, uncommitted }, 'dropped from the group: what was done since the last commit is not committed, and is read again from there');
-        await out.abandon();
-        uncommitted = undefined;
+        await abandon();
         return;
       }
       const next = (BigInt(uncommitted) + 1n).toString();
@@ -256,6 +261,7 @@ export async function startProcessor<In, Outputs extends string>(
         if (isRunning()) await consumer.commitOffsets([{ topic, partition, offset: n }]);
         else await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: n }] }] });
       });
+      spec.checkpoint?.committed();
       resolveOffset(uncommitted);
       metrics.batchLatency.observe({ processor: spec.name }, (performance.now() - since) / 1000);
       metrics.lag.set({ processor: spec.name, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(uncommitted) - 1n)));
@@ -264,36 +270,42 @@ export async function startProcessor<In, Outputs extends string>(
       await heartbeat();
     };
 
-    for (let i = start; i < batch.messages.length; i += cfg.batchSize) {
-      if (isStale() || fenced()) {
-        // The partition was revoked, or this member dropped: commit nothing more; the owner re-reads from the last commit.
-        await out.abandon();
-        return;
+    try {
+      for (let i = start; i < batch.messages.length; i += cfg.batchSize) {
+        if (isStale() || fenced()) {
+          // The partition was revoked, or this member dropped: commit nothing more; the owner re-reads from the last commit.
+          await abandon();
+          return;
+        }
+        if (!isRunning() || member.rebalancing) {
+          // Stopping, or the group rebalances: commit the chunks already processed (their outputs are out), so a
+          // restart or the next owner does not do them again; the rest is re-read from that commit.
+          await flush();
+          return;
+        }
+        if (spec.backpressure?.saturated()) {
+          // Stop fetching this partition until downstream has room; unprocessed messages are fetched again later.
+          await flush();
+          metrics.paused.set({ processor: spec.name }, 1);
+          const resume = pause();
+          void spec.backpressure.whenReady().then(() => {
+            metrics.paused.set({ processor: spec.name }, 0);
+            resume();
+          });
+          return;
+        }
+        const chunk = batch.messages.slice(i, i + cfg.batchSize);
+        const topicMessages = await processChunk(topic, partition, chunk);
+        uncommitted = chunk[chunk.length - 1]!.offset;
+        out.add(topicMessages);
+        if (out.inFlight() >= cfg.maxInFlightBatches) await flush();
       }
-      if (!isRunning() || member.rebalancing) {
-        // Stopping, or the group rebalances: commit the chunks already processed (their outputs are out), so a
-        // restart or the next owner does not do them again; the rest is re-read from that commit.
-        await flush();
-        return;
-      }
-      if (spec.backpressure?.saturated()) {
-        // Stop fetching this partition until downstream has room; unprocessed messages are fetched again later.
-        await flush();
-        metrics.paused.set({ processor: spec.name }, 1);
-        const resume = pause();
-        void spec.backpressure.whenReady().then(() => {
-          metrics.paused.set({ processor: spec.name }, 0);
-          resume();
-        });
-        return;
-      }
-      const chunk = batch.messages.slice(i, i + cfg.batchSize);
-      const topicMessages = await processChunk(topic, partition, chunk);
-      uncommitted = chunk[chunk.length - 1]!.offset;
-      out.add(topicMessages);
-      if (out.inFlight() >= cfg.maxInFlightBatches) await flush();
+      await flush();
+    } catch (err) {
+      // A failed transaction or send (or a chunk that failed part-way): the batch is read again from the last commit.
+      spec.checkpoint?.abandoned();
+      throw err;
     }
-    await flush();
   };
 
   await startConsumer();

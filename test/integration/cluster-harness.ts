@@ -59,10 +59,25 @@ export async function startSecureCluster(opts: { dir?: string; log?: (line: stri
     await stackDown(cfg).catch(() => undefined);
     throw err;
   }
-  const startupSeconds = (Date.now() - t0) / 1000;
   const adminEnv = clusterClientEnv(cfg, 'admin');
   const appEnv = clusterClientEnv(cfg, 'app');
   const ca = readFileSync(adminEnv.IPT_KAFKA_SSL_CA_FILE!, 'utf8');
+  const kafka = (env: Record<string, string>, overrides: Partial<KafkaConfig> = {}) =>
+    new Kafka({
+      brokers: env.IPT_KAFKA_BROKERS!.split(','),
+      clientId: 'ipt-cluster-test',
+      logLevel: logLevel.NOTHING,
+      ssl: { ca: [ca] },
+      sasl: { mechanism: 'scram-sha-512', username: env.IPT_KAFKA_SASL_USERNAME!, password: env.IPT_KAFKA_SASL_PASSWORD! },
+      ...overrides,
+    });
+  try {
+    await allPartitionsLed(kafka(adminEnv), log);
+  } catch (err) {
+    await stackDown(cfg).catch(() => undefined);
+    throw err;
+  }
+  const startupSeconds = (Date.now() - t0) / 1000;
   return {
     cfg,
     brokers: adminEnv.IPT_KAFKA_BROKERS!.split(','),
@@ -71,17 +86,37 @@ export async function startSecureCluster(opts: { dir?: string; log?: (line: stri
     ca,
     net: clusterLayout(cfg).net,
     startupSeconds,
-    kafka: (env, overrides = {}) =>
-      new Kafka({
-        brokers: env.IPT_KAFKA_BROKERS!.split(','),
-        clientId: 'ipt-cluster-test',
-        logLevel: logLevel.NOTHING,
-        ssl: { ca: [ca] },
-        sasl: { mechanism: 'scram-sha-512', username: env.IPT_KAFKA_SASL_USERNAME!, password: env.IPT_KAFKA_SASL_PASSWORD! },
-        ...overrides,
-      }),
+    kafka,
     stop: () => stackDown(cfg, {}, (l) => log(`cluster: ${l}`)),
   };
+}
+
+/**
+ * Nodes answer their health check before every partition has a leader again: a folder reused across runs holds the
+ * topics of every earlier run, and on two busy cores their elections can take minutes, during which any metadata
+ * request for all topics fails (LEADER_NOT_AVAILABLE). Tests start once every partition is led.
+ */
+async function allPartitionsLed(kafka: Kafka, log: (line: string) => void, timeoutMs = 240_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const topics = await admin.listTopics();
+      const md = await admin.fetchTopicMetadata({ topics });
+      const unled = md.topics.reduce((n, t) => n + t.partitions.filter((p) => p.leader < 0).length, 0);
+      if (unled === 0) return;
+      last = `${unled} partitions without a leader`;
+    } catch (err) {
+      last = (err as Error).message;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    log(`cluster: waiting for partition leaders (${last})`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  throw new Error(`the cluster's partitions did not all get a leader within ${timeoutMs / 1000} s: ${last}`);
 }
 
 /** Links the repo stack's resolved Kafka jars, when there, instead of resolving them again (read only). */

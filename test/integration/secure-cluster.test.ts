@@ -256,7 +256,8 @@ describe('a secured, replicated Kafka 4 cluster', () => {
     expect(report).toMatchObject({ texts: 2000, lost: 0, accounted: 2000, ok: true });
     expect(report.mixed.duplicated, 'mixed records present twice').toBe(0);
     expect(report.mixed.copies).toBe(report.mixed.records);
-  });
+    // The run's own limit (400 s) comes first: a run that hangs then fails with its stderr above, not a bare timeout.
+  }, 460_000);
 });
 
 

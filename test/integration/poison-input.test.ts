@@ -11,7 +11,7 @@ import { auditRun } from '../../ops/jobs/audit.ts';
 import { RunMonitor } from '../../ops/jobs/run-monitor.ts';
 import type { Served } from '../../ops/server/serve.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
-import { openRunRecord, planRun } from '../../connectors/ingest/run-ingest.ts';
+import { messageLimits, openRunRecord, planRun } from '../../connectors/ingest/run-ingest.ts';
 import { executeRun } from '../../ops/jobs/pipeline-run.ts';
 import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
 import { readTextRecords } from '../../connectors/files/text-records.ts';
@@ -178,6 +178,12 @@ async function lowerRawTopicLimit(prefix: string): Promise<PipelineTopics> {
   await admin.connect();
   try {
     await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.raw, configEntries: [{ name: 'max.message.bytes', value: String(TOPIC_LIMIT_BYTES) }] }] });
+    // The change goes through the controller and reaches the broker's answers a moment later: wait until it shows.
+    const deadline = Date.now() + 30_000;
+    while ((await messageLimits(admin, [topics.raw])).get(topics.raw) !== TOPIC_LIMIT_BYTES) {
+      if (Date.now() > deadline) throw new Error(`${topics.raw}: max.message.bytes ${TOPIC_LIMIT_BYTES} not visible after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     await admin.disconnect();
   }

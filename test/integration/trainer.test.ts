@@ -1,6 +1,6 @@
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tokenizers from '@anush008/tokenizers';
@@ -130,6 +130,7 @@ describe('the trainer sink and the PyTorch trainer on the real stack', () => {
         );
         p.on('exit', (code) => resolve(code));
       });
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     // First run: crashes right after step 3; the last checkpoint is step 2.
     expect(await torchrun(['--exit-after-step', '3'])).not.toBe(0);
     expect(existsSync(join(dir, 'ckpt', 'step-2.pt'))).toBe(true);

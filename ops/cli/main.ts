@@ -27,6 +27,7 @@ const HELP = `ipt — instruct-pt
   ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
   ipt chaos [--json] [--ci] [--scenarios …]        faults injected into bounded runs on a private stack: lost, duplicated, time to recover
   ipt audit --run ID [--json]                      reconcile a run across its topics and ClickHouse: what is missing or doubled
+  ipt env [--markdown]                             every environment variable read, with its default and meaning
 
   Connections and credentials come from the environment (IPT_KAFKA_BROKERS, IPT_KAFKA_SECURITY_PROTOCOL, …):
   docs/operations.md and docs/security.md.
@@ -50,6 +51,7 @@ const commands: Record<string, () => Promise<Command>> = {
   sink: async () => (await import('./sink-command.ts')).sinkCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
   chaos: async () => (await import('./chaos-command.ts')).chaosCommand,
+  env: async () => (await import('./env-command.ts')).envCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

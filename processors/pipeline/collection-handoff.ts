@@ -1,3 +1,5 @@
+import { deserialize, serialize } from 'node:v8';
+import { DiskSpool, type SpoolRef } from '../runtime/disk-spool.ts';
 import { ReadBackTable } from '../runtime/read-back-table.ts';
 import { PoolContexts } from './pool-contexts.ts';
 import { seqOf, type RunConfig } from './run-config.ts';
@@ -51,18 +53,25 @@ export interface HandoffSlot {
 /**
  * Hands each finished collection of round r to the text of round r + 1 at the same position, in memory, inside a
  * fused chain. Texts are placed in partitions by position (PipelineWriter), so in every partition a collection's
- * text comes before the text that continues it and its slot is already open when the later text asks. A slot the
- * process does not hold (after a restart or a rebalance, a run replayed from a later round, or one evicted to bound
- * memory) is read from the round-pool topic, the chain's changelog: a collection's offset is committed only after
- * its pool record is stored, so a committed collection is always there.
+ * text comes before the text that continues it and its slot is already open when the later text asks. Beyond
+ * `maxHeld` filled slots the oldest are moved to a spool on local disk (a round of a large run does not fit in memory;
+ * a spooled slot is read back in microseconds, whole, contexts included). A slot the process does not hold (after a
+ * restart or a rebalance, or a run replayed from a later round) is read from the round-pool topic, the chain's
+ * changelog: a collection's offset is committed only after its pool record is stored, so a committed collection is
+ * always there.
  */
 export class CollectionHandoff {
   /** Open slots per run, by seq: numbers, so opening and taking one builds and hashes no string. */
   private readonly runs = new Map<string, Map<number, Slot>>();
+  /** Filled slots moved to disk, per run, by seq. */
+  private readonly spooled = new Map<string, Map<number, SpoolRef>>();
+  private spool: DiskSpool | undefined;
   private pool: Promise<ReadBackTable<RoundCollectionRecord>> | undefined;
   private table: ReadBackTable<RoundCollectionRecord> | undefined;
   /** Collections read back from the round-pool topic rather than handed over in memory. */
   fromTopic = 0;
+  /** Collections taken from the disk spool. */
+  fromDisk = 0;
   private readonly contexts: PoolContexts;
 
   constructor(
@@ -70,6 +79,8 @@ export class CollectionHandoff {
     private readonly maxHeld = 100_000,
     /** Most collections (and raw texts) a read-back holds ahead of being taken: memory not following the topics. */
     private readonly readBackMax = 20_000,
+    /** Where spooled slots go (the system's temporary folder unless given). */
+    private readonly spoolDir?: string,
   ) {
     this.contexts = new PoolContexts(ctx, readBackMax);
   }
@@ -80,6 +91,13 @@ export class CollectionHandoff {
     if (!slots) this.runs.set(runId, (slots = new Map()));
     const slot = new Slot(slots, seq);
     slots.set(seq, slot);
+    // A text handled again (after an abandoned transaction) supersedes what an earlier attempt spooled.
+    const spooled = this.spooled.get(runId);
+    const old = spooled?.get(seq);
+    if (old) {
+      spooled!.delete(seq);
+      this.spool!.free(old);
+    }
     if (this.held() > this.maxHeld) this.evict();
     return slot;
   }
@@ -89,11 +107,21 @@ export class CollectionHandoff {
     const slots = this.runs.get(run.runId);
     const seq = seqOf(run, { round, position });
     const slot = slots?.get(seq);
-    if (!slot) return this.fromPool(run, round, position);
+    if (!slot) return this.fromSpool(run.runId, seq) ?? this.fromPool(run, round, position);
     slots!.delete(seq);
     const c = slot.wait();
     if (c instanceof Promise) return c.then((v) => v ?? this.fromPool(run, round, position));
     return c ?? this.fromPool(run, round, position);
+  }
+
+  private fromSpool(runId: string, seq: number): RoundCollectionRecord | undefined {
+    const spooled = this.spooled.get(runId);
+    const ref = spooled?.get(seq);
+    if (!ref) return undefined;
+    spooled!.delete(seq);
+    if (spooled!.size === 0) this.spooled.delete(runId);
+    this.fromDisk++;
+    return deserialize(this.spool!.take(ref)) as RoundCollectionRecord;
   }
 
   private async fromPool(run: RunConfig, round: number, position: number): Promise<RoundCollectionRecord> {
@@ -102,8 +130,18 @@ export class CollectionHandoff {
     return this.contexts.restore(await table.get(`${run.runId}/${round}/${position}`, this.ctx.waitMs));
   }
 
+  /** Slots spooled to disk now. */
+  get onDisk(): number {
+    let n = 0;
+    for (const s of this.spooled.values()) n += s.size;
+    return n;
+  }
+
   async stop(): Promise<void> {
     this.runs.clear();
+    this.spooled.clear();
+    this.spool?.close();
+    this.spool = undefined;
     await Promise.all([this.table?.stop(), this.contexts.stop()]);
   }
 
@@ -114,7 +152,7 @@ export class CollectionHandoff {
     return n;
   }
 
-  /** Keeps at most maxHeld filled slots: the oldest go, to be read back from the topic if still wanted. */
+  /** Keeps at most maxHeld filled slots in memory: the oldest go to the disk spool. */
   private evict(): void {
     let held = this.held();
     for (const [runId, slots] of this.runs) {
@@ -123,10 +161,21 @@ export class CollectionHandoff {
         if (slot.settled) {
           slots.delete(seq);
           held--;
+          // A closed slot (no collection) is deleted when it settles; a filled one is written out.
+          if (slot.value) this.toSpool(runId, seq, slot.value);
         }
       }
       if (slots.size === 0) this.runs.delete(runId);
     }
+  }
+
+  private toSpool(runId: string, seq: number, c: RoundCollectionRecord): void {
+    this.spool ??= new DiskSpool({ dir: this.spoolDir, name: 'handoff' });
+    let spooled = this.spooled.get(runId);
+    if (!spooled) this.spooled.set(runId, (spooled = new Map()));
+    const old = spooled.get(seq);
+    if (old) this.spool.free(old);
+    spooled.set(seq, this.spool.put(serialize(c)));
   }
 
   /** Each collection is taken once, so the table lets it go when taken; asked for again, it is read back again. */

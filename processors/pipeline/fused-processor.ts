@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
 import { ConfigError } from '../runtime/config-error.ts';
@@ -23,8 +24,9 @@ function unwrap<O extends string>(r: HandlerResult<O>): { emits: Emit<O>[]; dead
 }
 
 /**
- * A bound from the environment, for tuning and for benchmarks that force the read-back path: the hand-over's held
- * collections (IPT_FUSED_MAX_HELD) and what a read-back holds ahead (IPT_FUSED_READ_BACK_MAX).
+ * A bound from the environment, for tuning and for benchmarks that force the spool: the hand-over's collections held
+ * in memory (IPT_FUSED_MAX_HELD; the rest go to a spool on disk, in IPT_FUSED_SPOOL_DIR or the system's temporary
+ * folder) and what a read-back from the topics holds ahead (IPT_FUSED_READ_BACK_MAX).
  */
 function envCount(name: string, min: number, fallback: number): number {
   const raw = process.env[name];
@@ -32,6 +34,18 @@ function envCount(name: string, min: number, fallback: number): number {
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be a whole number ≥ ${min} (got ${raw})`);
   return n;
+}
+
+/** A spool folder that cannot be written fails at start-up, not at the first eviction in the middle of a run. */
+function spoolDir(): string | undefined {
+  const dir = process.env.IPT_FUSED_SPOOL_DIR;
+  if (!dir) return undefined;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new ConfigError(`IPT_FUSED_SPOOL_DIR=${dir} is not a folder this process can write to (${(err as Error).message})`);
+  }
+  return dir;
 }
 
 /** The step a text is in, so a failure names it. */
@@ -58,7 +72,7 @@ export function fusedProcessor(ctx: PipelineContext) {
   const synthesis = synthesisProcessor(ctx);
   const feedback = roundFeedbackProcessor(ctx);
   const mixer = mixingProcessor(ctx);
-  const handoff = new CollectionHandoff(ctx, envCount('IPT_FUSED_MAX_HELD', 1, 100_000), envCount('IPT_FUSED_READ_BACK_MAX', 0, 20_000));
+  const handoff = new CollectionHandoff(ctx, envCount('IPT_FUSED_MAX_HELD', 1, 100_000), envCount('IPT_FUSED_READ_BACK_MAX', 0, 20_000), spoolDir());
 
   /** A mixed augmented text's records, or the augmented text itself when the mix leaves it out. */
   const pushMixed = (out: Emit<Out>[], e: Emit<Out>, r: HandlerResult<MixOut>): void => {

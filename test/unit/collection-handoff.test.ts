@@ -33,7 +33,7 @@ describe('CollectionHandoff', () => {
     expect(h.fromTopic).toBe(0);
   });
 
-  it('goes to the round-pool topic for a slot it does not hold: closed without a collection, taken already, or evicted', async () => {
+  it('goes to the round-pool topic for a slot it does not hold: closed without a collection, or taken already', async () => {
     const reads: string[] = [];
     const h = new CollectionHandoff({} as PipelineContext, 2);
     // The topic read is replaced by a record of what was asked for.
@@ -44,10 +44,41 @@ describe('CollectionHandoff', () => {
     s1.fill(collection(1));
     await h.take(run, 0, 1);
     await h.take(run, 0, 1);
-    for (const seq of [2, 3, 4]) h.open('r', seq).fill(collection(seq));
-    await h.take(run, 0, 2); // the oldest of three filled slots with room for two
-    expect(await h.take(run, 0, 4)).toEqual(collection(4));
-    expect(reads).toEqual(['r/0/0', 'r/0/1', 'r/0/2']);
-    expect(h.fromTopic).toBe(3);
+    expect(reads).toEqual(['r/0/0', 'r/0/1']);
+    expect(h.fromTopic).toBe(2);
+    await h.stop();
+  });
+
+  it('moves the oldest filled slots beyond maxHeld to disk and hands them over whole, without the topic', async () => {
+    const h = new CollectionHandoff(noTopic, 2);
+    const withText = (p: number): RoundCollectionRecord => ({
+      ...collection(p),
+      collection: [{ contextId: `c${p}`, context: `context ${p} ✓ \u{1F600}`, pairs: [{ question: 'q', answer: 'a' }], inheritFromPrev: p % 2 === 0, followedByNext: false, contextFrom: '', rawKey: `r/t${p}` }],
+    } as RoundCollectionRecord);
+    const open = h.open('r', 0); // never filled: not evicted, whatever the bound
+    for (const seq of [1, 2, 3, 4, 5]) h.open('r', seq).fill(withText(seq));
+    // Six slots open with room for two: the four oldest filled ones went to disk.
+    expect(h.onDisk).toBe(4);
+    for (const seq of [1, 2, 3, 4, 5]) expect(await h.take(run, 0, seq)).toEqual(withText(seq));
+    expect(h.fromDisk).toBe(4);
+    expect(h.onDisk).toBe(0);
+    expect(h.fromTopic).toBe(0);
+    open.fill(withText(0));
+    expect(await h.take(run, 0, 0)).toEqual(withText(0));
+    await h.stop();
+  });
+
+  it('a text handled again supersedes the collection an earlier attempt spooled', async () => {
+    const h = new CollectionHandoff(noTopic, 1);
+    h.open('r', 1).fill(collection(1));
+    h.open('r', 2).fill(collection(2)); // seq 1 goes to disk
+    expect(h.onDisk).toBe(1);
+    const again = h.open('r', 1); // the same text again, after an abandoned transaction
+    expect(h.onDisk).toBe(1); // seq 2 went to disk as seq 1's new slot opened; the old seq 1 is gone
+    const second = { ...collection(1), finishedAt: 7 };
+    again.fill(second);
+    expect(await h.take(run, 0, 1)).toEqual(second);
+    expect(await h.take(run, 0, 2)).toEqual(collection(2));
+    await h.stop();
   });
 });

@@ -1,4 +1,4 @@
-import { boundedRun, rawTextRecord, type InputText, type RunSettings } from '../ingest/run-ingest.ts';
+import { boundedRun, rawTextRecord, type InputText, type RunSettings } from '../ingest/run-plan.ts';
 import { convertRank, PRESETS, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import { Bits } from './compact-ids.ts';

@@ -1,4 +1,4 @@
-import { nearLimit, oversizedReason, rawRecordBytes } from '../ingest/run-ingest.ts';
+import { nearLimit, oversizedReason, rawRecordBytes } from '../ingest/message-limits.ts';
 import { maxTextBytes } from '../ingest/max-text-bytes.ts';
 import { Bits, FingerprintTable, NumberColumn } from './compact-ids.ts';
 import { readTextRecords } from './text-records.ts';

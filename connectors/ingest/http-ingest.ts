@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
-import { openRunRecord } from './run-ingest.ts';
+import { openRunRecord } from './run-plan.ts';
 import { encodingProblem, idProblem, jsonKind, textProblem } from '../../processors/templating/text-checks.ts';
 import type { RunIds } from './http-run-ids.ts';
 

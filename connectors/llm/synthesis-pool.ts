@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
 import { CompletionError } from './completion-types.ts';
+import { EndpointState, type Pending } from './endpoint-state.ts';
+import { completionResults } from './completion-response.ts';
 import type { CompletionRequest, CompletionResult, LlmClient, LlmRequest } from '../../processors/pipeline/llm-port.ts';
 
 export interface PoolOptions {
@@ -41,44 +43,6 @@ export function llmApiKey(env: NodeJS.ProcessEnv = process.env): string | undefi
 
 /** What a 401 or 403 from an LLM server means for the operator. */
 const KEY_HINT = 'the server wants an API key: set IPT_LLM_API_KEY (or OPENAI_API_KEY)';
-
-interface Pending {
-  req: LlmRequest;
-  deadline: number;
-  /** Requests sent for this record. */
-  attempts: number;
-  /** Of those, the ones a server failed (an error answer or a timeout); a refused connection is not counted. */
-  failures: number;
-  lastError: string;
-  resolve: (r: CompletionResult) => void;
-  reject: (e: Error) => void;
-}
-
-class EndpointState {
-  window: number;
-  inFlight = 0;
-  slowStart = true;
-  /** Lowest latency per generated token seen recently: the uncongested baseline. */
-  baseline = Infinity;
-  baselineAt = 0;
-  downUntil = 0;
-  /** After a decrease, further congestion signals are ignored until this many completions (one round trip). */
-  holdUntil = 0;
-  completed = 0;
-  errors = 0;
-  tokens = 0;
-  readonly queue: Pending[] = [];
-  acceptsArrays = true;
-  constructor(
-    readonly url: string,
-    window: number,
-  ) {
-    this.window = window;
-  }
-  get hasRoom(): boolean {
-    return this.inFlight < Math.floor(this.window) && Date.now() >= this.downUntil;
-  }
-}
 
 function sameParameters(a: CompletionRequest, b: CompletionRequest): boolean {
   return a.maxTokens === b.maxTokens && a.temperature === b.temperature && JSON.stringify(a.stop ?? null) === JSON.stringify(b.stop ?? null);
@@ -121,7 +85,7 @@ export class SynthesisPool implements LlmClient {
       ...opts,
       apiKey: opts.apiKey ?? llmApiKey(),
     };
-    this.eps = opts.endpoints.map((u) => new EndpointState(u.replace(/\/+$/, ''), this.opts.initialWindow));
+    this.eps = opts.endpoints.map((u) => new EndpointState(u.replace(/\/+$/, ''), this.opts.initialWindow, this.opts));
   }
 
   stats() {
@@ -221,7 +185,7 @@ export class SynthesisPool implements LlmClient {
       });
       const text = await res.text();
       if (res.ok) {
-        outcome = this.results(text, group, performance.now() - started);
+        outcome = completionResults(text, group, performance.now() - started);
       } else if (RETRIABLE.has(res.status)) {
         outcome = { retry: `HTTP ${res.status} from ${e.url}: ${text.slice(0, 200)}`, congestion: CONGESTION.has(res.status), down: false };
       } else {
@@ -242,7 +206,7 @@ export class SynthesisPool implements LlmClient {
       }
     } else if ('ok' in outcome) {
       outcome.ok.forEach((r, i) => {
-        this.onSuccess(e, r);
+        e.onSuccess(r);
         group[i]!.resolve(r);
       });
     } else if ('fatal' in outcome) {
@@ -250,40 +214,13 @@ export class SynthesisPool implements LlmClient {
       for (const p of group) p.reject(new CompletionError(outcome.fatal, p.attempts, outcome.status));
     } else {
       e.errors += group.length;
-      if (outcome.congestion) this.onCongestion(e);
+      if (outcome.congestion) e.onCongestion();
       await Promise.all(group.map((p) => this.retryLater(e, p, (outcome as { retry: string; down: boolean }).retry, (outcome as { down: boolean }).down)));
     }
     this.pump();
   }
 
   /** Per-record results from a response; batched usage is shared out by each choice's share of the text. */
-  private results(body: string, group: Pending[], latencyMs: number): { ok: CompletionResult[] } | { fatal: string } {
-    let json: { choices?: { index?: number; text?: string; finish_reason?: string | null }[]; usage?: { prompt_tokens?: number; completion_tokens?: number } };
-    try {
-      json = JSON.parse(body);
-    } catch {
-      return { fatal: `response is not JSON: ${body.slice(0, 200)}` };
-    }
-    const choices = json.choices ?? [];
-    const texts = group.map((_, i) => choices.find((c) => (c.index ?? 0) === i)?.text);
-    if (texts.some((t) => typeof t !== 'string')) return { fatal: `response lacks choices for ${group.length} prompt(s): ${body.slice(0, 200)}` };
-    const totalChars = texts.reduce((s, t) => s + t!.length, 0) || 1;
-    const usage = json.usage;
-    return {
-      ok: group.map((p, i) => {
-        const share = group.length === 1 ? 1 : texts[i]!.length / totalChars;
-        return {
-          text: texts[i]!,
-          finishReason: choices.find((c) => (c.index ?? 0) === i)?.finish_reason ?? null,
-          promptTokens: usage?.prompt_tokens === undefined ? null : Math.round(usage.prompt_tokens / group.length),
-          completionTokens: usage?.completion_tokens === undefined ? null : Math.round(usage.completion_tokens * share),
-          latencyMs,
-          attempts: p.attempts,
-        };
-      }),
-    };
-  }
-
   private async retryLater(e: EndpointState, p: Pending, reason: string, down: boolean): Promise<void> {
     const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (p.attempts - 1));
     if (down) e.downUntil = Math.max(e.downUntil, Date.now() + wait);
@@ -297,36 +234,6 @@ export class SynthesisPool implements LlmClient {
       await sleep(wait);
       this.enqueue(p);
     }
-  }
-
-  private onSuccess(e: EndpointState, r: CompletionResult): void {
-    e.completed++;
-    e.tokens += r.completionTokens ?? 0;
-    const perToken = r.latencyMs / Math.max(1, r.completionTokens ?? 1);
-    // The baseline drifts up by 1% a second, so that one lucky fast request does not pin it forever, while a
-    // run of queued (slow) requests cannot talk it up within a round trip.
-    const now = performance.now();
-    if (e.baseline !== Infinity) e.baseline *= 1 + 0.01 * ((now - e.baselineAt) / 1000);
-    e.baselineAt = now;
-    e.baseline = Math.min(e.baseline, perToken);
-    if (perToken > 8 * e.baseline) {
-      // Latency far above the uncongested baseline: the server's queue is long. Queueing keeps its batch full, so
-      // ease off only a little, and once per round trip.
-      this.decrease(e, 0.8);
-      return;
-    }
-    e.window = Math.min(this.opts.maxWindow, e.slowStart ? e.window + 1 : e.window + 1 / e.window);
-  }
-
-  private onCongestion(e: EndpointState): void {
-    this.decrease(e, 0.5);
-  }
-
-  private decrease(e: EndpointState, factor: number): void {
-    e.slowStart = false;
-    if (e.completed + e.errors < e.holdUntil) return;
-    e.window = Math.max(this.opts.minWindow, e.window * factor);
-    e.holdUntil = e.completed + e.errors + Math.ceil(e.window);
   }
 
   /**

@@ -2,7 +2,7 @@ import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-con
 import { isPreset, type PresetName } from '../../processors/pipeline/run-config.ts';
 import { STAGES, TOPOLOGIES, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineOptions } from '../pipeline/start-pipeline.ts';
-import type { RunSettings } from '../../connectors/ingest/run-ingest.ts';
+import type { RunSettings } from '../../connectors/ingest/run-plan.ts';
 import { intOption, UsageError } from './args.ts';
 
 /** Flags shared by `ipt pipeline up|run`, `ipt serve` and `ipt rounds`. */

@@ -1,4 +1,4 @@
-import type { RunSettings } from '../../connectors/ingest/run-ingest.ts';
+import type { RunSettings } from '../../connectors/ingest/run-plan.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
 import type { PipelineOptions } from '../pipeline/start-pipeline.ts';
 

@@ -1,9 +1,10 @@
 import type { Reject } from '../../connectors/files/text-file-scan.ts';
 import { Bits } from '../../connectors/files/compact-ids.ts';
-import type { InputText, PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
+import type { InputText } from '../../connectors/ingest/run-plan.ts';
+import type { PipelineWriter } from '../../connectors/ingest/pipeline-writer.ts';
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
-import type { RunTexts } from './run-monitor.ts';
+import type { RunTexts } from './run-tally.ts';
 
 /** What one run puts into the pipeline, and what it expects out. */
 export interface RunInput {

@@ -1,5 +1,5 @@
 import { MixedSpool } from '../../connectors/files/mixed-spool.ts';
-import { PipelineWriter } from '../../connectors/ingest/run-ingest.ts';
+import { PipelineWriter } from '../../connectors/ingest/pipeline-writer.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { f1ByDataset, metricRowCounts, roundAggregates } from '../../connectors/clickhouse/run-queries.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
@@ -7,7 +7,8 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { ensurePipelineTopics, startPipeline, type RunningPipeline } from '../pipeline/start-pipeline.ts';
 import type { EvaluationRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
-import { RunMonitor, type RunTally } from './run-monitor.ts';
+import { RunMonitor } from './run-monitor.ts';
+import type { RunTally } from './run-tally.ts';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
 import { checkLlmEndpoints } from '../../connectors/llm/preflight.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';

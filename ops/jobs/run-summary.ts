@@ -1,6 +1,6 @@
 import type { F1Row, RoundAggregate } from '../../connectors/clickhouse/run-queries.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
-import type { DeadLetter, RunTally } from './run-monitor.ts';
+import type { DeadLetter, RunTally } from './run-tally.ts';
 import type { PlannedRun } from './planned-run.ts';
 
 export interface PipelineRunSummary {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CollectionHandoff } from '../../processors/pipeline/collection-handoff.ts';
-import { planRun } from '../../connectors/ingest/run-ingest.ts';
+import { planRun } from '../../connectors/ingest/run-plan.ts';
 import type { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
 import type { RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 

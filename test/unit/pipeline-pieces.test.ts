@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseConverted, continuesCollection, hasNextText, placement, roundLength, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
-import { planRun, openRun } from '../../connectors/ingest/run-ingest.ts';
+import { planRun, openRun } from '../../connectors/ingest/run-plan.ts';
 import { validateIngestBatch } from '../../connectors/ingest/http-ingest.ts';
 import { RunIdRegistry } from '../../connectors/ingest/http-run-ids.ts';
 import { pairQuality } from '../../processors/round-feedback/quality.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RunTally, type DeadLetter, type DomainOutput, type RunTexts } from '../../ops/jobs/run-monitor.ts';
+import { RunTally, type DeadLetter, type DomainOutput, type RunTexts } from '../../ops/jobs/run-tally.ts';
 import { Bits } from '../../connectors/files/compact-ids.ts';
 import { METRIC_DEFAULTS, type MetricEventRecord, type MixedTextRecord } from '../../processors/pipeline/records.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { textProblem } from '../../processors/templating/text-checks.ts';
-import { planRun } from '../../connectors/ingest/run-ingest.ts';
+import { planRun } from '../../connectors/ingest/run-plan.ts';
 import { cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
 import { rawTextProblem, refusedPlace, refusedResult } from '../../processors/templating/text-rule.ts';
 import { templatingProcessor } from '../../processors/templating/templating-processor.ts';

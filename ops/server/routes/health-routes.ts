@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { PipelineWriter } from '../../../connectors/ingest/run-ingest.ts';
+import type { PipelineWriter } from '../../../connectors/ingest/pipeline-writer.ts';
 
 /** Liveness, readiness (the ingest writer can store, the in-process stages joined their groups) and Prometheus metrics. */
 export function healthRoutes(d: { writer: PipelineWriter; pipelineReady?: () => boolean; registries: Registry[] }): FastifyPluginAsync {

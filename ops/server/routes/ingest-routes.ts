@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, onRequestHookHandler } from 'fastify';
 import type { Counter } from 'prom-client';
-import { openRun, type PipelineWriter, type RunSettings } from '../../../connectors/ingest/run-ingest.ts';
+import { openRun, type RunSettings } from '../../../connectors/ingest/run-plan.ts';
+import type { PipelineWriter } from '../../../connectors/ingest/pipeline-writer.ts';
 import { validateIngestBatch, type IngestLimits, type Rejected } from '../../../connectors/ingest/http-ingest.ts';
 import type { RunIdRegistry } from '../../../connectors/ingest/http-run-ids.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';

@@ -1,96 +1,12 @@
-import kafkajs, { Partitioners, type Admin, type Kafka, type Message, type Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Message, type Producer } from 'kafkajs';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
-import { chooseConverted, convertRank, placement, PRESETS, validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import { hashString } from '../../processors/pretrain-text/seeded-random.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
+import { placement, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { EvaluationRecord, RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
-
-// Not found by Node's named-export detection in kafkajs's CommonJS entry.
-const { ConfigResourceTypes } = kafkajs;
-
-/** What a user chooses for a run: the rest of its configuration is derived (from the preset and the texts). */
-export type RunSettings = Pick<RunConfig, 'runId' | 'preset' | 'seed' | 'model' | 'maxModelLen' | 'maxNewTokens' | 'lengthEstimate' | 'temperature'> &
-  Partial<Pick<RunConfig, 'rounds' | 'convertFraction' | 'generalWeight' | 'generalOnExhausted'>>;
-
-export interface InputText {
-  id: string;
-  text: string;
-  source: string;
-}
-
-/** A bounded run's configuration and its raw-text records: which texts are converted, and each one's place in the rounds. */
-export function planRun(settings: RunSettings, texts: readonly InputText[], now = Date.now()): { run: RunConfig; records: RawTextRecord[] } {
-  const fraction = settings.convertFraction ?? PRESETS[settings.preset].convertFraction;
-  const convert = chooseConverted(texts.map((t) => t.id), fraction, settings.seed);
-  const run = boundedRun(settings, texts.length, convert.filter(Boolean).length, now);
-  let seq = 0;
-  const records = texts.map((t, i): RawTextRecord => rawTextRecord(run, t, convert[i]! ? seq++ : -1, now));
-  return { run, records };
-}
-
-/** A bounded run's configuration from its settings and counts: what planRun derives, for a run planned from a file's counts. */
-export function boundedRun(settings: RunSettings, ingested: number, converted: number, now = Date.now()): RunConfig {
-  const preset = PRESETS[settings.preset];
-  const rounds = settings.rounds ?? preset.rounds;
-  return validateRun({
-    ...settings,
-    createdAt: now,
-    rounds,
-    convertedTexts: converted,
-    roundSize: Math.max(1, Math.ceil(converted / rounds)),
-    ingested,
-    convertFraction: settings.convertFraction ?? preset.convertFraction,
-    generalWeight: settings.generalWeight ?? preset.generalWeight,
-    generalOnExhausted: settings.generalOnExhausted ?? 'leave',
-    startRound: 0,
-    replayOf: null,
-  });
-}
-
-/** A bounded run's raw-text record: `seq` is the text's place among the converted ones, −1 for one kept raw. */
-export function rawTextRecord(run: Pick<RunConfig, 'runId' | 'roundSize'>, t: InputText, seq: number, now: number): RawTextRecord {
-  const base = { id: t.id, runId: run.runId, text: t.text, source: t.source, ingestedAt: now };
-  if (seq < 0) return { ...base, seq: -1, round: 0, convert: false };
-  return { ...base, seq, round: Math.floor(seq / run.roundSize), convert: true };
-}
-
-/** An open run (texts arriving over HTTP): one round; the preset's fraction decides per text, by its id's rank. */
-export function openRun(settings: RunSettings, now = Date.now()): RunConfig {
-  const preset = PRESETS[settings.preset];
-  return validateRun({
-    ...settings,
-    createdAt: now,
-    rounds: settings.rounds ?? 1,
-    convertedTexts: null,
-    roundSize: 1,
-    ingested: 0,
-    convertFraction: settings.convertFraction ?? preset.convertFraction,
-    generalWeight: settings.generalWeight ?? preset.generalWeight,
-    generalOnExhausted: settings.generalOnExhausted ?? 'leave',
-    startRound: 0,
-    replayOf: null,
-  });
-}
-
-export function openRunRecord(run: RunConfig, t: InputText, now = Date.now()): RawTextRecord {
-  const convert = convertRank(run.seed, t.id) < run.convertFraction;
-  return { id: t.id, runId: run.runId, text: t.text, source: t.source, ingestedAt: now, seq: convert ? 0 : -1, round: 0, convert };
-}
-
-/**
- * Bytes of one produce request at most. The broker refuses a partition's batch above its topic's max.message.bytes,
- * and a refused partition in a multi-partition request leaves the others written: requests stay well below the
- * limit (half of it, and never above this).
- */
-const REQUEST_BUDGET_BYTES = 8 << 20;
-/** Framing around one record (length, attributes, timestamp and offset deltas, key and value lengths, no headers), generously. */
-const RECORD_OVERHEAD = 64;
-/** A record batch's own header (61 bytes), with room to spare. */
-const BATCH_OVERHEAD = 128;
-/** Kafka's default max.message.bytes, assumed when a topic's own cannot be read (a conservative choice). */
-const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
-const LIMITS_TTL_MS = 60_000;
+import { BATCH_OVERHEAD, DEFAULT_MAX_MESSAGE_BYTES, LIMITS_TTL_MS, messageLimits, RECORD_OVERHEAD, REQUEST_BUDGET_BYTES } from './message-limits.ts';
+import type { InputText } from './run-plan.ts';
 
 /** What became of each record given to a write, by its index there. */
 export interface WriteOutcome {
@@ -107,56 +23,6 @@ export interface WriteOutcome {
 }
 
 export class RecordTooLargeError extends Error {}
-
-/**
- * Each topic's max.message.bytes (the broker's message.max.bytes unless the topic overrides it); a topic whose
- * limit cannot be read (no describe permission) is left out, and callers assume Kafka's default for it.
- */
-export async function messageLimits(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  try {
-    const { resources } = await admin.describeConfigs({
-      includeSynonyms: false,
-      resources: topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })),
-    });
-    for (const r of resources) {
-      const v = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
-      if (r.errorCode === 0 && Number.isInteger(v) && v > 0) out.set(r.resourceName, v);
-    }
-  } catch {
-    // Not allowed to describe configs (ACLs): the default stands in, below which every broker takes a batch.
-  }
-  return out;
-}
-
-/**
- * Raw texts a topic with this limit cannot take, by index, each with the reason: checked before a run is planned,
- * so such a text is rejected by its line like any bad input instead of failing the run half-written.
- */
-export function oversizedTexts(texts: readonly InputText[], runId: string, limit = DEFAULT_MAX_MESSAGE_BYTES): { index: number; reason: string }[] {
-  const out: { index: number; reason: string }[] = [];
-  texts.forEach((t, index) => {
-    const size = nearLimit(t, runId, limit) ? rawRecordBytes(t, runId, texts.length) : 0;
-    if (size > limit) out.push({ index, reason: oversizedReason(size, limit) });
-  });
-  return out;
-}
-
-/** Whether a text's record may be too large: only such a text is encoded, its UTF-8 bytes alone bound the record from below. */
-export function nearLimit(t: InputText, runId: string, limit = DEFAULT_MAX_MESSAGE_BYTES): boolean {
-  const lower = Buffer.byteLength(t.text) + 2 * Buffer.byteLength(t.id) + Buffer.byteLength(t.source) + 2 * Buffer.byteLength(runId);
-  return lower + 4 * RECORD_OVERHEAD >= limit - BATCH_OVERHEAD;
-}
-
-/** A raw text's bytes in a request (framing included), encoded with `seq` as its place (its size depends on it a little). */
-export function rawRecordBytes(t: InputText, runId: string, seq: number): number {
-  const record: RawTextRecord = { id: t.id, runId, text: t.text, source: t.source, ingestedAt: Date.now(), seq, round: 0, convert: true };
-  return 5 + loadSchema('raw-text').type.toBuffer(record).length + Buffer.byteLength(recordKey(runId, t.id)) + RECORD_OVERHEAD + BATCH_OVERHEAD;
-}
-
-export const oversizedReason = (size: number, limit: number) => `the text's record is about ${size} bytes; the raw-text topic takes at most ${limit} (max.message.bytes)`;
-
-export { DEFAULT_MAX_MESSAGE_BYTES };
 
 /**
  * Writes records of one schema to the pipeline's topics, keyed "<run>/<id>", every send acknowledged by all replicas.

@@ -6,7 +6,7 @@ import { ProcessorMetrics } from './metrics.ts';
 import { deadLetterTopic, type OutputSpec, type ProcessorSpec } from './processor.ts';
 import { AvroSerde } from './serde.ts';
 import { loadSchema } from './schemas.ts';
-import { describeMismatch, ensureTopics } from './topics.ts';
+import { ensureProcessorTopics } from './topics.ts';
 import { accessDenied, type AccessContext } from './kafka-access.ts';
 import { mapOrdered } from './concurrency.ts';
 import { exclusiveAssigner, type ExclusiveClaim } from './exclusive-assigner.ts';
@@ -14,6 +14,7 @@ import type { RuntimeConfig } from './runtime-config.ts';
 import { OutputRouter } from './output-router.ts';
 import { recordHandler } from './record-handler.ts';
 import { atLeastOnce, exactlyOnce } from './commit-strategy.ts';
+import { learnFromHeartbeat, type Membership } from './group-membership.ts';
 
 export interface RunningProcessor {
   name: string;
@@ -50,18 +51,11 @@ export async function startProcessor<In, Outputs extends string>(
   const dlqTopic = deadLetterTopic(spec.name);
   const outputs = Object.entries(spec.outputs) as [Outputs, OutputSpec][];
 
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const mismatches = await ensureTopics(admin, [
-      ...spec.input.topics.map((topic) => ({ topic, partitions: spec.inputPartitions ?? 1 })),
-      ...outputs.map(([, o]) => ({ topic: o.topic, partitions: o.partitions ?? 1 })),
-      { topic: dlqTopic, partitions: 1 },
-    ]);
-    for (const m of mismatches) logger.warn({ topic: m.topic }, describeMismatch(m));
-  } finally {
-    await admin.disconnect();
-  }
+  await ensureProcessorTopics(kafka, [
+    ...spec.input.topics.map((topic) => ({ topic, partitions: spec.inputPartitions ?? 1 })),
+    ...outputs.map(([, o]) => ({ topic: o.topic, partitions: o.partitions ?? 1 })),
+    { topic: dlqTopic, partitions: 1 },
+  ], logger);
 
   const serde = new AvroSerde(cfg.registryUrl);
   const inputSchema = loadSchema(spec.input.schema);
@@ -212,17 +206,8 @@ export async function startProcessor<In, Outputs extends string>(
     }
   };
 
-  /** What the heartbeats of a batch in progress learned: a rebalance began, or the group dropped this member. */
-  interface Membership {
-    rebalancing: boolean;
-    dropped: boolean;
-  }
   const heartbeatFailed = (m: Membership, err: Error & { type?: string }) => {
-    // A member the group dropped (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION: silent past its session, cut off the
-    // network) no longer owns its partitions: another member may be doing this work already.
-    if (err.type === 'UNKNOWN_MEMBER_ID' || err.type === 'ILLEGAL_GENERATION') m.rebalancing = m.dropped = true;
-    else if (err.type === 'REBALANCE_IN_PROGRESS' || err.type === 'NOT_COORDINATOR_FOR_GROUP') m.rebalancing = true;
-    else logger.debug({ err: err.message }, 'heartbeat failed');
+    if (!learnFromHeartbeat(m, err)) logger.debug({ err: err.message }, 'heartbeat failed');
   };
 
   const consumeBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause, commitOffsetsIfNecessary }: EachBatchPayload, member: Membership) => {

@@ -1,4 +1,5 @@
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import type { Logger } from './logger.ts';
 import { ConfigError } from './config-error.ts';
 import { accessDenied } from './kafka-access.ts';
 
@@ -86,5 +87,16 @@ async function leadersElected(admin: Admin, topics: string[], timeoutMs = 30_000
     if (meta && meta.topics.length === topics.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
     if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leader for every partition after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Creates a processor's topics with a client of its own, logging (not failing on) existing ones that differ. */
+export async function ensureProcessorTopics(kafka: Kafka, specs: TopicSpec[], logger: Pick<Logger, 'warn'>): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (const m of await ensureTopics(admin, specs)) logger.warn({ topic: m.topic }, describeMismatch(m));
+  } finally {
+    await admin.disconnect();
   }
 }

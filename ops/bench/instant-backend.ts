@@ -1,4 +1,4 @@
-import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { cannedPairs, RecordedCompletionsServer } from '../recorded-llm/recorded-completions-server.ts';
 import type { CompletionResult, LlmClient } from '../../processors/pipeline/llm-port.ts';
 
 /**

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { cannedPairs, RecordedCompletionsServer } from '../recorded-llm/recorded-completions-server.ts';
 
 /**
  * An OpenAI-compatible completions endpoint for the scale-out benchmark (it runs no model): every request is answered

@@ -1,4 +1,4 @@
-import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { cannedPairs, RecordedCompletionsServer } from '../recorded-llm/recorded-completions-server.ts';
 
 /**
  * OpenAI-compatible completions endpoints that answer every prompt with made-up pairs (no model: the suite tests the

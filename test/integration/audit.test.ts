@@ -6,7 +6,7 @@ import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { pipelineTopics, recordKey } from '../../processors/pipeline/pipeline-topics.ts';
 import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { testKafka } from './helpers.ts';
 
 let server: RecordedCompletionsServer | undefined;

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { spawn } from 'node:child_process';
-import { RecordedCompletionsServer, cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
+import { RecordedCompletionsServer, cannedPairs } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { logger, testConfig, testKafka } from './helpers.ts';

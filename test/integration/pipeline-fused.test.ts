@@ -3,7 +3,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import type { RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
 import { PoolContexts } from '../../processors/pipeline/pool-contexts.ts';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { cannedPairs, RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { cannedPairs, RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { runPipeline, type PipelineRunOptions, type PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
 import { pipelineOptions, runSettings } from '../../ops/cli/pipeline-options.ts';
 import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { ReadBackTable } from '../../processors/runtime/read-back-table.ts';
 import type { PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
 import { pretrainingTextsOf, cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';

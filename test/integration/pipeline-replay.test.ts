@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { readTopic } from '../../processors/runtime/topic-io.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import type { PipelineRunSummary } from '../../ops/jobs/pipeline-run.ts';
 import { cannedServer, envFor, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 import { queryRows } from '../../connectors/clickhouse/clickhouse.ts';
 import { formatSynthesizerInput } from '../../processors/templating/synthesizer-format.ts';

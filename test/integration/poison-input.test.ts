@@ -25,7 +25,7 @@ import { ensurePipelineTopics } from '../../ops/pipeline/start-pipeline.ts';
 import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { cannedServer, envFor, isolated, pretrainingTextsOf, runOnStack, serveOnStack, tmp } from './pipeline-harness.ts';
 import { logger, testConfig, testKafka } from './helpers.ts';
 import {

@@ -10,7 +10,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import { produceAll } from '../../processors/runtime/topic-io.ts';
 import { describeMismatch, ensureTopics } from '../../processors/runtime/topics.ts';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import { pipelineTopics, stageGroup, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import { clusterLayout } from '../../ops/stack/cluster-layout.ts';

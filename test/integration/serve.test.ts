@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import type { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import type { Served } from '../../ops/server/serve.ts';
 import { RunMonitor } from '../../ops/jobs/run-monitor.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';

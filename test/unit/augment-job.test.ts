@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { formatExample, formatSynthesizerInput, wordsEstimate, localTokenizerEstimator, parseSynthesizerOutput, plainPairs, readTextRecords, runAugment, type AugmentOptions } from 'instruct-pt';
-import { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 
 const fixture = (f: string) => join('test/fixtures/augment', f);
 const recorded = (JSON.parse(readFileSync(fixture('recorded-completions.json'), 'utf8')) as { responses: Record<string, string> }).responses;

@@ -4,7 +4,7 @@ import { freePort } from '../fixtures/free-port.ts';
 import { formatSynthesizerInput } from 'instruct-pt';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
 import { SimulatedBatchingServer } from '../../ops/bench/simulated-batching-server.ts';
-import { RecordedCompletionsServer } from '../../connectors/llm/recorded-completions-server.ts';
+import { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 
 const toStop: { stop(): Promise<void> }[] = [];
 afterEach(async () => {

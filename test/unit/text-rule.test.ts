@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { textProblem } from '../../processors/templating/text-checks.ts';
 import { planRun } from '../../connectors/ingest/run-plan.ts';
-import { cannedPairs } from '../../connectors/llm/recorded-completions-server.ts';
+import { cannedPairs } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import { rawTextProblem, refusedPlace, refusedResult } from '../../processors/templating/text-rule.ts';
 import { templatingProcessor } from '../../processors/templating/templating-processor.ts';
 import { roundFeedbackProcessor } from '../../processors/round-feedback/round-feedback-processor.ts';

@@ -1,27 +1,16 @@
 import { hashString } from '../pretrain-text/seeded-random.ts';
+import type * as Avro from './avro-records.generated.ts';
 
-/** One run's settings (schemas/run-config.avsc): read by every stage before it handles the run's records. */
-export interface RunConfig {
-  runId: string;
-  createdAt: number;
+/**
+ * One run's settings, read by every stage before it handles the run's records: schemas/run-config.avsc's fields,
+ * with the choices Avro keeps as strings narrowed. `convertedTexts` is null for an open run (fed by HTTP ingest),
+ * which has a single round.
+ */
+export type RunConfig = Omit<Avro.RunConfig, 'preset' | 'lengthEstimate' | 'generalOnExhausted'> & {
   preset: PresetName;
-  rounds: number;
-  /** Converted texts in the run; null for an open run (fed by HTTP ingest), which has a single round. */
-  convertedTexts: number | null;
-  roundSize: number;
-  ingested: number;
-  convertFraction: number;
-  seed: number;
-  model: string;
-  maxModelLen: number;
-  maxNewTokens: number;
   lengthEstimate: 'words' | 'tokens';
-  temperature: number;
-  generalWeight: number;
   generalOnExhausted: 'leave' | 'restart';
-  startRound: number;
-  replayOf: string | null;
-}
+};
 
 export type PresetName = 'none' | 'from-scratch' | 'domain-adaptive';
 

@@ -1,6 +1,7 @@
 import { encodingProblem, idProblem, textProblem } from './text-checks.ts';
 import { placement, type Placement, type RunConfig } from '../pipeline/run-config.ts';
 import type { RawTextRecord, SynthesisResultRecord } from '../pipeline/records.ts';
+import { SYNTHESIS_RESULT_DEFAULTS } from '../pipeline/avro-records.generated.ts';
 
 /**
  * Why a record read from the raw-text topic is refused, or undefined when it passes: the rule every ingest path
@@ -27,23 +28,5 @@ export function refusedPlace(run: Pick<RunConfig, 'roundSize' | 'rounds'>, raw: 
  * round's text is not left waiting, and nothing of the refused text goes on: its text and collection are empty.
  */
 export function refusedResult(raw: Pick<RawTextRecord, 'id' | 'runId'>, p: Placement, reason: string, now = Date.now()): SynthesisResultRecord {
-  return {
-    id: raw.id,
-    runId: raw.runId,
-    round: p.round,
-    position: p.position,
-    text: '',
-    fewShot: false,
-    collection: [],
-    collectionId: raw.id,
-    outcome: 'failed',
-    reason,
-    output: '',
-    promptChars: 0,
-    promptTokens: 0,
-    completionTokens: 0,
-    latencyMs: 0,
-    attempts: 0,
-    finishedAt: now,
-  };
+  return { ...SYNTHESIS_RESULT_DEFAULTS, id: raw.id, runId: raw.runId, round: p.round, position: p.position, text: '', fewShot: false, collection: [], collectionId: raw.id, outcome: 'failed', reason, finishedAt: now };
 }

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { METRIC_DEFAULTS, type MetricEventRecord } from '../../processors/pipeline/records.ts';
 import { metricRow } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { MIGRATIONS_DIR } from '../../connectors/clickhouse/clickhouse.ts';
+import { SCHEMAS_DIR } from '../../processors/runtime/schemas.ts';
+import { GENERATED_RECORD_TYPES, recordTypesSource } from '../../ops/schemas/record-types-codegen.ts';
 
 // The metric event is written in four places: its schema (the source), the defaults the stages fill in, the row the
 // ClickHouse sink stores, and the tables' SQL. These checks hold the other three to the schema.
@@ -50,5 +52,22 @@ describe('the metric event, one shape', () => {
     const stored = new Set([...columns('synthesis_metrics'), ...columns('evaluations')]);
     const missing = fields.map((f) => f.name).filter((n) => n !== 'kind' && !stored.has(n === 'time' ? 'time_ms' : snake(n)));
     expect(missing).toEqual([]);
+  });
+});
+
+describe('the records’ TypeScript, generated from the schemas', () => {
+  it('is up to date with schemas/*.avsc (npm run -s gen:records writes it)', () => {
+    expect(readFileSync(GENERATED_RECORD_TYPES, 'utf8')).toBe(recordTypesSource(SCHEMAS_DIR));
+  });
+
+  it('a schema field the code does not know fails the type check, not a run: every record type is built from it', () => {
+    const records = readFileSync('processors/pipeline/records.ts', 'utf8');
+    // No record shape is spelled out by hand beside the generated ones (the in-memory collection entry aside).
+    expect(records.match(/^export interface \w+Record\b/gm) ?? []).toEqual([]);
+    const generated = readFileSync(GENERATED_RECORD_TYPES, 'utf8');
+    for (const f of readdirSync(SCHEMAS_DIR).filter((x) => x.endsWith('.avsc'))) {
+      const name = (JSON.parse(readFileSync(join(SCHEMAS_DIR, f), 'utf8')) as { name: string }).name;
+      expect(generated, f).toContain(`export interface ${name} {`);
+    }
   });
 });

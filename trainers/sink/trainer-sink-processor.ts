@@ -6,6 +6,7 @@ import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import type { Kafka } from 'kafkajs';
 import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
 import { encodeTokenIds, SequencePacker, type PackerState } from './sequence-packer.ts';
+import type { SinkState, TokenBatch } from '../../processors/pipeline/avro-records.generated.ts';
 
 export interface TrainerSinkOptions {
   name: string;
@@ -21,28 +22,9 @@ export interface TrainerSinkOptions {
   worldSize: number;
 }
 
-export interface TokenBatchRecord {
-  runId: string;
-  globalStep: number;
-  rank: number;
-  step: number;
-  seqLen: number;
-  batchSize: number;
-  vocabSize: number;
-  dtype: 'uint16' | 'uint32';
-  tokens: Buffer;
-  sources: { source: string; tokens: number }[];
-  lastMixIndex: number;
-  createdAt: number;
-}
+export type TokenBatchRecord = Omit<TokenBatch, 'dtype'> & { dtype: 'uint16' | 'uint32' };
 
-interface SinkStateRecord {
-  runId: string;
-  globalStep: number;
-  packer: string;
-  lastMixIndex: number;
-  lastOffset: number;
-}
+type SinkStateRecord = SinkState;
 
 export function loadTokenizer(path: string, eosToken: string): { tok: tokenizers.Tokenizer; eosId: number; vocabSize: number } {
   const tok = tokenizers.Tokenizer.fromFile(path);

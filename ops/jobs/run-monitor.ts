@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
+import { TopicReader } from '../../processors/runtime/topic-reader.ts';
 import { runOfKey, stageGroup, STAGES, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { AugmentedTextRecord, MetricEventBatchRecord, MetricEventRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
 import type { MixedSpool } from '../../connectors/files/mixed-spool.ts';
@@ -26,7 +26,9 @@ export class RunMonitor {
   readonly metrics = new Map<string, MetricEventRecord>();
   /** The counts, when the run's texts were given. */
   readonly tally: RunTally | undefined;
-  private consumer: Consumer | undefined;
+  private reader: TopicReader | undefined;
+  /** Why the monitor stopped following the run (its consumer crashed past its rebuilds): a wait fails with it. */
+  failure: Error | undefined;
   private listeners: (() => void)[] = [];
 
   constructor(
@@ -52,11 +54,14 @@ export class RunMonitor {
     // Evaluation records are not texts of the run: their dead letters are kept by id, apart from the texts'.
     const evaluationDlq = `${stageGroup(t, 'evaluation')}.dlq`;
     const tally = this.tally;
-    this.consumer = this.kafka.consumer({ groupId: `${t.prefix}.monitor.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [...schemas.keys(), ...dlqs], fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
+    // A consumer that crashes for good is rebuilt and reads the topics again; the tally and the maps count each id once.
+    this.reader = new TopicReader(this.kafka, {
+      group: `${t.prefix}.monitor`,
+      topics: [...schemas.keys(), ...dlqs],
+      onFailure: (err) => {
+        this.failure = err;
+        for (const l of this.listeners) l();
+      },
       eachBatch: async ({ batch }) => {
         const schema = schemas.get(batch.topic);
         if (schema) await this.serde.prefetch(batch.messages.map((m) => m.value));
@@ -98,6 +103,7 @@ export class RunMonitor {
         for (const l of this.listeners) l();
       },
     });
+    await this.reader.start();
   }
 
   private output(o: DomainOutput): void {
@@ -142,6 +148,7 @@ export class RunMonitor {
       const check = () => {
         let holds: boolean;
         try {
+          if (this.failure) throw this.failure;
           holds = cond();
         } catch (err) {
           cleanup();
@@ -176,8 +183,8 @@ export class RunMonitor {
 
   /** Disconnects (once): a batch being read is finished first, so what the tally and spool hold is settled after. */
   async stop(): Promise<void> {
-    const c = this.consumer;
-    this.consumer = undefined;
-    await c?.disconnect();
+    const r = this.reader;
+    this.reader = undefined;
+    await r?.stop();
   }
 }

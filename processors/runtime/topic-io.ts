@@ -70,6 +70,10 @@ export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages:
     done = resolve;
     failed = reject;
   });
+  // A crash kafkajs does not recover from would leave the read waiting for its timeout: it fails the read now.
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (!e.payload.restart) failed(e.payload.error);
+  });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

@@ -41,6 +41,10 @@ export async function scanTopic(
     consumer.pause([{ topic }]);
     done();
   };
+  // A crash kafkajs does not recover from would leave the read waiting for its timeout: it fails the read now.
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (!e.payload.restart) failed(e.payload.error);
+  });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { AvroSerde } from './serde.ts';
 import { loadSchema } from './schemas.ts';
 import { topicEnds } from './topic-ends.ts';
+import { TopicReader } from './topic-reader.ts';
 
 /**
  * A topic read into memory and followed (a GlobalKTable in Kafka Streams' terms): every record from the beginning,
@@ -11,8 +11,10 @@ import { topicEnds } from './topic-ends.ts';
  */
 export class TopicTable<V, K = string> {
   private readonly values = new Map<K, V>();
-  private readonly waiters = new Map<K, ((v: V) => void)[]>();
-  private consumer: Consumer | undefined;
+  private readonly waiters = new Map<K, { resolve: (v: V) => void; reject: (e: Error) => void }[]>();
+  /** Why the table stopped following its topic (its consumer crashed past its rebuilds). */
+  failure: Error | undefined;
+  private reader: TopicReader | undefined;
   private caughtUp!: Promise<void>;
   /** Records read; values() holds what index() kept. */
   read = 0;
@@ -30,14 +32,24 @@ export class TopicTable<V, K = string> {
     const ends = await topicEnds(this.kafka, this.topic);
     const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
     let markCaughtUp!: () => void;
-    this.caughtUp = new Promise((r) => (markCaughtUp = r));
+    let failCaughtUp!: (e: Error) => void;
+    this.caughtUp = new Promise((resolve, reject) => {
+      markCaughtUp = resolve;
+      failCaughtUp = reject;
+    });
+    this.caughtUp.catch(() => undefined);
     if (pending.size === 0) markCaughtUp();
     const schema = loadSchema(this.schema);
-    this.consumer = this.kafka.consumer({ groupId: `${this.topic}.table.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
+    // A consumer that crashes for good is rebuilt and reads the topic again: setting a key again is harmless.
+    this.reader = new TopicReader(this.kafka, {
+      group: `${this.topic}.table`,
+      topics: [this.topic],
+      onFailure: (err) => {
+        this.failure = err;
+        for (const ws of this.waiters.values()) for (const w of ws) w.reject(err);
+        this.waiters.clear();
+        failCaughtUp(err);
+      },
       eachBatch: async ({ batch }) => {
         await this.serde.prefetch(batch.messages.map((m) => m.value));
         for (const m of batch.messages) {
@@ -54,7 +66,7 @@ export class TopicTable<V, K = string> {
           const ws = this.waiters.get(key);
           if (ws) {
             this.waiters.delete(key);
-            for (const w of ws) w(value);
+            for (const w of ws) w.resolve(value);
           }
         }
         const end = pending.get(batch.partition);
@@ -65,6 +77,7 @@ export class TopicTable<V, K = string> {
         }
       },
     });
+    await this.reader.start();
   }
 
   /** Resolves once every record present at start() has been read. */
@@ -84,14 +97,15 @@ export class TopicTable<V, K = string> {
   get(key: K, timeoutMs: number): Promise<V> {
     const v = this.values.get(key);
     if (v !== undefined) return Promise.resolve(v);
+    if (this.failure) return Promise.reject(this.failure);
     let list = this.waiters.get(key);
     if (!list) this.waiters.set(key, (list = []));
-    const p = new Promise<V>((resolve) => list!.push(resolve));
+    const p = new Promise<V>((resolve, reject) => list!.push({ resolve, reject }));
     return withTimeout(p, timeoutMs, `no record with key ${String(key)} in ${this.topic} after ${timeoutMs} ms`);
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+    await this.reader?.stop();
   }
 }
 

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+
+export interface TopicReaderOptions {
+  /** The consumer group's name, before a random suffix: each reader (and each rebuilt consumer) is a group of its own. */
+  group: string;
+  topics: string[];
+  /** Handles a batch; it must be idempotent: a rebuilt consumer reads every topic again from the beginning. */
+  eachBatch: (payload: EachBatchPayload) => Promise<void>;
+  /** More crashes than this within `windowMs` and the reader gives up (its failure is set, onFailure is called). */
+  maxRebuilds?: number;
+  windowMs?: number;
+  rebuildDelayMs?: number;
+  onFailure?: (err: Error) => void;
+  /** Told of each crash kafkajs does not recover from, before the consumer is rebuilt. */
+  onRebuild?: (err: Error, rebuilds: number) => void;
+}
+
+/**
+ * A consumer that reads topics from the beginning and follows them, committing nothing (a table, a run's monitor).
+ * kafkajs restarts a consumer itself after a retriable error only; after any other crash (a coordinator that no
+ * longer knows the member, a broker list it could not refresh) it leaves it stopped while the process lives on — a
+ * table that stops filling, a run that waits forever. Here such a consumer is rebuilt, in a fresh group, and reads
+ * again from the beginning; after `maxRebuilds` crashes within `windowMs` the reader gives up and says why.
+ */
+export class TopicReader {
+  private consumer: Consumer | undefined;
+  private stopped = false;
+  private readonly crashes: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  failure: Error | undefined;
+  /** Consumers rebuilt after a crash. */
+  rebuilds = 0;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly o: TopicReaderOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    const c = this.kafka.consumer({ groupId: `${this.o.group}.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+    c.on(c.events.CRASH, (e) => {
+      if (!e.payload.restart && c === this.consumer) this.crashed(e.payload.error);
+    });
+    this.consumer = c;
+    await c.connect();
+    for (const topic of this.o.topics) await c.subscribe({ topic, fromBeginning: true });
+    await c.run({ autoCommit: false, eachBatch: this.o.eachBatch });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const c = this.consumer;
+    this.consumer = undefined;
+    await c?.disconnect();
+  }
+
+  private crashed(err: Error): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    const windowMs = this.o.windowMs ?? 5 * 60_000;
+    this.crashes.push(now);
+    while (this.crashes.length > 0 && this.crashes[0]! < now - windowMs) this.crashes.shift();
+    if (this.crashes.length > (this.o.maxRebuilds ?? 5)) {
+      this.failure = new Error(`reading ${this.o.topics.join(', ')}: the consumer crashed ${this.crashes.length} times within ${windowMs / 1000} s; last: ${err.message}`);
+      this.o.onFailure?.(this.failure);
+      return;
+    }
+    this.rebuilds++;
+    this.o.onRebuild?.(err, this.rebuilds);
+    const again = () => {
+      if (this.stopped) return;
+      this.start().catch((e: Error) => {
+        // Not even running again (the brokers still down): let this one go and try again later, as after a crash.
+        void this.consumer?.disconnect().catch(() => undefined);
+        this.crashed(e);
+      });
+    };
+    this.timer = setTimeout(again, this.o.rebuildDelayMs ?? 1000);
+  }
+}

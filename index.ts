@@ -19,7 +19,7 @@ export { templateCollection, groupEntries, type TemplatedText } from './processo
 export { MixSampler, mixIterables, type MixSource } from './processors/mixing/mix-sampler.ts';
 export { f1Score, exactMatch, normalizeAnswer } from './processors/evaluation/f1.ts';
 
-export { defineProcessor, deadLetterTopic, type ProcessorSpec, type InputRecord, type Emit } from './processors/runtime/processor.ts';
+export { defineProcessor, deadLetterTopic, stageOf, type ProcessorSpec, type InputRecord, type Emit, type Stage } from './processors/runtime/processor.ts';
 export { startProcessor, type RunningProcessor } from './processors/runtime/run-processor.ts';
 export { runtimeConfig, type RuntimeConfig } from './processors/runtime/runtime-config.ts';
 export { AvroSerde, IncompatibleSchemaError } from './processors/runtime/serde.ts';

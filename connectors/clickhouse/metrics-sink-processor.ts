@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { defineProcessor } from '../../processors/runtime/processor.ts';
+import { defineProcessor, stageOf } from '../../processors/runtime/processor.ts';
 import { stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MetricEventBatchRecord, MetricEventRecord } from '../../processors/pipeline/records.ts';
@@ -60,7 +60,8 @@ export function metricRow(m: MetricEventRecord): { table: string; row: Record<st
 export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClient, opts: InserterOptions = {}) {
   const name = stageGroup(topics, 'clickhouse-sink');
   const inserter = new BatchInserter(ch, 1000, 100, { logger: createLogger('instruct-pt').child({ processor: name }), ...opts });
-  return defineProcessor<MetricEventBatchRecord, never>({
+  return stageOf(
+    defineProcessor<MetricEventBatchRecord, never>({
     name,
     input: { topics: [topics.metrics], schema: 'metric-event-batch' },
     outputs: {} as Record<never, { topic: string; schema: string }>,
@@ -86,5 +87,6 @@ export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClien
       }
       return bad.length === 0 ? [] : { emits: [], deadLetter: `${bad.length} of ${value.events.length} events not stored: ${bad.slice(0, 5).join('; ')}` };
     },
-  });
+  }),
+  );
 }

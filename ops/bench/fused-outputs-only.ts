@@ -28,7 +28,7 @@ export async function fusedOutputsOnly(kafka: Kafka, serde: AvroSerde, topics: P
     }
     methodMs = performance.now() - t0;
   } finally {
-    await fused.stop();
+    await fused.close();
     await ctx.stop();
   }
   const spec = defineProcessor<RawTextRecord, string>({

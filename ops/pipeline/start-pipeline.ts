@@ -2,7 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
 import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
-import type { ProcessorSpec } from '../../processors/runtime/processor.ts';
+import type { ProcessorSpec, Stage } from '../../processors/runtime/processor.ts';
 import { startProcessor, type RunningProcessor } from '../../processors/runtime/run-processor.ts';
 import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
@@ -75,46 +75,46 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   await ctx.start();
 
   let ch: ClickHouseClient | undefined;
-  const extras: { stop(): Promise<void> }[] = [];
+  const stagesStarted: Stage<never, string>[] = [];
   const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
   // The stages that call the LLM keep as many records in flight as the pool may send at once.
   const llmInFlight = { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) };
-  /** A stage's processor, with what its node in the topology says: one active instance (ProcessorSpec.exclusive), LLM calls in flight. */
-  const add = <In, O extends string>(name: StageName, spec: ProcessorSpec<In, O>, overrides: Partial<RuntimeConfig> = {}) => {
+  /**
+   * A stage, with what its node in the topology says (one active instance: ProcessorSpec.exclusive; LLM calls in
+   * flight): what it owns (tables it reads, a hand-over) is opened before any processor starts, and closed after.
+   */
+  const add = async <In, O extends string>(name: StageName, stage: Stage<In, O>, overrides: Partial<RuntimeConfig> = {}) => {
+    await stage.init();
+    stagesStarted.push(stage as unknown as Stage<never, string>);
     const node = stageNode(name);
-    const s = node.exclusive ? { ...spec, exclusive: true } : spec;
+    const s = node.exclusive ? { ...stage.spec, exclusive: true } : stage.spec;
     specs.push([s as unknown as ProcessorSpec<never, string>, { ...(node.callsLlm ? llmInFlight : {}), ...overrides }]);
   };
-  // A stage that reads other topics as tables: they are loaded before it starts, and stopped with it.
-  const addWithTables = async <In, O extends string>(name: StageName, stage: { spec: ProcessorSpec<In, O>; start(): Promise<void>; stop(): Promise<void> }) => {
-    await stage.start();
-    extras.push(stage);
-    add(name, stage.spec);
-  };
-  const build: Record<StageName, () => void | Promise<void>> = {
+  const build: Record<StageName, () => Promise<void>> = {
     templating: () => add('templating', templatingProcessor(ctx)),
-    'templating-pool': () => addWithTables('templating-pool', templatingPoolProcessor(ctx)),
+    'templating-pool': () => add('templating-pool', templatingPoolProcessor(ctx)),
     synthesis: () => add('synthesis', synthesisProcessor(ctx)),
     'round-feedback': () => add('round-feedback', roundFeedbackProcessor(ctx)),
-    fused: () => addWithTables('fused', fusedProcessor(ctx)),
-    mixing: () => addWithTables('mixing', mixingProcessor(ctx)),
+    fused: () => add('fused', fusedProcessor(ctx)),
+    mixing: () => add('mixing', mixingProcessor(ctx)),
     evaluation: () => add('evaluation', evaluationProcessor(ctx, opts.evaluation)),
     'clickhouse-sink': async () => {
       await migrate(opts.clickhouse.url, opts.clickhouse.database);
       ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
       // Rows wait in the inserter's batch, so the whole chunk is in flight at once.
-      add('clickhouse-sink', metricsSinkProcessor(topics, ch, { logger: opts.logger.child({ processor: stageGroup(topics, 'clickhouse-sink') }) }), { concurrency: opts.runtime.batchSize });
+      await add('clickhouse-sink', metricsSinkProcessor(topics, ch, { logger: opts.logger.child({ processor: stageGroup(topics, 'clickhouse-sink') }) }), { concurrency: opts.runtime.batchSize });
     },
   };
-  // In the graph's order, upstream first.
-  for (const node of STAGE_GRAPH) if (stages.has(node.name)) await build[node.name]();
-
   const processors: RunningProcessor[] = [];
   try {
+    // In the graph's order, upstream first.
+    for (const node of STAGE_GRAPH) if (stages.has(node.name)) await build[node.name]();
     // Downstream first: when a stage starts consuming, the stages it feeds are already in their groups.
     for (const [spec, overrides] of [...specs].reverse()) processors.push(await startProcessor(spec, { ...opts.runtime, ...overrides }, { metrics, logger: opts.logger, kafka }));
   } catch (err) {
     await Promise.allSettled(processors.map((p) => p.stop()));
+    await Promise.allSettled([...stagesStarted.map((st) => st.close()), ctx.stop()]);
+    await ch?.close();
     throw err;
   }
   return {
@@ -123,7 +123,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     metrics,
     ready: () => processors.every((p) => p.ready()),
     async stop() {
-      await Promise.allSettled([...processors.map((p) => p.stop()), ...extras.map((e) => e.stop()), ctx.stop()]);
+      await Promise.allSettled(processors.map((p) => p.stop()));
+      await Promise.allSettled([...stagesStarted.map((st) => st.close()), ctx.stop()]);
       await ch?.close();
     },
   };

@@ -1,4 +1,4 @@
-import { defineProcessor, type Emit } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
 import { formatEvaluationPrompt, formatExample } from '../templating/synthesizer-format.ts';
 import { pyStrip } from '../round-feedback/parse-output.ts';
@@ -35,7 +35,8 @@ export function evaluationPrompts(r: EvaluationRecord): { shots: number; prompt:
  */
 export function evaluationProcessor(ctx: PipelineContext, settings: EvaluationSettings) {
   const t = ctx.topics;
-  return defineProcessor<EvaluationRecord, 'metrics'>({
+  return stageOf(
+    defineProcessor<EvaluationRecord, 'metrics'>({
     name: stageGroup(t, 'evaluation'),
     input: { topics: [t.evalRecords], schema: 'evaluation-record' },
     outputs: { metrics: metricsOutput(t) },
@@ -77,5 +78,6 @@ export function evaluationProcessor(ctx: PipelineContext, settings: EvaluationSe
         return { to: 'metrics', key: recordKey(r.runId, `${r.id}/${shots}`), value: m };
       });
     },
-  });
+  }),
+  );
 }

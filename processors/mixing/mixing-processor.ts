@@ -1,4 +1,4 @@
-import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { inOrder } from '../runtime/concurrency.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
 import { MixSampler } from './mix-sampler.ts';
@@ -139,17 +139,16 @@ export function mixingProcessor(ctx: PipelineContext) {
     handle: (rec) => mix(rec.value),
     checkpoint,
   });
-  return {
-    spec,
-    mix,
-    start: async () => {
+  const stage = stageOf(spec, {
+    init: async () => {
       await general.start();
       await saved.start();
       await Promise.all([general.ready(), saved.ready()]);
     },
-    stop: async () => {
+    close: async () => {
       await general.stop();
       await saved.stop();
     },
-  };
+  });
+  return { ...stage, mix };
 }

@@ -1,5 +1,5 @@
 import { accessSync, constants } from 'node:fs';
-import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit, type HandlerResult, type Stage } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
 import { ConfigError } from '../runtime/config-error.ts';
 import { template } from '../templating/templating-processor.ts';
@@ -125,7 +125,7 @@ export function fusedProcessor(ctx: PipelineContext) {
     name: stageGroup(t, 'fused'),
     input: { topics: [t.raw], schema: 'raw-text' },
     // What round feedback writes (pool, augmented, metrics) and what the mixer writes.
-    outputs: { ...feedback.outputs, ...mixingOutputs(t) },
+    outputs: { ...feedback.spec.outputs, ...mixingOutputs(t) },
     // The mixer's counts go back to the last commit when handled records are dropped (the hand-over reads back what
     // it gave out).
     checkpoint: mixer.spec.checkpoint,
@@ -175,14 +175,14 @@ export function fusedProcessor(ctx: PipelineContext) {
             request = req.value as SynthesisRequestRecord;
           }
           at.step = 'synthesis';
-          const answered = synthesis.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+          const answered = synthesis.spec.handle({ key: rec.key, value: request, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
           const synthesized = unwrap(answered instanceof Promise ? await answered : answered);
           if ('skip' in synthesized) return synthesized;
           result = synthesized.emits[0]!.value as SynthesisResultRecord;
           deadLetter = synthesized.deadLetter;
         }
         at.step = 'round-feedback';
-        const fedBack = feedback.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
+        const fedBack = feedback.spec.handle({ key: rec.key, value: result, headers: rec.headers, timestamp: rec.timestamp, source: rec.source });
         const fed = unwrap(fedBack instanceof Promise ? await fedBack : fedBack);
         if ('skip' in fed) return fed;
         if (closesSeeded(run, result.round, result.position)) emits.push(...(await closeSeeded(run, result.round, at)));
@@ -207,12 +207,12 @@ export function fusedProcessor(ctx: PipelineContext) {
       }
     },
   });
-  return {
-    spec,
-    handoff,
-    start: () => mixer.start(),
-    stop: async () => {
-      await Promise.all([handoff.stop(), mixer.stop()]);
+  const stage: Stage<RawTextRecord, Out> = stageOf(spec, {
+    // The mixer's tables (general instructions, saved states) are the fused stage's too; the hand-over's spool is its own.
+    init: () => mixer.init(),
+    close: async () => {
+      await Promise.all([handoff.stop(), mixer.close()]);
     },
-  };
+  });
+  return { ...stage, handoff };
 }

@@ -1,4 +1,4 @@
-import { defineProcessor, type Emit } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit } from '../runtime/processor.ts';
 import { whenReady } from '../runtime/concurrency.ts';
 import { appendEntry, closeCollection } from '../templating/multi-round.ts';
 import { parseSynthesizerOutput, plainPairs } from './parse-output.ts';
@@ -19,7 +19,8 @@ type Out = 'pool' | 'augmented' | 'metrics';
  */
 export function roundFeedbackProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
-  return defineProcessor<SynthesisResultRecord, Out>({
+  return stageOf(
+    defineProcessor<SynthesisResultRecord, Out>({
     name: stageGroup(t, 'round-feedback'),
     input: { topics: [t.results], schema: 'synthesis-result' },
     outputs: {
@@ -31,7 +32,8 @@ export function roundFeedbackProcessor(ctx: PipelineContext) {
     handle: ({ value: r }) => {
       return whenReady(ctx.run(r.runId), (run) => feedBack(r, run));
     },
-  });
+  }),
+  );
 }
 
 /** One result into its collection: its metric event, then the collection to the pool, or templated after the last round. */

@@ -88,3 +88,20 @@ export function defineProcessor<In, Outputs extends string>(spec: ProcessorSpec<
 }
 
 export const deadLetterTopic = (processorName: string) => `${processorName}.dlq`;
+
+/**
+ * The contract every pipeline stage meets: its processor spec (what it reads, writes and how it handles a record),
+ * and the lifecycle of what it owns beside the processor — tables it reads, a hand-over, a spool. Whoever runs it
+ * calls `init` before the processor starts consuming and `close` after it stopped; a stage that owns nothing has
+ * both as no-ops (`stageOf(spec)`).
+ */
+export interface Stage<In, Outputs extends string = string> {
+  readonly spec: ProcessorSpec<In, Outputs>;
+  init(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A stage from its spec and, when it owns any, what opens and closes its resources. */
+export function stageOf<In, Outputs extends string>(spec: ProcessorSpec<In, Outputs>, own: { init?(): Promise<void>; close?(): Promise<void> } = {}): Stage<In, Outputs> {
+  return { spec, init: own.init ?? (async () => undefined), close: own.close ?? (async () => undefined) };
+}

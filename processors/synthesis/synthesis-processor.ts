@@ -1,4 +1,4 @@
-import { defineProcessor, type Emit, type HandlerResult } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { errorText } from '../runtime/dead-letter.ts';
 import { whenReady } from '../runtime/concurrency.ts';
 import { requestPrompt } from '../templating/request-prompt.ts';
@@ -16,7 +16,8 @@ import type { RunConfig } from '../pipeline/run-config.ts';
  */
 export function synthesisProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
-  return defineProcessor<SynthesisRequestRecord, 'results'>({
+  return stageOf(
+    defineProcessor<SynthesisRequestRecord, 'results'>({
     name: stageGroup(t, 'synthesis'),
     input: { topics: [t.requests], schema: 'synthesis-request' },
     outputs: { results: { topic: t.results, schema: 'synthesis-result' } },
@@ -24,7 +25,8 @@ export function synthesisProcessor(ctx: PipelineContext) {
     handle: ({ value: q }) => {
       return whenReady(ctx.run(q.runId), (run) => synthesize(ctx, q, run));
     },
-  });
+  }),
+  );
 }
 
 type Outcome = Pick<SynthesisResultRecord, 'outcome' | 'reason'> & Partial<Pick<SynthesisResultRecord, 'output' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts'>>;

@@ -1,4 +1,4 @@
-import { defineProcessor, type Emit } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit } from '../runtime/processor.ts';
 import { TopicTable } from '../runtime/topic-table.ts';
 import { PoolContexts } from '../pipeline/pool-contexts.ts';
 import { closeCollection, planPrompt, type PromptPlan } from './multi-round.ts';
@@ -87,11 +87,10 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
       return [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }];
     },
   });
-  return {
-    spec,
-    start: () => nextTexts.start(),
-    stop: async () => {
+  return stageOf(spec, {
+    init: () => nextTexts.start(),
+    close: async () => {
       await Promise.all([nextTexts.stop(), contexts.stop()]);
     },
-  };
+  });
 }

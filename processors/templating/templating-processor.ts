@@ -1,4 +1,4 @@
-import { defineProcessor, type HandlerResult } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type HandlerResult } from '../runtime/processor.ts';
 import { whenReady } from '../runtime/concurrency.ts';
 import { continuesCollection, placement, type RunConfig } from '../pipeline/run-config.ts';
 import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
@@ -15,7 +15,8 @@ import { rawTextProblem, refusedPlace, refusedResult } from './text-rule.ts';
  */
 export function templatingProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
-  return defineProcessor<RawTextRecord, 'requests' | 'augmented' | 'results'>({
+  return stageOf(
+    defineProcessor<RawTextRecord, 'requests' | 'augmented' | 'results'>({
     name: stageGroup(t, 'templating'),
     input: { topics: [t.raw], schema: 'raw-text' },
     outputs: {
@@ -33,7 +34,8 @@ export function templatingProcessor(ctx: PipelineContext) {
       }
       return whenReady(ctx.run(raw.runId), (run) => template(raw, run));
     },
-  });
+  }),
+  );
 }
 
 /**

@@ -31,7 +31,7 @@ function event(runId: string, i: number, patch: Partial<MetricEventRecord> = {})
 
 type Sink = ReturnType<typeof metricsSinkProcessor>;
 const handle = async (sink: Sink, value: MetricEventBatchRecord, offset: number): Promise<HandlerResult<never>> =>
-  sink.handle({ key: `${value.events[0]?.runId}/metric-events`, value, headers: {}, timestamp: '0', source: { topic: 'outage.metrics', partition: 0, offset: String(offset) } });
+  sink.spec.handle({ key: `${value.events[0]?.runId}/metric-events`, value, headers: {}, timestamp: '0', source: { topic: 'outage.metrics', partition: 0, offset: String(offset) } });
 
 let server: ScratchClickhouse;
 let ch: ClickHouseClient;
@@ -173,7 +173,7 @@ describe('ClickHouse sink across a ClickHouse outage (a real clickhouse-server, 
     const log = recordingLogger();
     const sink = metricsSinkProcessor(topics, ch, { logger: log.logger, outageMs: 120_000 });
     await produceAll(kafka, topics.metrics, messages.slice(0, 50));
-    const proc = await startProcessor(sink, testConfig({ batchSize: 5, concurrency: 5 }), { logger });
+    const proc = await startProcessor(sink.spec, testConfig({ batchSize: 5, concurrency: 5 }), { logger });
     try {
       const deadline = Date.now() + 60_000;
       while ((await total()) < 1000 && Date.now() < deadline) await sleep(100);
@@ -181,12 +181,12 @@ describe('ClickHouse sink across a ClickHouse outage (a real clickhouse-server, 
       // The rest of the stream arrives while ClickHouse is down.
       await produceAll(kafka, topics.metrics, messages.slice(50));
       await sleep(6_000);
-      expect(await topicSize(kafka, deadLetterTopic(sink.name))).toBe(0);
+      expect(await topicSize(kafka, deadLetterTopic(sink.spec.name))).toBe(0);
       await server.start();
       while ((await total()) < 2000 && Date.now() < deadline + 30_000) await sleep(200);
       expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500 });
       await sleep(1000);
-      expect(await topicSize(kafka, deadLetterTopic(sink.name))).toBe(0);
+      expect(await topicSize(kafka, deadLetterTopic(sink.spec.name))).toBe(0);
       expect(log.of('warn')).toHaveLength(1);
       expect(log.of('info')).toHaveLength(1);
     } finally {

@@ -168,7 +168,7 @@ describe('BatchInserter while ClickHouse is unreachable (a real client, a port n
     const sink = metricsSinkProcessor(pipelineTopics('unit'), ch, { outageMs: 300, backoff: { baseMs: 20, capMs: 50 }, logger: log.logger });
     const value: MetricEventBatchRecord = { events: [{ ...METRIC_DEFAULTS, id: 'm1', kind: 'synthesis', runId: 'r', recordId: 't1', time: Date.now() }] };
     try {
-      await expect(Promise.resolve(sink.handle({ key: 'r/metric-events', value, headers: {}, timestamp: '0', source: { topic: 'unit.metrics', partition: 0, offset: '0' } }))).rejects.toThrow(
+      await expect(Promise.resolve(sink.spec.handle({ key: 'r/metric-events', value, headers: {}, timestamp: '0', source: { topic: 'unit.metrics', partition: 0, offset: '0' } }))).rejects.toThrow(
         new RegExp(`ClickHouse at ${url.replace(/\./g, '\\.')} unreachable`),
       );
     } finally {

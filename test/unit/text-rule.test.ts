@@ -96,31 +96,31 @@ describe('staged stages on a refused text', () => {
 
   it('templating dead-letters it with the reason; a text with a place also gets a failed result in its stead', async () => {
     const bad = { ...records[1]!, text: 'in the \u0000 middle' };
-    const r = (await templating.handle(record(bad))) as { emits: Emit[]; deadLetter: string };
+    const r = (await templating.spec.handle(record(bad))) as { emits: Emit[]; deadLetter: string };
     expect(r.deadLetter).toMatch(/^raw text "t1" refused by the text rule: "text" has a NUL character at character 7$/);
     expect(r.emits).toHaveLength(1);
     expect(r.emits[0]).toMatchObject({ to: 'results', key: 'r1/t1', value: { outcome: 'failed', round: 0, position: 1, text: '', collection: [] } });
     // A text that continues a collection is refused the same way (templating-pool closes that collection).
-    const later = (await templating.handle(record({ ...records[4]!, id: 'bad id' }))) as { emits: Emit[]; deadLetter: string };
+    const later = (await templating.spec.handle(record({ ...records[4]!, id: 'bad id' }))) as { emits: Emit[]; deadLetter: string };
     expect(later.deadLetter).toMatch(/"id" must be/);
     expect(later.emits[0]).toMatchObject({ to: 'results', value: { id: 'bad id', round: 1, position: 1 } });
     // Without a place, nothing else goes out: the dead letter alone accounts for it.
     const kept: RawTextRecord = { ...records[0]!, convert: false, seq: -1, text: 'nul \u0000' };
-    expect(await templating.handle(record(kept))).toEqual({ emits: [], deadLetter: expect.stringMatching(/NUL/) });
+    expect(await templating.spec.handle(record(kept))).toEqual({ emits: [], deadLetter: expect.stringMatching(/NUL/) });
     // A good text is templated as before.
-    expect(await templating.handle(record(records[0]!))).toEqual([expect.objectContaining({ to: 'requests' })]);
+    expect(await templating.spec.handle(record(records[0]!))).toEqual([expect.objectContaining({ to: 'requests' })]);
   });
 
   it('round feedback hands an empty collection on from a refused text’s place, and writes its failed metric event', async () => {
-    const r = (await templating.handle(record({ ...records[1]!, text: 'nul \u0000' }))) as { emits: Emit[] };
-    const fed = (await feedback.handle({ ...record(records[1]!), value: r.emits[0]!.value as never })) as Emit[];
+    const r = (await templating.spec.handle(record({ ...records[1]!, text: 'nul \u0000' }))) as { emits: Emit[] };
+    const fed = (await feedback.spec.handle({ ...record(records[1]!), value: r.emits[0]!.value as never })) as Emit[];
     const pool = fed.find((e) => e.to === 'pool')!;
     expect(pool.key).toBe('r1/0/1');
     expect(pool.value).toMatchObject({ round: 0, position: 1, collection: [] } satisfies Partial<RoundCollectionRecord>);
     expect(fed.find((e) => e.to === 'metrics')!.value).toMatchObject({ id: 'synthesis/r1/t1', outcome: 'failed', textChars: 0 } satisfies Partial<MetricEventRecord>);
     // In the last round nothing is templated from it.
-    const last = (await templating.handle(record({ ...records[5]!, text: 'nul \u0000' }))) as { emits: Emit[] };
-    const fedLast = (await feedback.handle({ ...record(records[5]!), value: last.emits[0]!.value as never })) as Emit[];
+    const last = (await templating.spec.handle(record({ ...records[5]!, text: 'nul \u0000' }))) as { emits: Emit[] };
+    const fedLast = (await feedback.spec.handle({ ...record(records[5]!), value: last.emits[0]!.value as never })) as Emit[];
     expect(fedLast.map((e) => e.to)).toEqual(['metrics']);
   });
 });

@@ -27,14 +27,14 @@ function processorSpecs(): Record<StageName, ProcessorSpec<never, string>> {
   const kafka = new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING });
   const ctx = new PipelineContext(kafka, new AvroSerde('http://127.0.0.1:1'), t, { client: () => ({ complete: () => Promise.reject(new Error('no LLM')), countTokens: async () => undefined }), tokenEstimator: async () => (s) => s.length }, silent);
   const specs = {
-    templating: templatingProcessor(ctx),
+    templating: templatingProcessor(ctx).spec,
     'templating-pool': templatingPoolProcessor(ctx).spec,
-    synthesis: synthesisProcessor(ctx),
-    'round-feedback': roundFeedbackProcessor(ctx),
+    synthesis: synthesisProcessor(ctx).spec,
+    'round-feedback': roundFeedbackProcessor(ctx).spec,
     fused: fusedProcessor(ctx).spec,
     mixing: mixingProcessor(ctx).spec,
-    evaluation: evaluationProcessor(ctx, { model: 'm', maxNewTokens: 8, temperature: 0 }),
-    'clickhouse-sink': metricsSinkProcessor(t, {} as ClickHouseClient, { logger: silent }),
+    evaluation: evaluationProcessor(ctx, { model: 'm', maxNewTokens: 8, temperature: 0 }).spec,
+    'clickhouse-sink': metricsSinkProcessor(t, {} as ClickHouseClient, { logger: silent }).spec,
   };
   return specs as unknown as Record<StageName, ProcessorSpec<never, string>>;
 }

@@ -20,6 +20,8 @@ export { MixSampler, mixIterables, type MixSource } from './processors/mixing/mi
 export { f1Score, exactMatch, normalizeAnswer } from './processors/evaluation/f1.ts';
 
 export { defineProcessor, deadLetterTopic, stageOf, type ProcessorSpec, type InputRecord, type Emit, type Stage } from './processors/runtime/processor.ts';
+export { TopologyTestDriver } from './processors/pipeline/topology-test-driver.ts';
+export { kafkaTables, type Tables } from './processors/runtime/tables.ts';
 export { startProcessor, type RunningProcessor } from './processors/runtime/run-processor.ts';
 export { runtimeConfig, type RuntimeConfig } from './processors/runtime/runtime-config.ts';
 export { AvroSerde, IncompatibleSchemaError } from './processors/runtime/serde.ts';

@@ -3,6 +3,7 @@ import type { Logger } from '../../processors/runtime/logger.ts';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { defineProcessor, type HandlerResult, type OutputSpec } from '../../processors/runtime/processor.ts';
 import { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
+import { kafkaTables } from '../../processors/runtime/tables.ts';
 import { fusedProcessor } from '../../processors/pipeline/fused-processor.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
@@ -16,7 +17,7 @@ import { llmPorts } from '../../connectors/llm/llm-ports.ts';
  * time computing them took per text: the method's work with no Kafka at all.
  */
 export async function fusedOutputsOnly(kafka: Kafka, serde: AvroSerde, topics: PipelineTopics, logger: Logger, records: readonly RawTextRecord[]) {
-  const ctx = new PipelineContext(kafka, serde, topics, llmPorts({ endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() }), logger);
+  const ctx = new PipelineContext(kafkaTables(kafka, serde), topics, llmPorts({ endpoints: [], concurrency: 64, retries: 0, timeoutMs: 10_000, client: instantRecordedBackend() }), logger);
   await ctx.start();
   const fused = fusedProcessor(ctx);
   const results = new Map<string, HandlerResult<string>>();

@@ -6,6 +6,7 @@ import type { ProcessorSpec, Stage } from '../../processors/runtime/processor.ts
 import { startProcessor, type RunningProcessor } from '../../processors/runtime/run-processor.ts';
 import type { RuntimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { kafkaTables } from '../../processors/runtime/tables.ts';
 import { describeMismatch, ensureTopics } from '../../processors/runtime/topics.ts';
 import { templatingProcessor } from '../../processors/templating/templating-processor.ts';
 import { templatingPoolProcessor } from '../../processors/templating/templating-pool-processor.ts';
@@ -71,7 +72,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const metrics = opts.metrics ?? new ProcessorMetrics();
   const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: opts.runtime.clientId, logger: opts.logger });
   const serde = new AvroSerde(opts.runtime.registryUrl);
-  const ctx = new PipelineContext(kafka, serde, topics, llmPorts(opts.llm), opts.logger, opts.waitMs);
+  const ctx = new PipelineContext(kafkaTables(kafka, serde), topics, llmPorts(opts.llm), opts.logger, opts.waitMs);
   await ctx.start();
 
   let ch: ClickHouseClient | undefined;

@@ -1,6 +1,5 @@
 import { defineProcessor, stageOf, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { inOrder } from '../runtime/concurrency.ts';
-import { TopicTable } from '../runtime/topic-table.ts';
 import { MixSampler } from './mix-sampler.ts';
 import { recordKey, stageGroup, type PipelineTopics } from '../pipeline/pipeline-topics.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
@@ -34,7 +33,7 @@ export function mixingProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
   // General instructions are ingested per run; each run's are kept in topic order under "<run>/<index>".
   const counts = new Map<string, number>();
-  const general = new TopicTable<RawTextRecord>(ctx.kafka, ctx.serde, t.general, 'raw-text', (g) => {
+  const general = ctx.tables.follow<RawTextRecord>(t.general, 'raw-text', (g) => {
     const i = counts.get(g.runId) ?? 0;
     counts.set(g.runId, i + 1);
     return `${g.runId}/${i}`;
@@ -43,7 +42,7 @@ export function mixingProcessor(ctx: PipelineContext) {
   // two chunks' produce requests in flight at once can reach the broker in either order, and a standby taking over
   // (or a restarted mixer) that went on from the older one would hand out mix indices twice.
   const newest = new Map<string, MixerStateRecord>();
-  const saved = new TopicTable<MixerStateRecord>(ctx.kafka, ctx.serde, t.mixerState, 'mixer-state', (s) => {
+  const saved = ctx.tables.follow<MixerStateRecord>(t.mixerState, 'mixer-state', (s) => {
     const had = newest.get(s.runId);
     if (!had || s.mixIndex >= had.mixIndex) newest.set(s.runId, s);
     return undefined;

@@ -1,6 +1,6 @@
 import { deserialize, serialize } from 'node:v8';
 import { DiskSpool, type SpoolRef } from '../runtime/disk-spool.ts';
-import { ReadBackTable } from '../runtime/read-back-table.ts';
+import type { ReadBackTable } from '../runtime/read-back-table.ts';
 import { PoolContexts } from './pool-contexts.ts';
 import { seqOf, type RunConfig } from './run-config.ts';
 import type { PipelineContext } from './pipeline-context.ts';
@@ -181,7 +181,7 @@ export class CollectionHandoff {
   /** Each collection is taken once, so the table lets it go when taken; asked for again, it is read back again. */
   private poolTable(): Promise<ReadBackTable<RoundCollectionRecord>> {
     this.pool ??= (async () => {
-      const t = new ReadBackTable<RoundCollectionRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.pool, 'round-collection', (c) => `${c.runId}/${c.round}/${c.position}`, { maxHeld: this.readBackMax });
+      const t = this.ctx.tables.readBack<RoundCollectionRecord>(this.ctx.topics.pool, 'round-collection', (c) => `${c.runId}/${c.round}/${c.position}`, { maxHeld: this.readBackMax });
       this.table = t;
       return t;
     })();

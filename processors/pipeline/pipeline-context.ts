@@ -1,15 +1,15 @@
-import type { Kafka } from 'kafkajs';
 import { wordsEstimate, type LengthEstimator } from '../templating/length-estimators.ts';
 import type { Logger } from '../runtime/logger.ts';
-import type { AvroSerde } from '../runtime/serde.ts';
-import { TopicTable } from '../runtime/topic-table.ts';
+import type { TopicTable } from '../runtime/topic-table.ts';
+import type { Tables } from '../runtime/tables.ts';
 import type { PipelineTopics } from './pipeline-topics.ts';
 import type { RunConfig } from './run-config.ts';
 import type { LlmClient, LlmPorts } from './llm-port.ts';
 
 /**
- * What the pipeline's stages share in one process: the Kafka client and serde, the run table, the LLM ports and the
- * length estimators built on them. The ports come from the application, which picks the adapters.
+ * What the pipeline's stages share in one process, as ports: the tables they read topics through, the run table, the
+ * LLM ports and the length estimators built on them, the logger. The ports come from the application, which picks the
+ * adapters (or from the broker-less test driver).
  */
 export class PipelineContext {
   readonly runs: TopicTable<RunConfig>;
@@ -17,15 +17,15 @@ export class PipelineContext {
   private readonly knownEstimators = new Map<string, LengthEstimator>();
 
   constructor(
-    readonly kafka: Kafka,
-    readonly serde: AvroSerde,
+    /** Topics read as tables (Kafka, or the test driver's memory). */
+    readonly tables: Tables,
     readonly topics: PipelineTopics,
     private readonly llm: LlmPorts,
     readonly logger: Logger,
     /** How long a stage waits for a record it depends on (a run's config, a text of the next round). */
     readonly waitMs = 120_000,
   ) {
-    this.runs = new TopicTable<RunConfig>(kafka, serde, topics.runs, 'run-config', (r) => r.runId);
+    this.runs = tables.follow<RunConfig>(topics.runs, 'run-config', (r) => r.runId);
   }
 
   async start(): Promise<void> {

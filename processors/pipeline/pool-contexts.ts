@@ -1,4 +1,4 @@
-import { ReadBackTable } from '../runtime/read-back-table.ts';
+import type { ReadBackTable } from '../runtime/read-back-table.ts';
 import { recordKey } from './pipeline-topics.ts';
 import type { PipelineContext } from './pipeline-context.ts';
 import type { PipelineEntry, RawTextRecord, RoundCollectionRecord } from './records.ts';
@@ -29,7 +29,7 @@ export class PoolContexts {
   private table: ReadBackTable<RawTextRecord> | undefined;
 
   constructor(
-    private readonly ctx: Pick<PipelineContext, 'kafka' | 'serde' | 'topics' | 'waitMs'>,
+    private readonly ctx: Pick<PipelineContext, 'tables' | 'topics' | 'waitMs'>,
     private readonly maxHeld = 20_000,
   ) {}
 
@@ -54,7 +54,7 @@ export class PoolContexts {
 
   private rawTable(): ReadBackTable<RawTextRecord> {
     // Texts the preset keeps raw are never in a collection.
-    this.table ??= new ReadBackTable<RawTextRecord>(this.ctx.kafka, this.ctx.serde, this.ctx.topics.raw, 'raw-text', (r) => (r.convert ? recordKey(r.runId, r.id) : undefined), { maxHeld: this.maxHeld });
+    this.table ??= this.ctx.tables.readBack<RawTextRecord>(this.ctx.topics.raw, 'raw-text', (r) => (r.convert ? recordKey(r.runId, r.id) : undefined), { maxHeld: this.maxHeld });
     return this.table;
   }
 

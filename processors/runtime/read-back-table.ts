@@ -56,8 +56,8 @@ export class ReadBackTable<V, K = string> {
   read = 0;
 
   constructor(
-    kafka: Kafka,
-    private readonly serde: AvroSerde,
+    kafka: Kafka | undefined,
+    private readonly serde: Pick<AvroSerde, 'prefetch' | 'decode'>,
     readonly topic: string,
     private readonly schema: string,
     /** The key a record is found under; undefined for one never asked for. */
@@ -68,7 +68,8 @@ export class ReadBackTable<V, K = string> {
     if (!Number.isInteger(this.maxHeld) || this.maxHeld < 0) throw new Error(`ReadBackTable ${topic}: maxHeld must be a whole number ≥ 0 (got ${opts.maxHeld})`);
     this.retryMs = opts.retryMs ?? 100;
     this.retryDelay = this.retryMs;
-    this.source = opts.source ?? kafkaSource(kafka, serde, topic);
+    if (!opts.source && !kafka) throw new Error(`ReadBackTable ${topic}: neither a Kafka client nor a source`);
+    this.source = opts.source ?? kafkaSource(kafka!, serde as AvroSerde, topic);
   }
 
   /** Values held now (read ahead, not yet asked for). */

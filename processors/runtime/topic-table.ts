@@ -4,6 +4,32 @@ import { loadSchema } from './schemas.ts';
 import { topicEnds } from './topic-ends.ts';
 import { TopicReader } from './topic-reader.ts';
 
+/** A batch of one partition's records, in offset order, as a table reads it. */
+export interface FollowedBatch {
+  partition: number;
+  messages: { value: Buffer | null }[];
+  /** The last offset the batch covers (transaction markers included). */
+  lastOffset(): string;
+}
+
+/** What a table follows: a topic's offsets now, and its records from the beginning on, as they come. */
+export interface FollowSource {
+  ends(): Promise<{ partition: number; low: string; high: string }[]>;
+  follow(o: { eachBatch: (batch: FollowedBatch) => Promise<void>; onFailure: (err: Error) => void }): Promise<{ stop(): Promise<void> }>;
+}
+
+/** The topic through Kafka: a TopicReader, rebuilt after a crash kafkajs does not recover from. */
+export function kafkaFollowSource(kafka: Kafka, topic: string): FollowSource {
+  return {
+    ends: () => topicEnds(kafka, topic),
+    async follow(o) {
+      const reader = new TopicReader(kafka, { group: `${topic}.table`, topics: [topic], onFailure: o.onFailure, eachBatch: ({ batch }) => o.eachBatch(batch) });
+      await reader.start();
+      return reader;
+    },
+  };
+}
+
 /**
  * A topic read into memory and followed (a GlobalKTable in Kafka Streams' terms): every record from the beginning,
  * decoded with its schema and handed to `index`, which keeps what lookups need. It commits nothing, so each
@@ -14,22 +40,29 @@ export class TopicTable<V, K = string> {
   private readonly waiters = new Map<K, { resolve: (v: V) => void; reject: (e: Error) => void }[]>();
   /** Why the table stopped following its topic (its consumer crashed past its rebuilds). */
   failure: Error | undefined;
-  private reader: TopicReader | undefined;
+  private reader: { stop(): Promise<void> } | undefined;
   private caughtUp!: Promise<void>;
   /** Records read; values() holds what index() kept. */
   read = 0;
 
+  private readonly source: FollowSource;
+
   constructor(
-    private readonly kafka: Kafka,
-    private readonly serde: AvroSerde,
+    kafka: Kafka | undefined,
+    private readonly serde: Pick<AvroSerde, 'prefetch' | 'decode'>,
     readonly topic: string,
     private readonly schema: string,
     /** The key a record is kept under; undefined to drop it. A later record with the same key replaces it. */
     private readonly keyOf: (value: V) => K | undefined,
-  ) {}
+    /** Where records come from: the topic through Kafka unless given (the broker-less test driver's memory). */
+    source?: FollowSource,
+  ) {
+    if (!source && !kafka) throw new Error(`TopicTable ${topic}: neither a Kafka client nor a source`);
+    this.source = source ?? kafkaFollowSource(kafka!, topic);
+  }
 
   async start(): Promise<void> {
-    const ends = await topicEnds(this.kafka, this.topic);
+    const ends = await this.source.ends();
     const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
     let markCaughtUp!: () => void;
     let failCaughtUp!: (e: Error) => void;
@@ -41,16 +74,14 @@ export class TopicTable<V, K = string> {
     if (pending.size === 0) markCaughtUp();
     const schema = loadSchema(this.schema);
     // A consumer that crashes for good is rebuilt and reads the topic again: setting a key again is harmless.
-    this.reader = new TopicReader(this.kafka, {
-      group: `${this.topic}.table`,
-      topics: [this.topic],
+    this.reader = await this.source.follow({
       onFailure: (err) => {
         this.failure = err;
         for (const ws of this.waiters.values()) for (const w of ws) w.reject(err);
         this.waiters.clear();
         failCaughtUp(err);
       },
-      eachBatch: async ({ batch }) => {
+      eachBatch: async (batch) => {
         await this.serde.prefetch(batch.messages.map((m) => m.value));
         for (const m of batch.messages) {
           this.read++;
@@ -77,7 +108,6 @@ export class TopicTable<V, K = string> {
         }
       },
     });
-    await this.reader.start();
   }
 
   /** Resolves once every record present at start() has been read. */

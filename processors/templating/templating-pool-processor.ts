@@ -1,5 +1,4 @@
 import { defineProcessor, stageOf, type Emit } from '../runtime/processor.ts';
-import { TopicTable } from '../runtime/topic-table.ts';
 import { PoolContexts } from '../pipeline/pool-contexts.ts';
 import { closeCollection, planPrompt, type PromptPlan } from './multi-round.ts';
 import { whenReady } from '../runtime/concurrency.ts';
@@ -64,7 +63,7 @@ function continuingRequest(c: RoundCollectionRecord, raw: RawTextRecord, plan: P
 export function templatingPoolProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
   // Texts of later rounds by "<run>/<seq>", the texts each collection is continued with.
-  const nextTexts = new TopicTable<RawTextRecord>(ctx.kafka, ctx.serde, t.raw, 'raw-text', (r) => (r.convert && r.round > 0 ? `${r.runId}/${r.seq}` : undefined));
+  const nextTexts = ctx.tables.follow<RawTextRecord>(t.raw, 'raw-text', (r) => (r.convert && r.round > 0 ? `${r.runId}/${r.seq}` : undefined));
   // Pool records the fused stage wrote leave their raw texts out; those are read by key, on first need.
   const contexts = new PoolContexts(ctx);
   const spec = defineProcessor<RoundCollectionRecord, 'requests' | 'augmented'>({

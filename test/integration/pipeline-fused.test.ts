@@ -1,3 +1,4 @@
+import { kafkaTables } from '../../processors/runtime/tables.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
@@ -57,7 +58,7 @@ describe('the fused topology on the real stack', () => {
     const [stagedPool, fusedPool] = [await poolOf(staged.prefix), await poolOf(fused.prefix)];
     expect(fusedPool).toHaveLength(22);
     expect(fusedPool.flatMap((c) => c.collection).every((e) => e.context === '' && e.contextFrom === `${b.runId}/${e.contextId}`)).toBe(true);
-    const contexts = new PoolContexts({ kafka: testKafka(), serde, topics: pipelineTopics(fused.prefix), waitMs: 10_000 });
+    const contexts = new PoolContexts({ tables: kafkaTables(testKafka(), serde), topics: pipelineTopics(fused.prefix), waitMs: 10_000 });
     try {
       const restored = await Promise.all(fusedPool.map((c) => contexts.restore(c)));
       const comparable = (cs: RoundCollectionRecord[]) => cs.map((c) => ({ ...c, finishedAt: 0, collection: c.collection.map((e) => ({ contextId: e.contextId, context: e.context, pairs: e.pairs, inheritFromPrev: e.inheritFromPrev, followedByNext: e.followedByNext, contextFrom: e.contextFrom })) }));

@@ -219,7 +219,8 @@ describe('ipt augment against a recorded-response completions server', () => {
     const s = await runAugment(options({ llmUrl: `${dead},${server.url}`, log: (l) => lines.push(l) }));
     expect(s.failed).toEqual([]);
     expect(lines.some((l) => l.includes(`LLM endpoint ${dead} does not answer`))).toBe(true);
-  });
+    // The dead endpoint is retried with backoff while the live one does the work: seconds on a loaded machine.
+  }, 30_000);
 
   it('refuses the tokens estimate when the server has no tokenize endpoint and no tokenizer is given', async () => {
     await expect(runAugment(options({ lengthEstimate: 'tokens' }))).rejects.toThrow(/no tokenize endpoint/);

@@ -1,3 +1,4 @@
+import { kafkaTables } from '../../processors/runtime/tables.ts';
 import { describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
@@ -16,7 +17,7 @@ const run: RunConfig = {
 
 /** The mixer over a context whose run table answers this run; its Kafka tables are never started (no general instructions). */
 function mixer() {
-  const ctx = new PipelineContext(new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING }), new AvroSerde('http://127.0.0.1:1'), pipelineTopics('p'), { client: () => { throw new Error('no LLM'); }, tokenEstimator: async () => (s) => s.length }, pino({ level: 'silent' }));
+  const ctx = new PipelineContext(kafkaTables(new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING }), new AvroSerde('http://127.0.0.1:1')), pipelineTopics('p'), { client: () => { throw new Error('no LLM'); }, tokenEstimator: async () => (s) => s.length }, pino({ level: 'silent' }));
   ctx.run = () => run;
   return mixingProcessor(ctx);
 }

@@ -1,3 +1,4 @@
+import { TopologyTestDriver } from '../../processors/pipeline/topology-test-driver.ts';
 import { describe, expect, it } from 'vitest';
 import { textProblem } from '../../processors/templating/text-checks.ts';
 import { planRun } from '../../connectors/ingest/run-plan.ts';
@@ -20,6 +21,8 @@ const topics = pipelineTopics('unit');
 function fakeContext(run: RunConfig): PipelineContext {
   return {
     topics,
+    // The mixer's tables over empty in-memory topics (no general instructions, no saved state).
+    tables: new TopologyTestDriver().tables,
     waitMs: 1000,
     run: () => run,
     estimator: () => wordsEstimate,

@@ -1,3 +1,4 @@
+import { kafkaTables } from '../../processors/runtime/tables.ts';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
@@ -25,7 +26,7 @@ const silent = pino({ level: 'silent' });
 /** Every stage's processor, built but never started (nothing connects: the clients are created, not used). */
 function processorSpecs(): Record<StageName, ProcessorSpec<never, string>> {
   const kafka = new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING });
-  const ctx = new PipelineContext(kafka, new AvroSerde('http://127.0.0.1:1'), t, { client: () => ({ complete: () => Promise.reject(new Error('no LLM')), countTokens: async () => undefined }), tokenEstimator: async () => (s) => s.length }, silent);
+  const ctx = new PipelineContext(kafkaTables(kafka, new AvroSerde('http://127.0.0.1:1')), t, { client: () => ({ complete: () => Promise.reject(new Error('no LLM')), countTokens: async () => undefined }), tokenEstimator: async () => (s) => s.length }, silent);
   const specs = {
     templating: templatingProcessor(ctx).spec,
     'templating-pool': templatingPoolProcessor(ctx).spec,

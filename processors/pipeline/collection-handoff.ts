@@ -66,6 +66,7 @@ export class CollectionHandoff {
   /** Filled slots moved to disk, per run, by seq. */
   private readonly spooled = new Map<string, Map<number, SpoolRef>>();
   private spool: DiskSpool | undefined;
+  private spoolFailed = false;
   private pool: Promise<ReadBackTable<RoundCollectionRecord>> | undefined;
   private table: ReadBackTable<RoundCollectionRecord> | undefined;
   /** Collections read back from the round-pool topic rather than handed over in memory. */
@@ -161,21 +162,35 @@ export class CollectionHandoff {
         if (slot.settled) {
           slots.delete(seq);
           held--;
-          // A closed slot (no collection) is deleted when it settles; a filled one is written out.
-          if (slot.value) this.toSpool(runId, seq, slot.value);
+          // A closed slot (no collection) is deleted when it settles; a filled one is written out. One the disk refuses
+          // (full, or failing) stays in memory: a bound overrun for a while beats a collection lost.
+          if (slot.value && !this.toSpool(runId, seq, slot.value)) {
+            slots.set(seq, slot);
+            return;
+          }
         }
       }
       if (slots.size === 0) this.runs.delete(runId);
     }
   }
 
-  private toSpool(runId: string, seq: number, c: RoundCollectionRecord): void {
-    this.spool ??= new DiskSpool({ dir: this.spoolDir, name: 'handoff' });
+  /** Writes a filled slot to the spool; false (and a warning, once) when the disk refuses it. */
+  private toSpool(runId: string, seq: number, c: RoundCollectionRecord): boolean {
+    let ref: SpoolRef;
+    try {
+      this.spool ??= new DiskSpool({ dir: this.spoolDir, name: 'handoff' });
+      ref = this.spool.put(serialize(c));
+    } catch (err) {
+      if (!this.spoolFailed) this.ctx.logger.warn({ err: (err as Error).message }, 'the hand-over cannot spool collections to disk: they stay in memory, over IPT_FUSED_MAX_HELD');
+      this.spoolFailed = true;
+      return false;
+    }
     let spooled = this.spooled.get(runId);
     if (!spooled) this.spooled.set(runId, (spooled = new Map()));
     const old = spooled.get(seq);
     if (old) this.spool.free(old);
-    spooled.set(seq, this.spool.put(serialize(c)));
+    spooled.set(seq, ref);
+    return true;
   }
 
   /** Each collection is taken once, so the table lets it go when taken; asked for again, it is read back again. */

@@ -193,7 +193,12 @@ export class TopologyTestDriver {
         if (!list) this.followers.set(topic, (list = []));
         list.push(f);
         this.pump(topic, f);
-        return { stop: async () => void list.splice(list.indexOf(f), 1) };
+        return {
+          stop: async () => {
+            const i = list.indexOf(f);
+            if (i >= 0) list.splice(i, 1);
+          },
+        };
       },
     };
   }

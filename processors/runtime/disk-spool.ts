@@ -11,8 +11,8 @@ export interface SpoolRef {
 
 interface Segment {
   fd: number;
-  /** Values put and not yet taken or freed. */
-  live: number;
+  /** Positions of the values put and not yet taken or freed: a ref taken twice is refused, never misread. */
+  live: Set<number>;
   bytes: number;
 }
 
@@ -51,7 +51,7 @@ export class DiskSpool {
   /** Values put and not yet taken or freed. */
   get live(): number {
     let n = 0;
-    for (const s of this.segments.values()) n += s.live;
+    for (const s of this.segments.values()) n += s.live.size;
     return n;
   }
 
@@ -68,7 +68,7 @@ export class DiskSpool {
     let written = 0;
     while (written < value.length) written += writeSync(seg.fd, value, written, value.length - written, position + written);
     seg.bytes += value.length;
-    seg.live++;
+    seg.live.add(position);
     this.bytes += value.length;
     this.puts++;
     return { segment: this.current, position, length: value.length };
@@ -77,7 +77,7 @@ export class DiskSpool {
   /** The value put under ref, read back and let go (a ref is taken once). */
   take(ref: SpoolRef): Buffer {
     const seg = this.segments.get(ref.segment);
-    if (!seg) throw new Error(`the disk spool has no segment ${ref.segment} (taken twice, or after close)`);
+    if (!seg || !seg.live.has(ref.position)) throw new Error(`the disk spool has no value at segment ${ref.segment}, byte ${ref.position} (taken twice, or after close)`);
     const out = Buffer.allocUnsafe(ref.length);
     let read = 0;
     while (read < ref.length) {
@@ -86,14 +86,14 @@ export class DiskSpool {
       read += n;
     }
     this.takes++;
-    this.release(ref.segment, seg);
+    this.release(ref.segment, seg, ref.position);
     return out;
   }
 
   /** Lets a value go without reading it. */
   free(ref: SpoolRef): void {
     const seg = this.segments.get(ref.segment);
-    if (seg) this.release(ref.segment, seg);
+    if (seg?.live.has(ref.position)) this.release(ref.segment, seg, ref.position);
   }
 
   close(): void {
@@ -113,15 +113,15 @@ export class DiskSpool {
     const path = join(this.dir, `${this.current + 1}.seg`);
     const fd = openSync(path, 'w+');
     unlinkSync(path);
-    const seg = { fd, live: 0, bytes: 0 };
+    const seg: Segment = { fd, live: new Set(), bytes: 0 };
     this.segments.set(++this.current, seg);
     this.retire();
     return seg;
   }
 
-  private release(index: number, seg: Segment): void {
-    seg.live--;
-    if (seg.live > 0) return;
+  private release(index: number, seg: Segment, position: number): void {
+    seg.live.delete(position);
+    if (seg.live.size > 0) return;
     if (index !== this.current) this.drop(index, seg);
     else {
       // The segment being written holds nothing live: it starts again from its first byte.
@@ -133,7 +133,7 @@ export class DiskSpool {
 
   /** Segments no longer written to and with nothing live go back to the disk. */
   private retire(): void {
-    for (const [i, s] of this.segments) if (i !== this.current && s.live <= 0) this.drop(i, s);
+    for (const [i, s] of this.segments) if (i !== this.current && s.live.size === 0) this.drop(i, s);
   }
 
   private drop(index: number, seg: Segment): void {

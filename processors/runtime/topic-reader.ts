@@ -10,6 +10,7 @@ export interface TopicReaderOptions {
   /** More crashes than this within `windowMs` and the reader gives up (its failure is set, onFailure is called). */
   maxRebuilds?: number;
   windowMs?: number;
+  /** The first rebuild's delay; each further one within the window doubles it, up to 30 s. */
   rebuildDelayMs?: number;
   onFailure?: (err: Error) => void;
   /** Told of each crash kafkajs does not recover from, before the consumer is rebuilt. */
@@ -21,10 +22,12 @@ export interface TopicReaderOptions {
  * kafkajs restarts a consumer itself after a retriable error only; after any other crash (a coordinator that no
  * longer knows the member, a broker list it could not refresh) it leaves it stopped while the process lives on — a
  * table that stops filling, a run that waits forever. Here such a consumer is rebuilt, in a fresh group, and reads
- * again from the beginning; after `maxRebuilds` crashes within `windowMs` the reader gives up and says why.
+ * again from the beginning, after a pause that doubles with each crash (a failed reconnect counts as one); after
+ * `maxRebuilds` (8) crashes within `windowMs` (10 minutes) — several minutes of outage — the reader gives up and says why.
  */
 export class TopicReader {
   private consumer: Consumer | undefined;
+  private starting: Promise<void> | undefined;
   private stopped = false;
   private readonly crashes: number[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -37,15 +40,25 @@ export class TopicReader {
     private readonly o: TopicReaderOptions,
   ) {}
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting = this.startConsumer();
+    return this.starting;
+  }
+
+  private async startConsumer(): Promise<void> {
     const c = this.kafka.consumer({ groupId: `${this.o.group}.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
     c.on(c.events.CRASH, (e) => {
       if (!e.payload.restart && c === this.consumer) this.crashed(e.payload.error);
     });
     this.consumer = c;
+    // stop() may come while this one connects (slowly, with the brokers down): then it must not run.
+    const superseded = () => this.stopped || this.consumer !== c;
     await c.connect();
+    if (superseded()) return void (await c.disconnect());
     for (const topic of this.o.topics) await c.subscribe({ topic, fromBeginning: true });
-    await c.run({ autoCommit: false, eachBatch: this.o.eachBatch });
+    if (superseded()) return void (await c.disconnect());
+    await c.run({ autoCommit: false, eachBatch: async (p) => (superseded() ? undefined : this.o.eachBatch(p)) });
+    if (superseded()) await c.disconnect();
   }
 
   async stop(): Promise<void> {
@@ -53,22 +66,25 @@ export class TopicReader {
     clearTimeout(this.timer);
     const c = this.consumer;
     this.consumer = undefined;
+    await this.starting?.catch(() => undefined);
     await c?.disconnect();
   }
 
   private crashed(err: Error): void {
     if (this.stopped) return;
     const now = Date.now();
-    const windowMs = this.o.windowMs ?? 5 * 60_000;
+    const windowMs = this.o.windowMs ?? 10 * 60_000;
     this.crashes.push(now);
     while (this.crashes.length > 0 && this.crashes[0]! < now - windowMs) this.crashes.shift();
-    if (this.crashes.length > (this.o.maxRebuilds ?? 5)) {
+    if (this.crashes.length > (this.o.maxRebuilds ?? 8)) {
       this.failure = new Error(`reading ${this.o.topics.join(', ')}: the consumer crashed ${this.crashes.length} times within ${windowMs / 1000} s; last: ${err.message}`);
       this.o.onFailure?.(this.failure);
       return;
     }
     this.rebuilds++;
     this.o.onRebuild?.(err, this.rebuilds);
+    // Backing off: a broker outage of minutes is outlasted, not counted out in seconds.
+    const delay = Math.min(30_000, (this.o.rebuildDelayMs ?? 1000) * 2 ** (this.crashes.length - 1));
     const again = () => {
       if (this.stopped) return;
       this.start().catch((e: Error) => {
@@ -77,6 +93,6 @@ export class TopicReader {
         this.crashed(e);
       });
     };
-    this.timer = setTimeout(again, this.o.rebuildDelayMs ?? 1000);
+    this.timer = setTimeout(again, delay);
   }
 }

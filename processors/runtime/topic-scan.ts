@@ -34,6 +34,8 @@ export async function scanTopic(
     done = resolve;
     failed = reject;
   });
+  // A crash inside run() (before the seeks below) rejects this before it is awaited: the seek's error is thrown instead.
+  finished.catch(() => undefined);
   let over = false;
   const finish = () => {
     if (over) return;

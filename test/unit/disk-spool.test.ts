@@ -51,12 +51,14 @@ describe('DiskSpool', () => {
     spool.close();
   });
 
-  it('refuses a ref taken twice, and a put after close', () => {
-    const spool = new DiskSpool({ dir: folder(), segmentBytes: 10 });
+  it('refuses a ref taken twice, also beside live values in its segment, and a put after close', () => {
+    const spool = new DiskSpool({ dir: folder(), segmentBytes: 1 << 20 });
     const a = spool.put(value(1));
-    spool.put(value(2));
+    const b = spool.put(value(2));
     spool.take(a);
-    expect(() => spool.take(a)).toThrow(/no segment 0/);
+    expect(() => spool.take(a)).toThrow(/no value at segment 0, byte 0 \(taken twice/);
+    spool.free(a); // a no-op: b stays readable
+    expect(spool.take(b).equals(value(2))).toBe(true);
     spool.close();
     expect(() => spool.put(value(3))).toThrow(/closed/);
   });

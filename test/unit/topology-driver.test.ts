@@ -21,9 +21,13 @@ const topics = pipelineTopics('drv');
 const silent = pino({ level: 'silent' });
 const texts = Array.from({ length: 120 }, (_, i) => ({ id: `t${i}`, text: `Text ${i}: ${'lorem ipsum dolor sit amet '.repeat(2 + (i % 7))}`, source: 'drv' }));
 
-/** The LLM: the recorded-response pairs for every prompt, at once. */
+/**
+ * The LLM: recorded-response pairs, with an answer that depends on the whole prompt (its hash), so that which
+ * few-shot history a text was given — what the round hand-over carried — shows in what is mixed.
+ */
+const answer = (prompt: string) => cannedPairs(prompt).replace('</END>\n', `h${hashString(prompt).toString(36)} </END>\n`);
 const llm = {
-  client: () => ({ complete: async (req: { prompt: string }) => ({ text: cannedPairs(req.prompt), finishReason: 'stop', promptTokens: null, completionTokens: null, latencyMs: 1, attempts: 1 }), countTokens: async () => undefined }),
+  client: () => ({ complete: async (req: { prompt: string }) => ({ text: answer(req.prompt), finishReason: 'stop', promptTokens: null, completionTokens: null, latencyMs: 1, attempts: 1 }), countTokens: async () => undefined }),
   tokenEstimator: async () => wordsEstimate,
 };
 
@@ -52,7 +56,8 @@ async function runStages(driver: TopologyTestDriver, build: (ctx: PipelineContex
 }
 
 const staged = (ctx: PipelineContext) => [templatingProcessor(ctx), templatingPoolProcessor(ctx), synthesisProcessor(ctx), roundFeedbackProcessor(ctx), mixingProcessor(ctx)] as unknown as Stage<never, string>[];
-const fused = (ctx: PipelineContext) => [fusedProcessor(ctx)] as unknown as Stage<never, string>[];
+let lastFused: ReturnType<typeof fusedProcessor> | undefined;
+const fused = (ctx: PipelineContext) => [(lastFused = fusedProcessor(ctx))] as unknown as Stage<never, string>[];
 
 /** What a run trains on: each mixed domain text by id, with its lineage. */
 const mixedOf = (driver: TopologyTestDriver) =>
@@ -86,8 +91,25 @@ describe('the broker-less topology test driver', () => {
       // The last round's texts were synthesized with the earlier rounds' collections as few-shot history.
       expect(Math.max(...x.map((m) => m.round))).toBe(rounds - 1);
       expect(b.driver.deadLetters('drv.fused')).toEqual([]);
+      // Every collection was handed over in memory: the pool's read-back (a restart's path) was not needed.
+      expect(lastFused!.handoff.fromTopic).toBe(0);
       process.stderr.write(`[driver] fused, ${rounds} round(s): ${f.handled} records in ${f.ms.toFixed(0)} ms\n`);
     }
+  });
+
+  it('the same with a hand-over holding one collection in memory: the rest go to the disk spool and come back', async () => {
+    const a = withRun(2);
+    const b = withRun(2);
+    await runStages(a.driver, staged);
+    process.env.IPT_FUSED_MAX_HELD = '1';
+    try {
+      await runStages(b.driver, fused);
+    } finally {
+      delete process.env.IPT_FUSED_MAX_HELD;
+    }
+    expect(mixedOf(b.driver)).toEqual(mixedOf(a.driver));
+    expect(lastFused!.handoff.fromDisk).toBeGreaterThan(0);
+    expect(lastFused!.handoff.fromTopic).toBe(0);
   });
 
   it('dead-letters a record the stage refuses, naming why, and goes on with the rest', async () => {

@@ -53,8 +53,11 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[], env: NodeJS
       });
     } catch (err) {
       // Another process may have created it between listTopics and createTopics: then wait, as the creator does, until
-      // every partition has a leader, or the first produce or join here fails with "not the leader".
-      if (!/already exists/i.test((err as Error).message)) throw accessDenied(err, { creates: [...wanted.keys()] }) ?? err;
+      // every partition has a leader, or the first produce or join here fails with "not the leader". On a cluster, the
+      // broker kafkajs asks for the new topics' leaders may not know them yet (UNKNOWN_TOPIC_OR_PARTITION, which it
+      // does not retry): they were created, so wait the same way.
+      const e = err as Error & { type?: string };
+      if (!/already exists/i.test(e.message) && e.type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw accessDenied(err, { creates: [...wanted.keys()] }) ?? err;
       await leadersElected(admin, [...wanted.keys()]);
     }
   }

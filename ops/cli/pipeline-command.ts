@@ -45,8 +45,9 @@ async function up(argv: string[]): Promise<number> {
   const pipeline = await startPipeline({ ...opts, logger });
   logger.info({ stages: pipeline.processors.map((p) => p.name) }, 'pipeline up');
   const server = opts.runtime.metricsPort !== undefined ? await startOpsServer({ port: opts.runtime.metricsPort, registry: pipeline.metrics.registry, readiness: pipeline.processors }) : undefined;
-  // The pipeline stops its stages itself; each stage is watched, so one that stops by itself is named with its error.
-  await stopOnSignals([{ name: 'the pipeline', stop: () => pipeline.stop(), done: new Promise<void>(() => undefined) }, ...pipeline.processors.map(watchOnly)], logger, server);
+  // The pipeline stops its stages itself; each stage is watched, so one that stops by itself is named with its error,
+  // and so is the pipeline when a table its stages read gave up (it stopped them).
+  await stopOnSignals([{ name: 'the pipeline', stop: () => pipeline.stop(), done: pipeline.done }, ...pipeline.processors.map(watchOnly)], logger, server);
   return 0;
 }
 

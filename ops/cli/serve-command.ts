@@ -52,7 +52,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   logger.info({ url: served.url, dashboard: `${served.url}/`, pipeline: values['with-pipeline'] === true }, 'serving');
   process.stderr.write(`ipt serve: ${served.url}/ (dashboard), POST ${served.url}/v1/runs/:run/texts (ingest)\n`);
   // The server stops its in-process stages itself; they are watched so that one stopping by itself ends the process.
-  const stages = (served.pipeline?.processors ?? []).map(watchOnly);
-  await stopOnSignals([{ name: 'the server', stop: () => served.close(), done: new Promise<void>(() => undefined) }, ...stages], logger);
+  const p = served.pipeline;
+  const stages = p ? [{ name: 'the pipeline', stop: () => p.done.then(() => undefined), done: p.done }, ...p.processors.map(watchOnly)] : [];
+  await stopOnSignals([{ name: 'the server', stop: () => served.close(), done: served.done }, ...stages], logger);
   return 0;
 }

@@ -83,6 +83,7 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
       if (interrupted) {
         throw new JobError(`interrupted by ${interrupted}: run ${runId} stopped with ${tally.accounted}/${expected} texts accounted for; its records stay in Kafka (\`ipt pipeline up\` finishes it, \`ipt audit --run ${runId}\` reconciles it)`);
       }
+      if (pipeline?.failure) throw new JobError(`the pipeline's stages stopped: ${pipeline.failure.message}`);
       const dead = pipeline?.processors.find((p) => p.failure);
       if (dead) throw new JobError(`stage ${dead.name} stopped: ${dead.failure!.message}`);
     };

@@ -44,6 +44,13 @@ export interface RunningPipeline {
   metrics: ProcessorMetrics;
   ready(): boolean;
   stop(): Promise<void>;
+  /**
+   * Settles when the pipeline stopped: after stop(), or with an Error when a table its stages read gave up following
+   * its topic. The stages are stopped then, so a supervisor restarts the process rather than it living on idle.
+   */
+  done: Promise<void | Error>;
+  /** Why the pipeline stopped by itself. */
+  readonly failure?: Error;
 }
 
 /** Creates the pipeline's topics (retained or compacted), so a run can be ingested before any stage starts. */
@@ -72,11 +79,28 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
   const metrics = opts.metrics ?? new ProcessorMetrics();
   const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: opts.runtime.clientId, logger: opts.logger });
   const serde = new AvroSerde(opts.runtime.registryUrl);
-  const ctx = new PipelineContext(kafkaTables(kafka, serde), topics, llmPorts(opts.llm), opts.logger, opts.waitMs);
-  await ctx.start();
-
   let ch: ClickHouseClient | undefined;
   const stagesStarted: Stage<never, string>[] = [];
+  const processors: RunningProcessor[] = [];
+  let failure: Error | undefined;
+  let settle!: (v: void | Error) => void;
+  const done = new Promise<void | Error>((resolve) => (settle = resolve));
+  let stopping: Promise<void> | undefined;
+  const tableFailed = (topic: string, err: Error) => {
+    if (failure || stopping) return;
+    failure = new Error(`the table over ${topic} stopped following it: ${err.message}`);
+    opts.logger.error({ topic, err: err.message }, 'a table stopped following its topic: stopping the pipeline');
+    void stop().then(() => settle(failure));
+  };
+  const stop = () =>
+    (stopping ??= (async () => {
+      await Promise.allSettled(processors.map((p) => p.stop()));
+      await Promise.allSettled([...stagesStarted.map((st) => st.close()), ctx.stop()]);
+      await ch?.close();
+    })());
+  const ctx = new PipelineContext(kafkaTables(kafka, serde, tableFailed), topics, llmPorts(opts.llm), opts.logger, opts.waitMs);
+  await ctx.start();
+
   const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
   // The stages that call the LLM keep as many records in flight as the pool may send at once.
   const llmInFlight = { concurrency: Math.max(opts.runtime.concurrency, opts.llm.concurrency * Math.max(1, opts.llm.endpoints.length)) };
@@ -106,7 +130,6 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
       await add('clickhouse-sink', metricsSinkProcessor(topics, ch, { logger: opts.logger.child({ processor: stageGroup(topics, 'clickhouse-sink') }) }), { concurrency: opts.runtime.batchSize });
     },
   };
-  const processors: RunningProcessor[] = [];
   try {
     // In the graph's order, upstream first.
     for (const node of STAGE_GRAPH) if (stages.has(node.name)) await build[node.name]();
@@ -123,10 +146,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     processors,
     metrics,
     ready: () => processors.every((p) => p.ready()),
+    done,
+    get failure() {
+      return failure;
+    },
     async stop() {
-      await Promise.allSettled(processors.map((p) => p.stop()));
-      await Promise.allSettled([...stagesStarted.map((st) => st.close()), ctx.stop()]);
-      await ch?.close();
+      await stop();
+      settle(failure);
     },
   };
 }

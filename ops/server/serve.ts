@@ -46,6 +46,11 @@ export interface Served {
   url: string;
   pipeline?: RunningPipeline;
   close(): Promise<void>;
+  /**
+   * Settles with an Error when the server cannot go on: the table of run configurations it checks ingest against gave
+   * up following its topic (its consumer crashed past its rebuilds). Never settles otherwise.
+   */
+  done: Promise<void | Error>;
 }
 
 /**
@@ -64,6 +69,9 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const writer = new PipelineWriter(kafka, serde, topics);
   await writer.start();
   const runs = new TopicTable<RunConfig>(kafka, serde, topics.runs, 'run-config', (r) => r.runId);
+  const done = new Promise<void | Error>((resolve) => {
+    runs.onFailure = (err) => resolve(new Error(`the table over ${topics.runs} stopped following it: ${err.message}`));
+  });
   await runs.start();
   await runs.ready();
   const ch: ClickHouseClient = clickhouseClient(clickhouse.url, clickhouse.database);
@@ -118,6 +126,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     app,
     url,
     pipeline,
+    done,
     async close() {
       stopLag();
       await app.close();

@@ -24,7 +24,7 @@ export function describeTopology(cut: Topology, prefix = 'ipt', partitions = 4):
     if (s.tables.length > 0) lines.push(`    looks up ${s.tables.map((w) => t[w]).join(', ')}`);
     if (s.fuses) {
       lines.push(`    runs in memory: ${s.fuses.join(', ')}`);
-      for (const e of memoryEdges(cut).filter((x) => x.fused === s.name)) lines.push(`      ${e.from} → ${e.to}: ${t[e.topic]} in memory${e.written ? ' (also written)' : ''}`);
+      for (const e of memoryEdges(cut).filter((x) => x.fused === s.name)) lines.push(`      ${e.from} → ${e.to}: ${t[e.topic]} in memory${e.join ? `, joined with ${t[s.reads]}` : ''}${e.written ? ' (also written)' : ''}`);
     }
   }
   return lines.join('\n');

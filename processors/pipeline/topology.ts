@@ -49,11 +49,16 @@ export interface StageNode {
   callsLlm?: boolean;
   /** The stages it runs in one processor, chained in memory (the fused stage). */
   fuses?: StageName[];
+  /**
+   * A table each input record is paired with (templating-pool: a round's collection with the next round's text).
+   * Where the fused stage also reads that table's topic as its input, the pair meets in memory (a join edge).
+   */
+  joins?: TopicKey;
 }
 
 export const STAGE_GRAPH: readonly StageNode[] = [
   { name: 'templating', what: 'round-0 prompts from raw texts', reads: 'raw', writes: ['requests', 'augmented', 'results'], tables: ['runs'], cuts: ['staged'] },
-  { name: 'templating-pool', what: 'next-round prompts from a round’s collections', reads: 'pool', writes: ['requests', 'augmented'], tables: ['runs', 'raw'], cuts: ['staged'] },
+  { name: 'templating-pool', what: 'next-round prompts from a round’s collections', reads: 'pool', writes: ['requests', 'augmented'], tables: ['runs', 'raw'], joins: 'raw', cuts: ['staged'] },
   { name: 'synthesis', what: 'prompts to the LLM, answers back', reads: 'requests', writes: ['results'], tables: ['runs'], cuts: ['staged'], callsLlm: true },
   { name: 'round-feedback', what: 'parses pairs, builds collections and augmented texts', reads: 'results', writes: ['pool', 'augmented', 'metrics'], tables: ['runs'], cuts: ['staged'] },
   {
@@ -95,13 +100,18 @@ export interface MemoryEdge {
   topic: TopicKey;
   /** The fused stage writes the topic all the same (a changelog to read back, or for other readers). */
   written: boolean;
+  /**
+   * The reader pairs each record with the fused stage's own input (StageNode.joins): the record waits in memory for
+   * the input it pairs with, rather than being handed on at once.
+   */
+  join: boolean;
 }
 
 export function memoryEdges(cut: Topology): MemoryEdge[] {
   const out: MemoryEdge[] = [];
   for (const s of STAGE_GRAPH.filter((n) => n.cuts.includes(cut) && n.fuses)) {
     const members = s.fuses!.map(stageNode);
-    for (const w of members) for (const topic of w.writes) for (const r of members.filter((m) => m.reads === topic)) out.push({ fused: s.name, from: w.name, to: r.name, topic, written: s.writes.includes(topic) });
+    for (const w of members) for (const topic of w.writes) for (const r of members.filter((m) => m.reads === topic)) out.push({ fused: s.name, from: w.name, to: r.name, topic, written: s.writes.includes(topic), join: r.joins === s.reads });
   }
   return out;
 }

@@ -13,10 +13,17 @@ export interface Tables {
   readBack<V, K = string>(topic: string, schema: string, keyOf: (value: V) => K | undefined, opts?: { maxHeld?: number }): ReadBackTable<V, K>;
 }
 
-/** Tables over Kafka topics, decoded with the registry's serde. */
-export function kafkaTables(kafka: Kafka, serde: AvroSerde): Tables {
+/**
+ * Tables over Kafka topics, decoded with the registry's serde. `onFailure` learns of a followed table that gave up
+ * (its consumer crashed past its rebuilds): the stages reading it cannot go on, so whoever runs them stops them.
+ */
+export function kafkaTables(kafka: Kafka, serde: AvroSerde, onFailure?: (topic: string, err: Error) => void): Tables {
   return {
-    follow: (topic, schema, keyOf) => new TopicTable(kafka, serde, topic, schema, keyOf),
+    follow: (topic, schema, keyOf) => {
+      const table = new TopicTable(kafka, serde, topic, schema, keyOf);
+      if (onFailure) table.onFailure = (err) => onFailure(topic, err);
+      return table;
+    },
     readBack: (topic, schema, keyOf, opts) => new ReadBackTable(kafka, serde, topic, schema, keyOf, opts),
   };
 }

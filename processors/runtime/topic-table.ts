@@ -40,6 +40,8 @@ export class TopicTable<V, K = string> {
   private readonly waiters = new Map<K, { resolve: (v: V) => void; reject: (e: Error) => void }[]>();
   /** Why the table stopped following its topic (its consumer crashed past its rebuilds). */
   failure: Error | undefined;
+  /** Called once, when the table gives up following its topic (whoever runs the stages reading it stops them). */
+  onFailure: ((err: Error) => void) | undefined;
   private reader: { stop(): Promise<void> } | undefined;
   private caughtUp!: Promise<void>;
   /** Records read; values() holds what index() kept. */
@@ -77,6 +79,7 @@ export class TopicTable<V, K = string> {
     this.reader = await this.source.follow({
       onFailure: (err) => {
         this.failure = err;
+        this.onFailure?.(err);
         for (const ws of this.waiters.values()) for (const w of ws) w.reject(err);
         this.waiters.clear();
         failCaughtUp(err);

@@ -1,9 +1,9 @@
-import { defineProcessor, stageOf, type Emit } from '../runtime/processor.ts';
+import { defineProcessor, stageOf, type Emit, type HandlerResult } from '../runtime/processor.ts';
 import { PoolContexts } from '../pipeline/pool-contexts.ts';
 import { closeCollection, planPrompt, type PromptPlan } from './multi-round.ts';
 import { whenReady } from '../runtime/concurrency.ts';
 import { hasNextText, seqOf, type RunConfig } from '../pipeline/run-config.ts';
-import { recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
+import { recordKey, stageGroup, type PipelineTopics } from '../pipeline/pipeline-topics.ts';
 import { templatedRecords } from '../round-feedback/templated-records.ts';
 import type { PipelineContext } from '../pipeline/pipeline-context.ts';
 import type { AugmentedTextRecord, PipelineEntry, RawTextRecord, RoundCollectionRecord, SynthesisRequestRecord } from '../pipeline/records.ts';
@@ -53,12 +53,33 @@ function continuingRequest(c: RoundCollectionRecord, raw: RawTextRecord, plan: P
   };
 }
 
+/** What templating-pool writes: the next round's prompts, and the collections it closes as pre-training texts. */
+export const templatingPoolOutputs = (t: PipelineTopics) => ({
+  requests: { topic: t.requests, schema: 'synthesis-request' },
+  augmented: { topic: t.augmented, schema: 'augmented-text' },
+});
+
+/**
+ * A round's collection paired with the text of the next round at its position (`raw`; undefined when the next round
+ * has no text there): the text's request, continuing the collection, or the collection closed as pre-training texts
+ * when there is no text or the text breaks the text rule. Synchronous where the length estimate is. The staged
+ * topology pairs them here, reading the text from its table; the fused stage pairs them in memory (pool-join).
+ */
+export function pairCollection(ctx: PipelineContext, run: RunConfig, c: RoundCollectionRecord, raw: RawTextRecord | undefined): HandlerResult<'requests' | 'augmented'> | Promise<HandlerResult<'requests' | 'augmented'>> {
+  if (raw === undefined || rawTextProblem(raw) !== undefined) {
+    const closed = closeUnreached(run, c);
+    if (closed.length > 0) return augmentedEmits(closed);
+    return { skip: raw === undefined ? 'empty collection with no next-round text' : 'empty collection whose next-round text was refused' };
+  }
+  return whenReady(continueCollection(ctx, run, c, raw), (request): Emit<'requests'>[] => [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }]);
+}
+
 /**
  * The round pool → synthesis requests (docs/method.md §3.7). The collection finished at position i of round r is
- * taken, once, by text i of round r + 1 (continueCollection). A collection no text of the next round reaches is
- * closed and templated here (closeUnreached), and so is one whose next text breaks the text rule: templating
- * dead-letters that text and hands an empty collection on from its place (refuse), so the collection ends here.
- * Pairing by position makes the result independent of arrival order.
+ * taken, once, by text i of round r + 1 (pairCollection). A collection no text of the next round reaches is closed
+ * and templated here (closeUnreached), and so is one whose next text breaks the text rule: templating dead-letters
+ * that text and hands an empty collection on from its place (refuse), so the collection ends here. Pairing by
+ * position makes the result independent of arrival order.
  */
 export function templatingPoolProcessor(ctx: PipelineContext) {
   const t = ctx.topics;
@@ -69,21 +90,13 @@ export function templatingPoolProcessor(ctx: PipelineContext) {
   const spec = defineProcessor<RoundCollectionRecord, 'requests' | 'augmented'>({
     name: stageGroup(t, 'templating-pool'),
     input: { topics: [t.pool], schema: 'round-collection' },
-    outputs: { requests: { topic: t.requests, schema: 'synthesis-request' }, augmented: { topic: t.augmented, schema: 'augmented-text' } },
+    outputs: templatingPoolOutputs(t),
     handle: async ({ value }) => {
       const run = await ctx.run(value.runId);
       const c = await contexts.restore(value);
-      if (!hasNextText(run, { round: c.round, position: c.position })) {
-        const closed = closeUnreached(run, c);
-        return closed.length === 0 ? { skip: 'empty collection with no next-round text' } : augmentedEmits(closed);
-      }
-      const raw = await nextTexts.get(`${c.runId}/${seqOf(run, { round: c.round + 1, position: c.position })}`, ctx.waitMs);
-      if (rawTextProblem(raw) !== undefined) {
-        const closed = closeUnreached(run, c);
-        return closed.length === 0 ? { skip: 'empty collection whose next-round text was refused' } : augmentedEmits(closed);
-      }
-      const request = await continueCollection(ctx, run, c, raw);
-      return [{ to: 'requests', key: recordKey(raw.runId, raw.id), value: request }];
+      const next = { round: c.round + 1, position: c.position };
+      const raw = hasNextText(run, { round: c.round, position: c.position }) ? await nextTexts.get(`${c.runId}/${seqOf(run, next)}`, ctx.waitMs) : undefined;
+      return pairCollection(ctx, run, c, raw);
     },
   });
   return stageOf(spec, {

@@ -70,6 +70,8 @@ describe('the topology as data', () => {
       'templating>mixing:augmented',
     ]);
     expect(stageNode('mixing').exclusive && stageNode('fused').exclusive).toBe(true);
+    // The round pool meets the next round's text, the fused stage's own input: the one join edge.
+    expect(memoryEdges('fused').filter((e) => e.join).map((e) => `${e.from}>${e.to}:${e.topic}`)).toEqual(['round-feedback>templating-pool:pool']);
   });
 
   it('derives topic specs, replay’s readers and the lag sampler’s topics', () => {
@@ -88,7 +90,7 @@ describe('the topology as data', () => {
   it('describes a cut as text and as a Mermaid flowchart', () => {
     const fused = describeTopology('fused', 'p', 4);
     expect(fused).toContain('p.synth.requests        in memory in this cut (not written)');
-    expect(fused).toContain('round-feedback → templating-pool: p.round.pool in memory (also written)');
+    expect(fused).toContain('round-feedback → templating-pool: p.round.pool in memory, joined with p.raw.texts (also written)');
     expect(describeTopology('staged', 'p')).not.toContain('in memory');
     const m = topologyMermaid('staged', 'p');
     expect(m.split('\n')[0]).toBe('flowchart LR');

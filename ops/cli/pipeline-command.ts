@@ -47,7 +47,7 @@ async function up(argv: string[]): Promise<number> {
   const server = opts.runtime.metricsPort !== undefined ? await startOpsServer({ port: opts.runtime.metricsPort, registry: pipeline.metrics.registry, readiness: pipeline.processors }) : undefined;
   // The pipeline stops its stages itself; each stage is watched, so one that stops by itself is named with its error,
   // and so is the pipeline when a table its stages read gave up (it stopped them).
-  await stopOnSignals([{ name: 'the pipeline', stop: () => pipeline.stop(), done: pipeline.done }, ...pipeline.processors.map(watchOnly)], logger, server);
+  await stopOnSignals([{ name: 'the pipeline', stop: () => pipeline.stop(), done: pipeline.done }, ...pipeline.processors.map((p) => watchOnly({ name: p.name, done: p.done, get failure() { return p.failure ?? pipeline.failure; } }))], logger, server);
   return 0;
 }
 

@@ -53,7 +53,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.stderr.write(`ipt serve: ${served.url}/ (dashboard), POST ${served.url}/v1/runs/:run/texts (ingest)\n`);
   // The server stops its in-process stages itself; they are watched so that one stopping by itself ends the process.
   const p = served.pipeline;
-  const stages = p ? [{ name: 'the pipeline', stop: () => p.done.then(() => undefined), done: p.done }, ...p.processors.map(watchOnly)] : [];
+  const stages = p ? [{ name: 'the pipeline', stop: () => p.done.then(() => undefined), done: p.done }, ...p.processors.map((s) => watchOnly({ name: s.name, done: s.done, get failure() { return s.failure ?? p.failure; } }))] : [];
   await stopOnSignals([{ name: 'the server', stop: () => served.close(), done: served.done }, ...stages], logger);
   return 0;
 }

@@ -90,7 +90,10 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     if (failure || stopping) return;
     failure = new Error(`the table over ${topic} stopped following it: ${err.message}`);
     opts.logger.error({ topic, err: err.message }, 'a table stopped following its topic: stopping the pipeline');
-    void stop().then(() => settle(failure));
+    // Settled first, so whoever watches the pipeline learns why before its stages stop (and do not read as stopping by
+    // themselves); then they are stopped here, whether or not anyone watches.
+    settle(failure);
+    stop().catch((e: Error) => opts.logger.error({ err: e.message }, 'stopping the pipeline failed'));
   };
   const stop = () =>
     (stopping ??= (async () => {
@@ -134,11 +137,14 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     // In the graph's order, upstream first.
     for (const node of STAGE_GRAPH) if (stages.has(node.name)) await build[node.name]();
     // Downstream first: when a stage starts consuming, the stages it feeds are already in their groups.
-    for (const [spec, overrides] of [...specs].reverse()) processors.push(await startProcessor(spec, { ...opts.runtime, ...overrides }, { metrics, logger: opts.logger, kafka }));
+    for (const [spec, overrides] of [...specs].reverse()) {
+      processors.push(await startProcessor(spec, { ...opts.runtime, ...overrides }, { metrics, logger: opts.logger, kafka }));
+      // A table gave up while the stages were starting: those started since its stop() are not in it.
+      if (failure) throw failure;
+    }
   } catch (err) {
     await Promise.allSettled(processors.map((p) => p.stop()));
-    await Promise.allSettled([...stagesStarted.map((st) => st.close()), ctx.stop()]);
-    await ch?.close();
+    await stop().catch(() => undefined);
     throw err;
   }
   return {
@@ -151,8 +157,11 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
       return failure;
     },
     async stop() {
-      await stop();
-      settle(failure);
+      try {
+        await stop();
+      } finally {
+        settle(failure);
+      }
     },
   };
 }

@@ -28,6 +28,12 @@ export interface JoinPort<In> {
 export interface JoinTicket {
   /** What pairing this input gives, as the joining member's result (undefined: it pairs with nothing). */
   paired(): Maybe<Result | undefined>;
+  /**
+   * What the join settles once the chain reaches the member that writes the join's topic, before that member's emits
+   * are routed (collections carried in from before that no input takes are closed there), as the joining member's
+   * result.
+   */
+  beforeGive?(): Maybe<Result | undefined>;
   /** A record this chain emits on the join's topic: the record to write, and what is paired at once (none: it waits). */
   give(e: Emit): Maybe<{ write: Emit; paired?: Maybe<Result> }>;
   /** The chain ended, done or failed: whatever it did not give is given to nobody. */
@@ -73,6 +79,8 @@ export function composeFused<In>(topics: PipelineTopics, name: StageName, member
     if (!s) throw new Error(`the ${name} stage needs its member ${m}`);
     return [m, s] as const;
   });
+  // The member whose emits on the join's topic go through the join port.
+  const joinFrom = edges.find((e) => e.join)?.from;
   const outputsOf = (m: StageName): Record<string, OutputSpec> => (m === join?.member ? join.outputs : members[m]!.spec.outputs);
 
   // Per member, per output name: where its emits go.
@@ -107,7 +115,10 @@ export function composeFused<In>(topics: PipelineTopics, name: StageName, member
       }
       c.deadLetter ??= result.deadLetter;
     }
-    return route(from, Array.isArray(result) ? result : result.emits, 0, c);
+    const emits = Array.isArray(result) ? result : result.emits;
+    const before = from === joinFrom ? c.ticket?.beforeGive?.() : undefined;
+    if (before === undefined) return route(from, emits, 0, c);
+    return whenReady(absorb(join!.member, before, c), () => route(from, emits, 0, c));
   };
 
   const route = (from: StageName, emits: Emit[], start: number, c: Chain): Maybe<void> => {
@@ -159,9 +170,10 @@ export function composeFused<In>(topics: PipelineTopics, name: StageName, member
         ? undefined
         : { saturated: () => pressures.some((p) => p.saturated()), whenReady: async () => void (await Promise.all(pressures.filter((p) => p.saturated()).map((p) => p.whenReady()))) },
     handle: (rec) => {
-      const c: Chain = { rec, ticket: join?.begin(rec.value), out: [], step: `${join?.member ?? entry} (hand-over)` };
+      const c: Chain = { rec, ticket: undefined, out: [], step: `${join?.member ?? entry} (hand-over)` };
       let done: Maybe<void>;
       try {
+        c.ticket = join?.begin(rec.value);
         // What the input's pairing gives comes first: in the staged topology it is what templating-pool emits.
         done = whenReady(c.ticket?.paired(), (p) =>
           whenReady(absorb(join?.member ?? entry, p, c), () => {

@@ -10,35 +10,43 @@ import type { RawTextRecord, RoundCollectionRecord } from './records.ts';
 
 type Result = HandlerResult<string>;
 
-/** Results one after another into one: their emits in order (a pairing's skip needs no count: its text is accounted). */
-function concat(results: (Result | Promise<Result>)[], from = 0, emits: Emit[] = []): Result | Promise<Result> {
-  for (let i = from; i < results.length; i++) {
-    const r = results[i]!;
-    if (r instanceof Promise) return r.then((v) => concat([v, ...results.slice(i + 1)], 0, emits));
-    if (Array.isArray(r)) emits.push(...r);
-    else if (!('skip' in r)) emits.push(...r.emits);
-  }
-  return emits;
-}
-
 /**
  * The round pool's join edge in the fused stage: collection i of round r meets text i of round r + 1 in memory
  * (CollectionHandoff), and templating-pool's own pairing (pairCollection) makes the request or closes the collection.
  * A collection is written to the round pool without its raw texts (the changelog; the hand-over keeps it whole). A
  * run replayed from round N > 0 starts from round N − 1's collections in the round pool; those no text of round N
- * reaches are closed with the round's last text (in the staged topology, templating-pool closes them as it reads them).
+ * reaches are closed by the round's last text once its own collection is done (in the staged topology,
+ * templating-pool closes them as it reads them).
  */
 export function poolJoin(ctx: PipelineContext, handoff: CollectionHandoff): JoinPort<RawTextRecord> {
   const closesSeeded = (run: RunConfig, round: number, position: number) => run.startRound > 0 && round === run.startRound && position === roundLength(run, round) - 1;
 
-  const pairedWith = (run: RunConfig, raw: RawTextRecord): Result | Promise<Result> | undefined => {
-    const p = placement(run, raw.seq);
-    const results: (Result | Promise<Result>)[] = [];
-    if (closesSeeded(run, p.round, p.position)) {
-      for (let j = roundLength(run, p.round); j < roundLength(run, p.round - 1); j++) results.push(whenReady(handoff.take(run, p.round - 1, j), (c) => pairCollection(ctx, run, c, undefined)));
+  /** Collections [from, to) of a round closed one after another (each taken only once the one before is). */
+  const closeEach = (run: RunConfig, round: number, from: number, to: number, emits: Emit[] = []): Result | Promise<Result> => {
+    for (let j = from; j < to; j++) {
+      const taken = handoff.take(run, round, j);
+      if (taken instanceof Promise) {
+        return taken.then((c) => {
+          const r = pairCollection(ctx, run, c, undefined) as Result;
+          if (Array.isArray(r)) emits.push(...r);
+          return closeEach(run, round, j + 1, to, emits);
+        });
+      }
+      const r = pairCollection(ctx, run, taken, undefined) as Result;
+      if (Array.isArray(r)) emits.push(...r);
     }
-    if (continuesCollection(run, p)) results.push(whenReady(handoff.take(run, p.round - 1, p.position), (c) => pairCollection(ctx, run, c, raw)));
-    return results.length === 0 ? undefined : concat(results);
+    return emits;
+  };
+
+  const continuing = (run: RunConfig, raw: RawTextRecord): Result | Promise<Result> | undefined => {
+    const p = placement(run, raw.seq);
+    if (!continuesCollection(run, p)) return undefined;
+    return whenReady(handoff.take(run, p.round - 1, p.position), (c) => pairCollection(ctx, run, c, raw));
+  };
+
+  const seeded = (run: RunConfig, raw: RawTextRecord): Result | Promise<Result> | undefined => {
+    const p = placement(run, raw.seq);
+    return closesSeeded(run, p.round, p.position) ? closeEach(run, p.round - 1, roundLength(run, p.round), roundLength(run, p.round - 1)) : undefined;
   };
 
   return {
@@ -48,7 +56,8 @@ export function poolJoin(ctx: PipelineContext, handoff: CollectionHandoff): Join
       // Opened before the first await, so the text that continues this one's collection finds the slot.
       const slot = raw.convert && raw.seq >= 0 ? handoff.open(raw.runId, raw.seq) : undefined;
       return {
-        paired: () => (slot ? whenReady(ctx.run(raw.runId), (run) => pairedWith(run, raw)) : undefined),
+        paired: () => (slot ? whenReady(ctx.run(raw.runId), (run) => continuing(run, raw)) : undefined),
+        beforeGive: () => (slot ? whenReady(ctx.run(raw.runId), (run) => seeded(run, raw)) : undefined),
         give: (e) => {
           const c = e.value as RoundCollectionRecord;
           const write: Emit = { to: e.to, key: e.key, value: leaveOutContexts(c) };

@@ -15,6 +15,7 @@ import { OutputRouter } from './output-router.ts';
 import { recordHandler } from './record-handler.ts';
 import { atLeastOnce, exactlyOnce } from './commit-strategy.ts';
 import { learnFromHeartbeat, type Membership } from './group-membership.ts';
+import { CrashWindow } from './crash-window.ts';
 
 export interface RunningProcessor {
   name: string;
@@ -30,7 +31,6 @@ export interface RunningProcessor {
 /** A consumer that crashes for good is rebuilt; more crashes than this within CRASH_WINDOW_MS stop the processor. */
 const MAX_RESTARTS = 5;
 const CRASH_WINDOW_MS = 5 * 60_000;
-
 
 /**
  * Binds a processor spec to Kafka: creates its topics, registers its schemas, consumes its input in its consumer
@@ -72,7 +72,7 @@ export async function startProcessor<In, Outputs extends string>(
   let joined = false;
   let stopping = false;
   let failure: Error | undefined;
-  const crashes: number[] = [];
+  const crashes = new CrashWindow(MAX_RESTARTS, CRASH_WINDOW_MS);
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   // An exclusive processor (spec.exclusive): when it started, and whether it has held the partitions since.
@@ -156,16 +156,13 @@ export async function startProcessor<In, Outputs extends string>(
         void commits.disconnect().finally(resolveDone);
         return;
       }
-      const now = Date.now();
-      crashes.push(now);
-      while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
-      if (crashes.length > MAX_RESTARTS) {
-        failure = new Error(`processor ${spec.name}: consumer crashed ${crashes.length} times within ${CRASH_WINDOW_MS / 1000} s; last: ${e.payload.error.message}`);
+      if (crashes.record()) {
+        failure = new Error(`processor ${spec.name}: consumer ${crashes.describe(e.payload.error)}`);
         logger.error({ err: e.payload.error.message }, 'consumer crashed for good: stopping the processor');
         void commits.disconnect().finally(resolveDone);
         return;
       }
-      logger.error({ err: e.payload.error.message, restart: crashes.length }, 'consumer crashed; starting a new one');
+      logger.error({ err: e.payload.error.message, restart: crashes.count }, 'consumer crashed; starting a new one');
       metrics.consumerRestarts.inc({ processor: spec.name });
       const again = () =>
         startConsumer().catch((err: Error) => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { Kafka, KafkaMessage, Message } from 'kafkajs';
 import { topicEnds } from './topic-ends.ts';
+import { scanSegments } from './topic-scan.ts';
 
 /** Produces messages in chunks with acks from all in-sync replicas. */
 export async function produceAll(kafka: Kafka, topic: string, messages: Message[], chunk = 2000): Promise<void> {
@@ -60,45 +61,7 @@ export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages:
   } finally {
     await admin.disconnect();
   }
-  const ends = await topicEnds(kafka, topic);
-  const pending = new Map(ends.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
-  if (pending.size === 0) return;
-  const consumer = kafka.consumer({ groupId: `${topic}.scan.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
-  let done!: () => void;
-  let failed!: (e: Error) => void;
-  const finished = new Promise<void>((resolve, reject) => {
-    done = resolve;
-    failed = reject;
-  });
-  // A crash kafkajs does not recover from would leave the read waiting for its timeout: it fails the read now.
-  consumer.on(consumer.events.CRASH, (e) => {
-    if (!e.payload.restart) failed(e.payload.error);
-  });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        const end = pending.get(batch.partition);
-        if (end === undefined) return;
-        try {
-          // Records past the end as of the call are left for the next scan.
-          const within = batch.messages.filter((m) => BigInt(m.offset) < end);
-          if (within.length > 0) await onBatch(within, batch.partition);
-        } catch (err) {
-          failed(err as Error);
-          return;
-        }
-        if (BigInt(batch.lastOffset()) + 1n >= end) {
-          pending.delete(batch.partition);
-          if (pending.size === 0) done();
-        }
-      },
-    });
-    const timer = setTimeout(() => failed(new Error(`reading ${topic} to its end took longer than ${timeoutMs} ms`)), timeoutMs);
-    await finished.finally(() => clearTimeout(timer));
-  } finally {
-    await consumer.disconnect();
-  }
+  // Records past the end as of the call are left for the next scan.
+  const segments = (await topicEnds(kafka, topic)).map((o) => ({ partition: o.partition, from: BigInt(o.low), to: BigInt(o.high) }));
+  await scanSegments(kafka, topic, segments, onBatch, { timeoutMs, what: 'scan' });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { CrashWindow } from './crash-window.ts';
 
 export interface TopicReaderOptions {
   /** The consumer group's name, before a random suffix: each reader (and each rebuilt consumer) is a group of its own. */
@@ -29,7 +30,7 @@ export class TopicReader {
   private consumer: Consumer | undefined;
   private starting: Promise<void> | undefined;
   private stopped = false;
-  private readonly crashes: number[] = [];
+  private readonly crashes: CrashWindow;
   private timer: NodeJS.Timeout | undefined;
   failure: Error | undefined;
   /** Consumers rebuilt after a crash. */
@@ -38,7 +39,9 @@ export class TopicReader {
   constructor(
     private readonly kafka: Kafka,
     private readonly o: TopicReaderOptions,
-  ) {}
+  ) {
+    this.crashes = new CrashWindow(o.maxRebuilds ?? 8, o.windowMs ?? 10 * 60_000);
+  }
 
   start(): Promise<void> {
     this.starting = this.startConsumer();
@@ -72,19 +75,15 @@ export class TopicReader {
 
   private crashed(err: Error): void {
     if (this.stopped) return;
-    const now = Date.now();
-    const windowMs = this.o.windowMs ?? 10 * 60_000;
-    this.crashes.push(now);
-    while (this.crashes.length > 0 && this.crashes[0]! < now - windowMs) this.crashes.shift();
-    if (this.crashes.length > (this.o.maxRebuilds ?? 8)) {
-      this.failure = new Error(`reading ${this.o.topics.join(', ')}: the consumer crashed ${this.crashes.length} times within ${windowMs / 1000} s; last: ${err.message}`);
+    if (this.crashes.record()) {
+      this.failure = new Error(`reading ${this.o.topics.join(', ')}: the consumer ${this.crashes.describe(err)}`);
       this.o.onFailure?.(this.failure);
       return;
     }
     this.rebuilds++;
     this.o.onRebuild?.(err, this.rebuilds);
     // Backing off: a broker outage of minutes is outlasted, not counted out in seconds.
-    const delay = Math.min(30_000, (this.o.rebuildDelayMs ?? 1000) * 2 ** (this.crashes.length - 1));
+    const delay = Math.min(30_000, (this.o.rebuildDelayMs ?? 1000) * 2 ** (this.crashes.count - 1));
     const again = () => {
       if (this.stopped) return;
       this.start().catch((e: Error) => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { AvroSerde } from './serde.ts';
 import { topicEnds } from './topic-ends.ts';
 
@@ -11,23 +11,22 @@ export interface Segment {
 }
 
 /**
- * Reads the given offset ranges of a topic once, with a consumer of its own that commits nothing, handing each record
- * in range to `onRecord` in offset order per partition. It ends when every range is read or, checked after each batch,
- * when `enough()` says so. Committed records only (transaction markers take offsets too, so a range counts as read
- * once a batch reaches its end).
+ * Reads the given offset ranges of a topic once, with a consumer of its own that commits nothing, handing each batch's
+ * records in range to `onBatch` in offset order per partition. It ends when every range is read or, checked after each
+ * batch, when `enough()` says so. Committed records only (transaction markers take offsets too, so a range counts as
+ * read once a batch reaches its end). A crash kafkajs does not recover from fails the scan at once.
  */
-export async function scanTopic(
+export async function scanSegments(
   kafka: Kafka,
-  serde: AvroSerde,
   topic: string,
   segments: Segment[],
-  onRecord: (partition: number, offset: bigint, value: Buffer | null) => void,
-  enough: () => boolean = () => false,
-  timeoutMs = 600_000,
+  onBatch: (messages: KafkaMessage[], partition: number) => void | Promise<void>,
+  opts: { enough?: () => boolean; timeoutMs?: number; what?: string } = {},
 ): Promise<void> {
+  const { enough = () => false, timeoutMs = 600_000, what = 'scan' } = opts;
   const pending = new Map(segments.filter((s) => s.to > s.from).map((s) => [s.partition, s]));
   if (pending.size === 0) return;
-  const consumer = kafka.consumer({ groupId: `${topic}.read-back.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
+  const consumer = kafka.consumer({ groupId: `${topic}.${what}.${randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 500 });
   let done!: () => void;
   let failed!: (e: Error) => void;
   const finished = new Promise<void>((resolve, reject) => {
@@ -43,7 +42,6 @@ export async function scanTopic(
     consumer.pause([{ topic }]);
     done();
   };
-  // A crash kafkajs does not recover from would leave the read waiting for its timeout: it fails the read now.
   consumer.on(consumer.events.CRASH, (e) => {
     if (!e.payload.restart) failed(e.payload.error);
   });
@@ -58,10 +56,7 @@ export async function scanTopic(
         try {
           // A batch fetched before the seek below took effect may start earlier: only the range counts.
           const within = batch.messages.filter((m) => BigInt(m.offset) >= s.from && BigInt(m.offset) < s.to);
-          if (within.length > 0) {
-            await serde.prefetch(within.map((m) => m.value));
-            for (const m of within) onRecord(batch.partition, BigInt(m.offset), m.value);
-          }
+          if (within.length > 0) await onBatch(within, batch.partition);
         } catch (err) {
           failed(err as Error);
           return;
@@ -77,11 +72,33 @@ export async function scanTopic(
     // Partitions with nothing to read are not fetched at all.
     const idle = segments.filter((s) => !pending.has(s.partition)).map((s) => s.partition);
     if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
-    const timer = setTimeout(() => failed(new Error(`reading back ${topic} took longer than ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => failed(new Error(`reading ${topic} (${what}) took longer than ${timeoutMs} ms`)), timeoutMs);
     await finished.finally(() => clearTimeout(timer));
   } finally {
     await consumer.disconnect();
   }
+}
+
+/** scanSegments, record by record, with each batch's schemas fetched first (the read-back tables). */
+export function scanTopic(
+  kafka: Kafka,
+  serde: AvroSerde,
+  topic: string,
+  segments: Segment[],
+  onRecord: (partition: number, offset: bigint, value: Buffer | null) => void,
+  enough: () => boolean = () => false,
+  timeoutMs = 600_000,
+): Promise<void> {
+  return scanSegments(
+    kafka,
+    topic,
+    segments,
+    async (messages, partition) => {
+      await serde.prefetch(messages.map((m) => m.value));
+      for (const m of messages) onRecord(partition, BigInt(m.offset), m.value);
+    },
+    { enough, timeoutMs, what: 'read-back' },
+  );
 }
 
 /** What a read-back needs of a topic: its offsets now, and a scan of ranges (in memory in unit tests). */

@@ -79,6 +79,20 @@ describe('a fused stage composed by the graph', () => {
     expect(() => handle(throwing, { id: 'i', text: 'q' })).toThrow(/^synthesis: .*bad prompt/);
   });
 
+  it('settles what the join holds once the chain reaches the member writing the join topic, before that member’s emits', async () => {
+    const closing: JoinPort<V> = {
+      ...join,
+      begin: () => ({
+        paired: () => undefined,
+        beforeGive: async () => [{ to: 'augmented', key: 'r/old', value: { id: 'old', text: 'carried over' } }],
+        give: (e) => ({ write: e }),
+        end: () => undefined,
+      }),
+    };
+    const out = (await handle(composeFused(t, 'fused', members(), closing), { id: 'a', text: 'abc' })) as { to: string; value: V }[];
+    expect(out.map((e) => `${e.to}:${e.value.id ?? ''}`)).toEqual(['mixed:old', 'state:', 'metrics:a', 'pool:a', 'mixed:a', 'state:']);
+  });
+
   it('refuses a composition the graph does not allow', () => {
     const { mixing: _, ...noMixer } = members();
     expect(() => composeFused(t, 'fused', noMixer, join)).toThrow('needs its member mixing');

@@ -5,9 +5,10 @@ import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 import { auditRun } from '../jobs/audit.ts';
 import { parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 import { pipelineOptions } from './pipeline-options.ts';
 
-const USAGE = 'usage: ipt audit --run ID [--prefix ipt] [--sample N=20] [--json]';
+const USAGE = usageOf('audit');
 
 /** `ipt audit`: reconcile one run across its topics and ClickHouse; exit 1 when anything is missing. */
 export async function auditCommand(argv: string[]): Promise<number> {

@@ -1,10 +1,8 @@
 import { runAugment } from '../jobs/augment.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
-const USAGE = `usage: ipt augment --input FILE(.jsonl|.parquet) --output FILE.jsonl --llm-url URL[,URL…]
-  [--collections-output FILE.jsonl] [--rounds M=2] [--model NAME] [--max-model-len N=4096] [--max-new-tokens N=400]
-  [--length-estimate words|tokens=tokens] [--tokenizer tokenizer.json] [--temperature T=0] [--seed S=0]
-  [--concurrency N=32 per endpoint] [--retries N=4] [--timeout-ms MS=120000] [--deadline-ms MS=600000] [--guided off|gbnf|regex=off] [--batch-prompts N=1] [--allow-rejects] [--json]`;
+const USAGE = usageOf('augment');
 
 export async function augmentCommand(argv: string[]): Promise<number> {
   const { values } = parse('augment', argv, {

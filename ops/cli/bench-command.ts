@@ -4,6 +4,7 @@ import { createLogger } from '../../processors/runtime/logger.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { endpointsEnv, locateStack } from '../stack/locate.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
 /** `ipt bench <what>`: side-by-side benchmarks that print one JSON line (with --json) of medians and ratios. */
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -128,10 +129,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       return memoryCommand(argv, values, log);
     }
     default:
-      throw new UsageError(
-        'usage: ipt bench runtime|synthesis|pipeline|sink|scale [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M] [--topology fused|staged|both]\n' +
-          '       ipt bench scale [--json] [--runs R=3] [--records N=2000] [--latency-ms 50] [--concurrency C=4 (LLM requests in flight per instance)] [--instances 1,2,4] [--partitions P=4]',
-      );
+      throw new UsageError(usageOf('bench'));
   }
 }
 

@@ -3,22 +3,9 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
-const USAGE = `usage: ipt chaos [--json] [--ci] [--scenarios stage-kill,broker-kill,llm-outage,llm-endpoint-lost,clickhouse-outage,registry-outage,stage-host-cut,trainer-kill]
-      [--topologies staged,fused] [--exactly-once on|off|both] [--texts N] [--kills K] [--sink-kills S] [--outage-s D] [--rounds M=2]
-      [--session-timeout-ms MS=10000] [--llm-timeout-ms MS (the stages' --timeout-ms; default theirs, 120000)]
-      [--run-timeout-ms MS=1800000, --ci 300000] [--seed S] [--logs DIR] [--save FILE|DIR/]
-  Runs bounded pipeline runs on a private stack of its own (temporary folder, free ports) while injecting faults, and
-  reports per scenario what was ingested, accounted for, lost and duplicated, the ClickHouse rows, and the time to
-  recover. Exit 0 when every scenario met the goals (ok: no text lost, none duplicated with exactly-once, every metric
-  row stored once, no dead letter from an LLM fault), else 1; other problems (a failed run, a stage process that had
-  to be restarted) are listed per scenario. stage-host-cut runs on a private 3-node cluster in network namespaces with
-  the LLM-calling stage on a host namespace of its own, whose link goes down for --outage-s (default 30) at 30% of
-  the run; without network namespaces (root, Linux, iproute2) it is reported as skipped, with the reason.
-  trainer-kill runs the trainer sink (exactly-once) as a process beside the run, kills the stage process --kills times
-  (default 3) and the sink --sink-kills times (default 1), then checks the token batches (global steps 0..N-1 once each,
-  the packing of the mixed stream exactly) and crashes and resumes the PyTorch trainer on them (exactly the batch
-  after the checkpoint); it needs the trainer installed (ipt models install --trainer).`;
+const USAGE = usageOf('chaos');
 
 /** The full matrix's sizes: a long stage-kill run, shorter runs for the outages (they stall the run anyway). */
 const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60, hostCutSeconds: 30, trainerKills: 3, sinkKills: 1 };

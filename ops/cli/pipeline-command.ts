@@ -4,19 +4,12 @@ import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-sig
 import { startPipeline } from '../pipeline/start-pipeline.ts';
 import { runPipeline } from '../jobs/pipeline-run.ts';
 import { parse, intOption, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
 import { describeTopology, topologyMermaid } from '../../processors/pipeline/describe-topology.ts';
 import { TOPOLOGIES, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 
-const USAGE = `usage:
-  ipt pipeline describe [--topology staged|fused] [--prefix ipt] [--partitions 4] [--mermaid]
-  ipt pipeline up [--topology staged|fused] [--stages templating,synthesis,…] [--llm-url URL[,URL…]] [--model NAME] [--prefix ipt] [--partitions 4]
-  ipt pipeline run --input FILE(.jsonl|.parquet|-) --llm-url URL[,URL…] [--rounds M] [--preset from-scratch|domain-adaptive]
-      [--model NAME] [--max-model-len 4096] [--max-new-tokens 400] [--length-estimate tokens|words] [--tokenizer FILE]
-      [--temperature 0] [--seed 0] [--run ID] [--convert-fraction F] [--general FILE] [--general-weight W] [--general-restart]
-      [--evaluation FILE] [--output FILE(.jsonl|.parquet)] [--topology staged|fused] [--external]
-      [--timeout-ms MS=120000 (one LLM request)] [--llm-deadline-ms MS=600000 (one text, retries and outages included)]
-      [--run-timeout-ms MS=1800000 (the whole run)] [--json]`;
+const USAGE = usageOf('pipeline');
 
 export async function pipelineCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

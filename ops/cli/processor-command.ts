@@ -6,6 +6,7 @@ import { startProcessor } from '../../processors/runtime/run-processor.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
 /** `ipt processor <kind> …`: one processor in this process, until SIGTERM/SIGINT. */
 export async function processorCommand(argv: string[]): Promise<number> {
@@ -16,7 +17,7 @@ export async function processorCommand(argv: string[]): Promise<number> {
     partitions: { type: 'string' },
   });
   const kind = positionals[0];
-  if (kind !== 'identity') throw new UsageError('usage: ipt processor identity --input TOPIC --output TOPIC [--name GROUP] [--partitions N]');
+  if (kind !== 'identity') throw new UsageError(usageOf('processor'));
   if (!values.input || !values.output) throw new UsageError('processor identity: --input and --output are required');
   const cfg = runtimeConfig();
   const logger = createLogger('ipt-processor', cfg.logLevel);

@@ -4,9 +4,10 @@ import { pipelineTopics, STAGES, type StageName } from '../../processors/pipelin
 import { startRounds } from '../jobs/rounds-start.ts';
 import { parseReplayFrom, replayTopic } from '../jobs/replay.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 import { PIPELINE_FLAGS, pipelineOptions } from './pipeline-options.ts';
 
-const ROUNDS_USAGE = 'usage: ipt rounds start --run ID --round N [--new-run ID] [--seed S] [--llm-url URL…] [--topology staged|fused] [--external] [--json]';
+const ROUNDS_USAGE = usageOf('rounds');
 
 /** `ipt rounds start`: re-run a run's rounds from N on, from what Kafka holds. */
 export async function roundsCommand(argv: string[]): Promise<number> {
@@ -35,7 +36,7 @@ export async function roundsCommand(argv: string[]): Promise<number> {
 /** `ipt replay`: move the consumer groups that read a topic back to an offset or a time. */
 export async function replayCommand(argv: string[]): Promise<number> {
   const { values } = parse('replay', argv, { topic: { type: 'string' }, from: { type: 'string' }, stage: { type: 'string' }, prefix: { type: 'string' }, json: { type: 'boolean' } });
-  if (!values.topic || !values.from) throw new UsageError('usage: ipt replay --topic TOPIC --from earliest|OFFSET|ISO-TIME [--stage S] [--prefix ipt] [--json]');
+  if (!values.topic || !values.from) throw new UsageError(usageOf('replay'));
   if (values.stage !== undefined && !STAGES.includes(values.stage as StageName)) throw new UsageError(`replay: unknown stage "${values.stage}"`);
   const opts = pipelineOptions('replay', { prefix: values.prefix });
   const logger = createLogger('ipt-replay', opts.runtime.logLevel);

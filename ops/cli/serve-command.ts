@@ -3,10 +3,10 @@ import { createLogger } from '../../processors/runtime/logger.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { serve } from '../server/serve.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
 
-const USAGE = `usage: ipt serve [--port 8080] [--host 127.0.0.1] [--token T | IPT_API_TOKEN] [--with-pipeline] [--topology staged|fused] [--llm-url URL…]
-  [--max-records 10000] [--max-text-bytes 1048576] [--body-bytes 67108864] [--lag-interval-ms 10000]`;
+const USAGE = usageOf('serve');
 
 /** `ipt serve`: health, metrics, HTTP ingest, round and replay control, and the live dashboard. */
 export async function serveCommand(argv: string[]): Promise<number> {

@@ -5,6 +5,7 @@ import { createLogger } from '../../processors/runtime/logger.ts';
 import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
 import { llmExposureWarnings } from '../server/exposure.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
 /**
  * The API key's variable: the same one the LLM client sends as its bearer token, so a pipeline and the server it
@@ -12,8 +13,7 @@ import { intOption, parse, UsageError } from './args.ts';
  */
 export const LLM_API_KEY_VAR = 'IPT_LLM_API_KEY';
 
-const USAGE = `usage: ipt serve-llm --model FILE.gguf [--port P=8000] [--host H=127.0.0.1] [--parallel N=4] [--context-size N=4096] [--gpu auto|off]
-  [--api-key K | ${LLM_API_KEY_VAR}=K]  (prefer the variable: a flag's value is visible to every user in the process list)`;
+const USAGE = usageOf('serve-llm');
 
 /** `ipt serve-llm --model FILE.gguf`: the embedded synthesizer as an OpenAI-compatible completions server. */
 export async function serveLlmCommand(argv: string[]): Promise<number> {

@@ -5,8 +5,9 @@ import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
 import { startTrainerSink, trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
 import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
-const USAGE = 'usage: ipt sink --tokenizer tokenizer.json --eos-token TOKEN --world-size N [--seq-len 2048] [--batch-size 8] [--prefix ipt]';
+const USAGE = usageOf('sink');
 
 /** `ipt sink`: the trainer sink (mixed texts → token batches per rank) until SIGTERM/SIGINT. */
 export async function sinkCommand(argv: string[]): Promise<number> {

@@ -2,11 +2,9 @@ import { stackConfig } from '../stack/stack-config.ts';
 import { stackDown, stackStatus, stackUp, type ServiceStatus } from '../stack/stack.ts';
 import { clientEnvPath } from '../stack/cluster-env.ts';
 import { parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
 
-const USAGE = `usage: ipt stack up [--brokers N] [--secure] | down [--wipe] | status [--json]
-  --brokers N  Kafka nodes (default 1: the single PLAINTEXT broker; 3: a replicated KRaft cluster)  [IPT_STACK_BROKERS]
-  --secure     SASL_SSL (SCRAM) client listener, TLS between nodes, ACLs enforced                 [IPT_STACK_SECURE]
-  A folder that holds a cluster keeps its shape: status and down need no flags. See docs/local-cluster.md.`;
+const USAGE = usageOf('stack');
 
 export async function stackCommand(argv: string[]): Promise<number> {
   const { positionals, values } = parse('stack', argv, {

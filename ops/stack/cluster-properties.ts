@@ -2,6 +2,7 @@ import type { ClusterLayout, ClusterNode } from './cluster-layout.ts';
 import type { ClusterSecrets } from './cluster-secrets.ts';
 import { ADMIN_USER, APP_USER } from './cluster-secrets.ts';
 import { NODE_OU, NODE_PRINCIPAL, type ClusterTls } from './cluster-tls.ts';
+import { brokerPropertyLines } from './broker-settings.ts';
 
 /**
  * server.properties of one node. Three listeners: CLIENT (what clients use), INTERNAL (replication between brokers)
@@ -24,7 +25,6 @@ export function nodeProperties(layout: ClusterLayout, node: ClusterNode, sec?: {
     `listener.security.protocol.map=${sec ? 'CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL' : 'CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT'}`,
     `log.dirs=${node.dataDir}`,
     'num.partitions=1',
-    'auto.create.topics.enable=false',
     // Replicated: a record acknowledged with acks=all is on two nodes at least, and one node may be lost.
     `default.replication.factor=${rf}`,
     `min.insync.replicas=${minIsr}`,
@@ -35,10 +35,7 @@ export function nodeProperties(layout: ClusterLayout, node: ClusterNode, sec?: {
     'transaction.state.log.num.partitions=8',
     `share.coordinator.state.topic.replication.factor=${rf}`,
     `share.coordinator.state.topic.min.isr=${minIsr}`,
-    'group.initial.rebalance.delay.ms=0',
-    'log.retention.hours=-1',
-    'message.max.bytes=16777216',
-    'replica.fetch.max.bytes=16777216',
+    ...brokerPropertyLines(),
     // A follower that stops fetching leaves the ISR after 10 s (default 30 s): writes with acks=all resume sooner.
     'replica.lag.time.max.ms=10000',
     // Few threads: several nodes share two cores.

@@ -1,4 +1,6 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { GenericContainer, Network, Wait, type StartedTestContainer } from 'testcontainers';
+import { brokerImageEnv } from './broker-settings.ts';
 import type { StackEndpoints } from './stack-config.ts';
 
 // The same roles and versions as docker-compose.yml.
@@ -8,10 +10,26 @@ const CLICKHOUSE_IMAGE = 'clickhouse/clickhouse-server:24.8';
 
 const started: StartedTestContainer[] = [];
 
-/** Runs Kafka (KRaft), the Confluent schema registry and ClickHouse as containers; used when a Docker engine is reachable. */
+/** A port free on this host now: the broker must advertise the port clients reach it on, so it is chosen first. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs Kafka (KRaft), the Confluent schema registry and ClickHouse as containers, on host ports free at the time;
+ * used when a Docker engine is reachable and no stack answers on the default ports. The broker has the settings of
+ * every other way of running it (broker-settings.ts).
+ */
 export async function startContainers(log: (l: string) => void): Promise<StackEndpoints> {
   const network = await new Network().start();
-  const hostPort = 29092;
+  const hostPort = await freePort();
   log('testcontainers: starting kafka');
   const kafka = await new GenericContainer(KAFKA_IMAGE)
     .withNetwork(network)
@@ -29,8 +47,9 @@ export async function startContainers(log: (l: string) => void): Promise<StackEn
       KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: '1',
       KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: '1',
       KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: '1',
-      KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0',
-      KAFKA_AUTO_CREATE_TOPICS_ENABLE: 'false',
+      KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR: '1',
+      KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR: '1',
+      ...brokerImageEnv(),
     })
     .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
     .start();
@@ -43,6 +62,9 @@ export async function startContainers(log: (l: string) => void): Promise<StackEn
       SCHEMA_REGISTRY_HOST_NAME: 'schema-registry',
       SCHEMA_REGISTRY_LISTENERS: 'http://0.0.0.0:8081',
       SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS: 'PLAINTEXT://kafka:9092',
+      // One broker: the registry's own topic cannot have the default three replicas.
+      SCHEMA_REGISTRY_KAFKASTORE_TOPIC_REPLICATION_FACTOR: '1',
+      SCHEMA_REGISTRY_SCHEMA_COMPATIBILITY_LEVEL: 'backward',
     })
     .withWaitStrategy(Wait.forHttp('/subjects', 8081))
     .start();

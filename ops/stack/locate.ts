@@ -3,17 +3,24 @@ import { request } from 'node:http';
 import { isCluster, nativeEndpoints, stackConfig, type StackEndpoints } from './stack-config.ts';
 import { clientEnvPath, clusterClientEnv } from './cluster-env.ts';
 import { stackUp } from './stack.ts';
+import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
 
 /**
- * The one answer to "where is the stack": explicit endpoints from the environment win; otherwise a Docker
- * engine, when one is reachable, runs the official images through testcontainers; otherwise the native stack
- * is brought up (idempotently) under .stack/.
+ * The one answer to "where is the stack": explicit endpoints from the environment win; otherwise, when a Docker
+ * engine is reachable, a stack already answering on the default ports (`docker compose up`) or else the official
+ * images through testcontainers; otherwise the native stack is brought up (idempotently) under .stack/.
  */
 export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l: string) => void = () => undefined): Promise<StackEndpoints> {
   if (env.IPT_KAFKA_BROKERS && env.IPT_REGISTRY_URL && env.IPT_CLICKHOUSE_URL) {
     return { brokers: env.IPT_KAFKA_BROKERS.split(','), registryUrl: env.IPT_REGISTRY_URL, clickhouseUrl: env.IPT_CLICKHOUSE_URL, source: 'env' };
   }
   if (env.IPT_STACK !== 'native' && (await dockerEngineReachable(env))) {
+    // `docker compose up` (docker-compose.yml) publishes the stack on the default ports: use it rather than start another.
+    const running = await answeringOnDefaultPorts();
+    if (running) {
+      log('a stack answers on the default ports (docker compose?): using it');
+      return running;
+    }
     const { startContainers } = await import('./containers.ts');
     return startContainers(log);
   }
@@ -26,6 +33,13 @@ export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l:
     ep.kafkaSecurityEnv = security;
   }
   return ep;
+}
+
+/** The stack's three services on their default ports (those docker-compose.yml publishes), when all three answer. */
+export async function answeringOnDefaultPorts(host = '127.0.0.1'): Promise<StackEndpoints | undefined> {
+  const ep: StackEndpoints = { brokers: [`${host}:9092`], registryUrl: `http://${host}:8081`, clickhouseUrl: `http://${host}:8123`, source: 'running' };
+  const up = await Promise.all([kafkaHealthy(ep.brokers), registryHealthy(ep.registryUrl), clickhouseHealthy(ep.clickhouseUrl)]);
+  return up.every(Boolean) ? ep : undefined;
 }
 
 /** An engine answers `GET /_ping` on its socket (or DOCKER_HOST); a leftover socket file with nothing behind it does not. */

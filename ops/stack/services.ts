@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brokerPropertyLines } from './broker-settings.ts';
 import type { StackConfig } from './stack-config.ts';
 import { installClickhouse, installKafka, installPostgres, installRegistry } from './install.ts';
 import { startDetached } from './processes.ts';
@@ -66,7 +67,6 @@ export function kafkaProperties(cfg: StackConfig, dataDir: string): string {
     'inter.broker.listener.name=PLAINTEXT',
     `log.dirs=${dataDir}`,
     'num.partitions=1',
-    'auto.create.topics.enable=false',
     'offsets.topic.replication.factor=1',
     'offsets.topic.num.partitions=8',
     'transaction.state.log.replication.factor=1',
@@ -75,9 +75,7 @@ export function kafkaProperties(cfg: StackConfig, dataDir: string): string {
     // Kafka 4 creates the share-group state topic with 3 replicas by default: one broker has one.
     'share.coordinator.state.topic.replication.factor=1',
     'share.coordinator.state.topic.min.isr=1',
-    'group.initial.rebalance.delay.ms=0',
-    'log.retention.hours=-1',
-    'message.max.bytes=16777216',
+    ...brokerPropertyLines(),
     '',
   ].join('\n');
 }

@@ -132,7 +132,7 @@ export interface StackEndpoints {
   brokers: string[];
   registryUrl: string;
   clickhouseUrl: string;
-  source: 'env' | 'native' | 'testcontainers';
+  source: 'env' | 'native' | 'running' | 'testcontainers';
   /** How clients authenticate to a secured native cluster (its admin's IPT_KAFKA_* settings); none for plaintext. */
   kafkaSecurityEnv?: Record<string, string>;
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,7 +125,11 @@ function seedKafkaJars(cfg: StackConfig): void {
   const src = join(stackConfig(process.env, REPO).dir, rel);
   const dst = join(cfg.dir, rel);
   const complete = existsSync(src) && readdirSync(src).some((f) => f.startsWith('log4j-slf4j-impl-'));
-  if (!complete || existsSync(dst)) return;
+  if (!complete) return;
+  // A link left by a run from another checkout points elsewhere, or nowhere (that checkout is gone): link again.
+  const link = lstatSync(dst, { throwIfNoEntry: false });
+  if (link?.isSymbolicLink() && readlinkSync(dst) !== src) unlinkSync(dst);
+  else if (link) return;
   mkdirSync(dirname(dst), { recursive: true });
   symlinkSync(src, dst);
 }

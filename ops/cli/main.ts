@@ -8,6 +8,7 @@ import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { exitIfUnsettled, shutdownTimeoutMs, StageFailure } from '../../processors/runtime/run-until-signal.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';
 import { unreachableService } from './service-errors.ts';
+import { checkLogSettings } from '../../processors/runtime/logger.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -55,8 +56,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(name));
     return 0;
   }
-  // Checked before any work starts, not when the first signal comes.
+  // Checked before any work starts, not when the first signal comes or the first line is logged.
   shutdownTimeoutMs();
+  checkLogSettings();
   return (await load())(rest);
 }
 

@@ -45,7 +45,10 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
         const denied = rest.error === undefined ? undefined : deniedType({ message: String(rest.error) });
         if (denied) Object.assign(denial, { type: denied, at: Date.now() });
         const retried = level === logLevel.ERROR && (RETRIABLE_ANSWERS.has(String(rest.error)) || (rest.retryCount !== undefined && RETRIABLE_ANSWERS.has(message.slice(message.indexOf(': ') + 2))));
-        opts.logger[retried ? 'debug' : (levels[level] ?? 'info')]({ kafkajs: rest }, message);
+        // A broker that cannot be reached is tried again (8 retries): a warning each time; the command reports the
+        // failure once, naming the variable to check, if the retries run out.
+        const reconnecting = level === logLevel.ERROR && (message.startsWith('Connection error') || message.startsWith('Failed to connect to seed broker'));
+        opts.logger[retried ? 'debug' : reconnecting ? 'warn' : (levels[level] ?? 'info')]({ kafkajs: rest }, message);
       },
   });
   denials.set(kafka, denial);

@@ -49,6 +49,25 @@ describe('the CLI’s help', () => {
     expect(unknown.err).toBe('ipt: unknown command "frobnicate" (ipt help lists them)\n');
   }, 60_000);
 
+  it('refuses a bad log setting in one line, before doing anything', async () => {
+    const [level, format] = await Promise.all([
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = spawn(process.execPath, ['ops/cli/bin.js', 'smoke'], { env: { ...process.env, IPT_LOG_LEVEL: 'verbose', IPT_STACK_DIR: '/nonexistent' } });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('close', (code) => resolve({ code, err }));
+      }),
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = spawn(process.execPath, ['ops/cli/bin.js', 'audit', '--run', 'x'], { env: { ...process.env, IPT_LOG_FORMAT: 'xml', IPT_STACK_DIR: '/nonexistent' } });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('close', (code) => resolve({ code, err }));
+      }),
+    ]);
+    expect(level).toEqual({ code: 2, err: 'ipt: IPT_LOG_LEVEL=verbose: expected one of fatal, error, warn, info, debug, trace, silent\n' });
+    expect(format).toEqual({ code: 2, err: 'ipt: IPT_LOG_FORMAT=xml: expected json or pretty\n' });
+  }, 60_000);
+
   it('checks the demo’s flags before installing the model', async () => {
     const [guided, rounds] = await Promise.all([ipt(['demo', '--guided', 'bogus']), ipt(['demo', '--rounds', '0'])]);
     expect(guided).toMatchObject({ code: 2, err: 'ipt: demo: --guided must be gbnf or off (got bogus)\n' });

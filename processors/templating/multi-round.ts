@@ -95,16 +95,17 @@ export function closeCollection<C extends Collection>(c: C): C {
 }
 
 /**
- * The collections after a round: each text's collection with its new entry, and the leftovers placed one before
- * each of the round's texts in order. Leftovers beyond the number of texts (where the reference fails) are
- * carried after them, unchanged but closed, so no text is ever lost.
+ * The collections after a round: each text's collection with its new entry, the round's leftovers placed in order
+ * before the collections of its texts 0, 1, … — in the same collection, the carried entries first (their last entry
+ * closed, so the two never connect and template into separate texts), as the reference writes them. Leftovers beyond
+ * the number of texts (where the reference fails) are carried after them, unchanged but closed, so no text is ever lost.
  */
 export function finishRound(plan: RoundPlan, pairsPerText: QAPair[][]): Collection[] {
   if (pairsPerText.length !== plan.texts.length) throw new Error(`round ${plan.round}: ${pairsPerText.length} outputs for ${plan.texts.length} texts`);
   const out: Collection[] = [];
   for (let i = 0; i < plan.texts.length; i++) {
-    if (i < plan.leftovers.length) out.push(plan.leftovers[i]!);
-    out.push(appendEntry(plan.plans[i]!.collection, plan.texts[i]!, pairsPerText[i]!));
+    const own = appendEntry(plan.plans[i]!.collection, plan.texts[i]!, pairsPerText[i]!);
+    out.push(i < plan.leftovers.length ? [...plan.leftovers[i]!, ...own] : own);
   }
   for (let i = plan.texts.length; i < plan.leftovers.length; i++) out.push(plan.leftovers[i]!);
   return out;

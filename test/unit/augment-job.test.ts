@@ -59,25 +59,24 @@ describe('ipt augment against a recorded-response completions server', () => {
     ];
     expect(server.prompts.slice(0, 5).sort()).toEqual([...round0].sort());
     expect(server.prompts.slice(5).sort()).toEqual([...round1].sort());
-    expect(summary).toMatchObject({ textsIn: 9, rejectedLines: 0, emptyTexts: 1, parseFailures: 1, pairsOut: 11, collections: 5 });
+    expect(summary).toMatchObject({ textsIn: 9, rejectedLines: 0, emptyTexts: 1, parseFailures: 1, pairsOut: 11, collections: 4 });
     expect(summary.rounds.map((r) => [r.texts, r.fewShot, r.llmCalls, r.pairs])).toEqual([
       [5, 0, 5, 8],
       [4, 4, 3, 3],
     ]);
   });
 
-  it('writes collections with their flags, the leftover first, and every raw text once in the output', async () => {
+  it('writes collections with their flags, the leftover first in text 0’s collection (as the reference), and every raw text once in the output', async () => {
     await runAugment(options());
     const t = corpus.map((c) => c.text);
     const collections = readJsonl<{ entries: { context: string; pairs: unknown[]; inheritFromPrev: boolean }[] }>(join(dir, 'collections.jsonl'));
     expect(collections.map((c) => c.entries.map((e) => [e.context, e.inheritFromPrev]))).toEqual([
-      [[t[4], false]],
-      [[t[0], false], [t[5], false]],
+      [[t[4], false], [t[0], false], [t[5], false]],
       [[t[1], false], [t[6], true]],
       [[t[2], false], [t[7], false]],
       [[t[3], false], [t[8], true]],
     ]);
-    expect(collections[1]!.entries[0]!.pairs).toEqual(pairsOf(t[0]!));
+    expect(collections[0]!.entries[1]!.pairs).toEqual(pairsOf(t[0]!));
     const out = readJsonl<{ text: string }>(join(dir, 'out.jsonl')).map((o) => o.text);
     const joined = out.join('\u0000');
     for (const text of t.filter(Boolean)) expect(joined.split(text).length - 1).toBe(1);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { templateCollection } from '../../processors/pretrain-text/template-collection.ts';
 import { finishRound, formatExample, formatSynthesizerInput, planRound, roundRanges, wordsEstimate, type Collection, type LengthBudget, type QAPair } from 'instruct-pt';
 
 const roomy: LengthBudget = { maxModelLen: 1_000_000, maxNewTokens: 400, estimate: wordsEstimate };
@@ -101,17 +102,26 @@ describe('multi-round prompts and collections (golden)', () => {
     ]);
   });
 
-  it('N=5, M=2: the unpaired collection of round 0 is carried, closed, before text 0 of round 1', async () => {
+  it('N=5, M=2: the unpaired collection of round 0 is carried, closed, into the collection of text 0 of round 1, first', async () => {
     const { prompts, collections } = await runRounds(['t0', 't1', 't2', 't3', 't4'], 2);
     expect(prompts[1]).toHaveLength(2);
-    expect(contexts(collections)).toEqual([['t2'], ['t0', 't3'], ['t1', 't4']]);
-    expect(collections[0]![0]!.followedByNext).toBe(false);
+    // As the reference writes it: one collection, the carried entries first, then text 0's collection.
+    expect(contexts(collections)).toEqual([['t2', 't0', 't3'], ['t1', 't4']]);
+    expect(collections[0]!.map((e) => [e.inheritFromPrev, e.followedByNext])).toEqual([
+      [false, false],
+      [false, true],
+      [true, false],
+    ]);
+    // They never connect: templated, the carried text is a pre-training text of its own.
+    expect(templateCollection(collections[0]!, 1).map((t) => t.entries)).toEqual([1, 2]);
   });
 
   it('N=7, M=3: more leftovers than texts (where the reference fails) are all carried, none lost', async () => {
     const { prompts, collections } = await runRounds(['t0', 't1', 't2', 't3', 't4', 't5', 't6'], 3);
     expect(prompts.map((p) => p.length)).toEqual([3, 3, 1]);
-    expect(contexts(collections)).toEqual([['t1', 't4'], ['t0', 't3', 't6'], ['t2', 't5']]);
+    // The first leftover goes with the round's one text, the other one after it, unchanged but closed.
+    expect(contexts(collections)).toEqual([['t1', 't4', 't0', 't3', 't6'], ['t2', 't5']]);
+    expect(collections[0]![1]!.followedByNext).toBe(false);
     expect(collections.flat().map((e) => e.context).sort()).toEqual(['t0', 't1', 't2', 't3', 't4', 't5', 't6']);
   });
 

@@ -45,6 +45,8 @@ export function metricRow(m: MetricEventRecord): { table: string; row: Record<st
       latency_ms: m.latencyMs,
       prompt_tokens: m.promptTokens,
       completion_tokens: m.completionTokens,
+      finish_reason: m.finishReason,
+      truncated: m.finishReason === 'length' ? 1 : 0,
       version,
     },
   };

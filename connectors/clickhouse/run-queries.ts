@@ -59,6 +59,9 @@ export interface RoundAggregate {
   latency_ms_avg: number;
   prompt_tokens_total: number;
   completion_tokens_total: number;
+  /** Outputs cut at max-new-tokens (finish reason `length`): their last pair may be lost or partial. */
+  truncated_texts: number;
+  truncation_rate: number;
 }
 
 // JSON output quotes 64-bit integers; numbers are what callers want.

@@ -16,7 +16,7 @@ export interface PipelineRunSummary {
   deadLetters: DeadLetter[];
   pairs: number;
   outputTexts: number;
-  perRound: { round: number; texts: number; fewShot: number; pairs: number; failed: number; skipped: number; parseSuccess: number; duplicateRate: number; grounding: number }[];
+  perRound: { round: number; texts: number; fewShot: number; pairs: number; failed: number; skipped: number; parseSuccess: number; duplicateRate: number; grounding: number; truncated: number }[];
   mixed: { records: number; augmented: number; raw: number; general: number; domainTokens: number; generalTokens: number; generalShare: number };
   metricRows: { synthesis: number; evaluation: number };
   evaluation: F1Row[];
@@ -57,6 +57,7 @@ export function summarize(
       parseSuccess: round3(r.parse_success),
       duplicateRate: round3(r.duplicate_rate),
       grounding: round3(r.grounding_avg),
+      truncated: r.truncated_texts,
     })),
     mixed: {
       records: m.records,

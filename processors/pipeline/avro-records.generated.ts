@@ -75,6 +75,8 @@ export interface MetricEvent {
   latencyMs: number;
   promptTokens: number;
   completionTokens: number;
+  /** The synthesizer's finish reason (length: the output was cut at max-new-tokens). */
+  finishReason: string;
   dataset: string;
   shots: number;
   seen: boolean;
@@ -84,7 +86,7 @@ export interface MetricEvent {
 }
 
 /** The defaults schemas/metric-event.avsc declares. */
-export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'fewShot' | 'pairs' | 'parsedPieces' | 'parseOk' | 'kindFree' | 'kindMc' | 'kindCot' | 'kindMcCot' | 'textChars' | 'outputChars' | 'questionChars' | 'answerChars' | 'grounding' | 'latencyMs' | 'promptTokens' | 'completionTokens' | 'dataset' | 'shots' | 'seen' | 'f1' | 'exactMatch' | 'response'> = {
+export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'fewShot' | 'pairs' | 'parsedPieces' | 'parseOk' | 'kindFree' | 'kindMc' | 'kindCot' | 'kindMcCot' | 'textChars' | 'outputChars' | 'questionChars' | 'answerChars' | 'grounding' | 'latencyMs' | 'promptTokens' | 'completionTokens' | 'finishReason' | 'dataset' | 'shots' | 'seen' | 'f1' | 'exactMatch' | 'response'> = {
   round: 0,
   outcome: '',
   fewShot: false,
@@ -103,6 +105,7 @@ export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'few
   latencyMs: 0,
   promptTokens: 0,
   completionTokens: 0,
+  finishReason: '',
   dataset: '',
   shots: 0,
   seen: false,
@@ -299,11 +302,13 @@ export interface SynthesisResult {
   completionTokens: number;
   latencyMs: number;
   attempts: number;
+  /** Why generation stopped, as the server said (stop; length: cut at max-new-tokens); empty when it said nothing or no call was made. */
+  finishReason: string;
   finishedAt: number;
 }
 
 /** The defaults schemas/synthesis-result.avsc declares. */
-export const SYNTHESIS_RESULT_DEFAULTS: Pick<SynthesisResult, 'reason' | 'output' | 'promptChars' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts' | 'finishedAt'> = {
+export const SYNTHESIS_RESULT_DEFAULTS: Pick<SynthesisResult, 'reason' | 'output' | 'promptChars' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts' | 'finishReason' | 'finishedAt'> = {
   reason: '',
   output: '',
   promptChars: 0,
@@ -311,6 +316,7 @@ export const SYNTHESIS_RESULT_DEFAULTS: Pick<SynthesisResult, 'reason' | 'output
   completionTokens: 0,
   latencyMs: 0,
   attempts: 0,
+  finishReason: '',
   finishedAt: 0,
 };
 

@@ -76,6 +76,7 @@ function feedBack(r: SynthesisResultRecord, run: RunConfig): Emit<Out>[] {
     latencyMs: r.latencyMs,
     promptTokens: r.promptTokens,
     completionTokens: r.completionTokens,
+    finishReason: r.finishReason,
     dataset: METRIC_DEFAULTS.dataset,
     shots: METRIC_DEFAULTS.shots,
     seen: METRIC_DEFAULTS.seen,

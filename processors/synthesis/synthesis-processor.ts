@@ -29,7 +29,7 @@ export function synthesisProcessor(ctx: PipelineContext) {
   );
 }
 
-type Outcome = Pick<SynthesisResultRecord, 'outcome' | 'reason'> & Partial<Pick<SynthesisResultRecord, 'output' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts'>>;
+type Outcome = Pick<SynthesisResultRecord, 'outcome' | 'reason'> & Partial<Pick<SynthesisResultRecord, 'output' | 'promptTokens' | 'completionTokens' | 'latencyMs' | 'attempts' | 'finishReason'>>;
 
 /** The result record of request q (every field written out rather than spread: once per text on the hot path). */
 function resultOf(q: SynthesisRequestRecord, prompt: string, r: Outcome): Emit<'results'>[] {
@@ -50,6 +50,7 @@ function resultOf(q: SynthesisRequestRecord, prompt: string, r: Outcome): Emit<'
     completionTokens: r.completionTokens ?? 0,
     latencyMs: r.latencyMs ?? 0,
     attempts: r.attempts ?? 0,
+    finishReason: r.finishReason ?? '',
     finishedAt: Date.now(),
   };
   return [{ to: 'results', key: recordKey(q.runId, q.id), value }];
@@ -86,7 +87,7 @@ async function checkLengthThenComplete(ctx: PipelineContext, q: SynthesisRequest
 async function complete(ctx: PipelineContext, q: SynthesisRequestRecord, run: RunConfig, prompt: string): Promise<HandlerResult<'results'>> {
   try {
     const res = await ctx.pool(run.model).complete({ prompt, maxTokens: run.maxNewTokens, temperature: run.temperature, affinityKey: q.collectionId });
-    return resultOf(q, prompt, { outcome: 'ok', reason: '', output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts });
+    return resultOf(q, prompt, { outcome: 'ok', reason: '', output: res.text, promptTokens: res.promptTokens ?? 0, completionTokens: res.completionTokens ?? 0, latencyMs: res.latencyMs, attempts: res.attempts, finishReason: res.finishReason ?? '' });
   } catch (err) {
     return failed(q, prompt, `synthesis failed: ${errorText(err)}`);
   }

@@ -126,6 +126,31 @@ describe('the pipeline on the real stack', () => {
     }
   });
 
+  it.each(['staged', 'fused'] as const)('stores each synthesis’s finish reason, and counts the outputs cut at max-new-tokens per round (%s)', async (topology) => {
+    const iso = isolated();
+    const { path, texts } = writeCorpus(tmp(), 10, 'cut.jsonl', 'cut');
+    const cutting = await cannedServer();
+    // Two texts of round 0 and one of round 1 are answered as cut at max_tokens.
+    for (const i of [0, 3, 7]) cutting.finishReasons.set(texts[i]!.text, 'length');
+    try {
+      const s = await runOnStack(iso, path, { 'llm-url': cutting.url, rounds: '2', topology });
+      expect(s.perRound.map((r) => r.truncated)).toEqual([2, 1]);
+      const ch = clickhouseClient(inject('stack').clickhouseUrl, iso.database);
+      try {
+        const rows = await queryRows<{ record_id: string; finish_reason: string; truncated: number }>(ch, `SELECT record_id, finish_reason, truncated FROM synthesis_metrics FINAL WHERE run_id = '${s.runId}' ORDER BY record_id`);
+        expect(rows).toHaveLength(10);
+        expect(rows.filter((r) => Number(r.truncated) === 1).map((r) => r.record_id).sort()).toEqual([texts[0]!.id, texts[3]!.id, texts[7]!.id].sort());
+        expect(new Set(rows.map((r) => r.finish_reason))).toEqual(new Set(['stop', 'length']));
+        const [agg] = await queryRows<{ truncation_rate: number }>(ch, `SELECT truncation_rate FROM round_aggregates WHERE run_id = '${s.runId}' AND round = 0`);
+        expect(Number(agg!.truncation_rate)).toBeCloseTo(2 / 5, 5);
+      } finally {
+        await ch.close();
+      }
+    } finally {
+      await cutting.stop();
+    }
+  });
+
   it('scores F1 per dataset, shots and seen/unseen into ClickHouse', async () => {
     const iso = isolated();
     const dir = tmp();

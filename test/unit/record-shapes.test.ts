@@ -23,7 +23,7 @@ function columns(table: string): string[] {
     const sql = readFileSync(join(MIGRATIONS_DIR, f), 'utf8');
     const create = new RegExp(`CREATE TABLE IF NOT EXISTS ${table} \\(([\\s\\S]*?)\\n\\)`, 'm').exec(sql);
     if (create) out.push(...create[1]!.split('\n').map((l) => l.trim().split(/\s+/)[0]!).filter((c) => c && !c.startsWith('--')));
-    for (const m of sql.matchAll(new RegExp(`ALTER TABLE ${table} ADD COLUMN (?:IF NOT EXISTS )?(\\w+)`, 'g'))) out.push(m[1]!);
+    for (const alter of sql.matchAll(new RegExp(`ALTER TABLE ${table} ([^;]*);`, 'g'))) for (const m of alter[1]!.matchAll(/ADD COLUMN (?:IF NOT EXISTS )?(\w+)/g)) out.push(m[1]!);
   }
   return out;
 }

@@ -85,6 +85,7 @@ describe('the text rule on raw-text records', () => {
       completionTokens: 0,
       latencyMs: 0,
       attempts: 0,
+      finishReason: '',
       finishedAt: 7,
     });
   });

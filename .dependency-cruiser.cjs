@@ -10,6 +10,7 @@ const METHOD = [
   '^processors/round-feedback/(pair-kinds|parse-output|python-whitespace|quality|templated-records)\\.ts$',
   '^processors/templating/(length-estimators|multi-round|request-prompt|synthesizer-format|text-checks|text-rule)\\.ts$',
   '^processors/pipeline/(records|run-config|avro-records\\.generated)\\.ts$',
+  '^processors/synthesizer-data/',
   '^trainers/sink/sequence-packer\\.ts$',
 ];
 const RUNTIME = '^processors/runtime/';

@@ -142,6 +142,19 @@ export const COMMANDS: Record<string, CommandHelp> = {
     env: [STACK],
     examples: ['ipt chaos --ci --json', 'ipt chaos --scenarios broker-kill,llm-outage --topologies fused --save bench-results/'],
   },
+  synthesizer: {
+    summary: 'the synthesizer’s tuning data: context-based task datasets → packed few-shot sequences, loss on the pairs only',
+    usage: `usage: ipt synthesizer data --input FILE(.jsonl|.parquet)[,FILE…] --output FILE.jsonl [--max-per-dataset K=10000]
+      [--max-len N=4096] [--length-estimate words|tokens (tokens with --tokenizer, else words)] [--tokenizer tokenizer.json]
+      [--map dataset=FIELD,context=FIELD,question=FIELD,answer=FIELD] [--allow-rejects] [--json]
+  Input records: {"dataset", "context", "pairs": [{"question", "answer"}]}; SQuAD records (context, question,
+  answers.text[]; grouped by context; the file's name is the dataset); or one question per record through --map
+  (dotted names reach into objects; a list answer takes its first). Output: one sequence per line,
+  {"dataset", "segments": [{"text", "train"}, …]}. Bad records are named by file and line; any makes the exit 1
+  unless --allow-rejects.`,
+    env: [],
+    examples: ['ipt synthesizer data --input tasks.jsonl,squad.parquet --output tuning.jsonl --length-estimate words', 'ipt synthesizer data --input data.jsonl --map dataset=src,context=passage,question=q,answer=a --output tuning.jsonl --json'],
+  },
   audit: {
     summary: 'reconcile a run across its topics and ClickHouse: what is missing or doubled',
     usage: 'usage: ipt audit --run ID [--prefix ipt] [--sample N=20] [--json]',

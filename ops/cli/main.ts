@@ -29,6 +29,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
   chaos: async () => (await import('./chaos-command.ts')).chaosCommand,
   env: async () => (await import('./env-command.ts')).envCommand,
+  synthesizer: async () => (await import('./synthesizer-command.ts')).synthesizerCommand,
 };
 
 const version = (): string => (createRequire(import.meta.url)('../../package.json') as { version: string }).version;

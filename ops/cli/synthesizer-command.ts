@@ -1,0 +1,44 @@
+import { localTokenizerEstimator } from '../../connectors/llm/token-estimators.ts';
+import { parseFieldMap } from '../../connectors/files/tuning-records.ts';
+import { wordsEstimate } from '../../processors/templating/length-estimators.ts';
+import { buildSynthesizerData } from '../jobs/synthesizer-data.ts';
+import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
+
+/** `ipt synthesizer data …`: the synthesizer's tuning data from context-based task datasets. */
+export async function synthesizerCommand(argv: string[]): Promise<number> {
+  const { positionals, values } = parse('synthesizer', argv, {
+    input: { type: 'string', multiple: true },
+    output: { type: 'string' },
+    'max-per-dataset': { type: 'string' },
+    'max-len': { type: 'string' },
+    'length-estimate': { type: 'string' },
+    tokenizer: { type: 'string' },
+    map: { type: 'string' },
+    'allow-rejects': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (positionals[0] !== 'data') throw new UsageError(usageOf('synthesizer'));
+  const inputs = (values.input ?? []).flatMap((i) => i.split(',')).filter(Boolean);
+  if (inputs.length === 0 || !values.output) throw new UsageError(`synthesizer data: --input and --output are required\n${usageOf('synthesizer')}`);
+  const maxPerDataset = intOption('synthesizer data', 'max-per-dataset', values['max-per-dataset'], 10_000);
+  const maxLen = intOption('synthesizer data', 'max-len', values['max-len'], 4096);
+  // As in augment, tokens is the better estimate; it needs the synthesizer's tokenizer, and words is the reference's.
+  const lengthEstimate = values['length-estimate'] ?? (values.tokenizer ? 'tokens' : 'words');
+  if (lengthEstimate !== 'words' && lengthEstimate !== 'tokens') throw new UsageError(`synthesizer data: --length-estimate must be words or tokens (got ${lengthEstimate})`);
+  if (lengthEstimate === 'tokens' && !values.tokenizer) throw new UsageError('synthesizer data: --length-estimate tokens needs --tokenizer FILE (the synthesizer’s tokenizer.json)');
+  let map;
+  try {
+    map = values.map === undefined ? undefined : parseFieldMap(values.map);
+  } catch (err) {
+    throw new UsageError(`synthesizer data: ${(err as Error).message}`);
+  }
+  const estimate = lengthEstimate === 'tokens' ? localTokenizerEstimator(values.tokenizer!) : wordsEstimate;
+  const s = await buildSynthesizerData({ inputs, output: values.output, maxPerDataset, maxLen, estimate, map }, (b) => process.stderr.write(`synthesizer data: ${b.where}: ${b.reason}\n`));
+  if (values.json) console.log(JSON.stringify(s));
+  else {
+    for (const d of s.datasets) console.log(`${d.dataset}: ${d.examples} examples, ${d.kept} kept, ${d.dropped} dropped, ${d.sequences} sequences, ${d.pairs} pairs`);
+    console.log(`synthesizer data: ${s.datasets.length} datasets, ${s.examples} examples (${s.kept} kept, ${s.dropped} dropped), ${s.sequences} sequences, ${s.pairs} pairs, ${s.badRecords} bad records → ${values.output}`);
+  }
+  return s.badRecords > 0 && !values['allow-rejects'] ? 1 : 0;
+}

@@ -3,13 +3,16 @@
     torchrun --nproc_per_node N -m instruct_pt_trainer.train --brokers HOST:9092 --registry http://HOST:8081 \\
         --topic ipt.train.tokens --run-id RUN --steps 1000 --checkpoint-dir ckpt [--resume] [--init-from DIR]
 
-Rank r reads partition r of the token topic; its k-th batch is its step k. Checkpoints hold the model, the
-optimizer, the step and every rank's next offset, so --resume continues with exactly the next batch.
+Rank r reads partition r of the token topic; with --grad-accum N, its batches kN … kN + N − 1 make its step k + 1.
+Checkpoints hold the model, the optimizer, the step and every rank's next offset, so --resume continues with exactly
+the next batch. Warm-up and cosine learning rate, gradient clipping, bf16 autocast on GPUs; per-step metrics as JSON.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -38,7 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up to --lr over this many steps")
+    p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine", help="after the warm-up: cosine down to --min-lr-ratio × --lr at --steps, or constant")
+    p.add_argument("--min-lr-ratio", type=float, default=0.1)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradients' global norm to this (0: no clipping)")
+    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step (the log's step is the optimizer step)")
+    p.add_argument("--metrics-every", type=int, default=10, help="print a JSON line of metrics (loss, lr, grad norm, tokens/s, MFU) every N steps")
+    p.add_argument("--peak-tflops", type=float, default=None, help="the accelerator's peak TFLOP/s per rank, for MFU (default: 989 on H100/H200 in bf16, else no MFU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fsdp", action="store_true", help="shard with FSDP instead of DDP")
     p.add_argument("--log-file", default=None, help="append one JSON line per rank and step (offset, loss)")
@@ -79,6 +89,33 @@ def gather_states(model, optimizer, fsdp: bool) -> tuple[dict, dict]:
         return model.state_dict(), FSDP.optim_state_dict(model, optimizer)
 
 
+def learning_rate(args: argparse.Namespace, step: int) -> float:
+    """The learning rate of optimizer step `step` (0-based): a function of the step alone, so a resumed run follows it exactly."""
+    if args.warmup_steps and step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    if args.lr_schedule == "constant":
+        return args.lr
+    span = max(1, args.steps - args.warmup_steps)
+    progress = min(1.0, (step - args.warmup_steps) / span)
+    floor = args.lr * args.min_lr_ratio
+    return floor + (args.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
+    """Training FLOPs per token: 6 per parameter (forward and backward) plus attention's 12 · layers · hidden · seq_len."""
+    config = model.config
+    params = sum(p.numel() for p in model.parameters())
+    return 6.0 * params + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
+
+
+def peak_flops(args: argparse.Namespace, device: torch.device) -> float | None:
+    if args.peak_tflops:
+        return args.peak_tflops * 1e12
+    if device.type == "cuda" and any(n in torch.cuda.get_device_name(device) for n in ("H100", "H200")):
+        return 989e12  # dense bf16
+    return None
+
+
 def load_states(model, optimizer, state: dict, fsdp: bool) -> None:
     if not fsdp:
         model.module.load_state_dict(state["model"])
@@ -116,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stream = iter(TokenBatchStream(args.brokers, args.registry, args.topic, rank, offsets[rank], args.run_id, args.idle_timeout_s))
     log = open(args.log_file, "a", encoding="utf-8") if args.log_file else None
-    model = optimizer = None
+    model = optimizer = base = None
     step = start_step
-    started = time.time()
-    tokens_seen = 0
+    started = step_started = time.time()
+    tokens_seen = step_tokens = 0
+    micro = 0
     while step < args.steps:
         try:
             offset, batch = next(stream)
@@ -146,17 +184,42 @@ def main(argv: list[str] | None = None) -> int:
                 load_states(model, optimizer, state, args.fsdp)
         x = batch["input_ids"].to(device)
         y = batch["labels"].to(device)
-        logits = model(input_ids=x).logits
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
+        micro += 1
+        last_micro = micro == args.grad_accum
+        # Gradients are averaged across ranks once per optimizer step, on its last batch.
+        sync = contextlib.nullcontext() if last_micro or args.fsdp else model.no_sync()
+        with sync, (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()):
+            logits = model(input_ids=x).logits
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        with sync:
+            (loss / args.grad_accum).backward()
         tokens_seen += y.numel()
+        step_tokens += y.numel()
         offsets[rank] = offset + 1
         if log:
-            log.write(json.dumps({"rank": rank, "step": step, "offset": offset, "globalStep": batch["global_step"], "loss": round(loss.item(), 6)}) + "\n")
+            log.write(json.dumps({"rank": rank, "step": step + 1, "offset": offset, "globalStep": batch["global_step"], "loss": round(loss.item(), 6)}) + "\n")
             log.flush()
+        if not last_micro:
+            continue
+        micro = 0
+        lr = learning_rate(args, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        limit = args.grad_clip if args.grad_clip > 0 else float("inf")
+        # FSDP's own clipping reduces the norm over the shards.
+        grad_norm = model.clip_grad_norm_(limit) if args.fsdp else torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if args.metrics_every and (step % args.metrics_every == 0 or step == args.steps):
+            now = time.time()
+            rate = world * step_tokens / max(now - step_started, 1e-9)
+            peak = peak_flops(args, device)
+            fpt = flops_per_token(base, x.shape[1])
+            if rank == 0:
+                print(json.dumps({"step": step, "loss": round(loss.item(), 6), "lr": lr, "gradNorm": round(float(grad_norm), 6), "tokensPerSecond": round(rate, 1),
+                                  "mfu": None if peak is None else round(rate * fpt / (world * peak), 4)}), flush=True)
+            step_started, step_tokens = now, 0
         if step % args.checkpoint_every == 0 or step == args.steps:
             gathered: list[list[int]] = [None] * world  # type: ignore[list-item]
             dist.all_gather_object(gathered, offsets[rank])

@@ -148,6 +148,23 @@ describe('the trainer sink and the PyTorch trainer on the real stack', () => {
       expect(before.filter((e) => e.step <= 2).map((e) => e.offset)).toEqual([0, 1]);
       expect(after.every((e) => e.globalStep % 2 === rank)).toBe(true);
     }
+    // Two batches per optimizer step: the log's step is the optimizer step, and rank 0 prints the step's metrics.
+    const accumLog = join(dir, 'accum.jsonl');
+    const accum = spawnSync(
+      inject('trainerPython'),
+      ['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', String(29500 + Math.floor(Math.random() * 500)), '-m', 'instruct_pt_trainer.train',
+        '--topic', topics.output, '--run-id', runId, '--steps', '3', '--grad-accum', '2', '--warmup-steps', '1', '--metrics-every', '1', '--checkpoint-dir', join(dir, 'ckpt-accum'),
+        '--hidden-size', '32', '--layers', '1', '--heads', '2', '--log-file', accumLog, '--idle-timeout-s', '30'],
+      { env: { ...process.env, ...stackEnv(), OMP_NUM_THREADS: '1' }, encoding: 'utf8' },
+    );
+    expect(accum.status, accum.stderr).toBe(0);
+    const batches = readFileSync(accumLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { rank: number; step: number; offset: number });
+    for (const rank of [0, 1]) expect(batches.filter((e) => e.rank === rank).map((e) => [e.step, e.offset])).toEqual([[1, 0], [1, 1], [2, 2], [2, 3], [3, 4], [3, 5]]);
+    const metrics = accum.stdout.split('\n').filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l) as { step: number; lr: number; gradNorm: number; tokensPerSecond: number; mfu: number | null });
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
+    // Warmed up to the peak by step 1, then cosine towards a tenth of it: half-way at the third and last step.
+    expect(metrics.map((m) => m.lr)).toEqual([expect.closeTo(3e-4, 10), expect.closeTo(3e-4, 10), expect.closeTo(3e-5 + 2.7e-4 / 2, 10)]);
+    for (const m of metrics) expect(m.gradNorm > 0 && m.tokensPerSecond > 0 && m.mfu === null).toBe(true);
   }, 300_000);
 });
 

@@ -187,11 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         micro += 1
         last_micro = micro == args.grad_accum
         # Gradients are averaged across ranks once per optimizer step, on its last batch.
-        sync = contextlib.nullcontext() if last_micro or args.fsdp else model.no_sync()
-        with sync, (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()):
-            logits = model(input_ids=x).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-        with sync:
+        with contextlib.nullcontext() if last_micro or args.fsdp else model.no_sync():
+            with torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext():
+                logits = model(input_ids=x).logits
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
             (loss / args.grad_accum).backward()
         tokens_seen += y.numel()
         step_tokens += y.numel()

@@ -2,6 +2,7 @@ import { MixedSpool } from '../../connectors/files/mixed-spool.ts';
 import { PipelineWriter } from '../../connectors/ingest/pipeline-writer.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { f1ByDataset, metricRowCounts, roundAggregates } from '../../connectors/clickhouse/run-queries.ts';
+import { ProgressLine } from './progress-line.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { ensurePipelineTopics, startPipeline, type RunningPipeline } from '../pipeline/start-pipeline.ts';
@@ -89,13 +90,15 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
     };
     // Every check below reads running counts: O(1) per batch the monitor reads, however long the run.
     let last = -1;
+    const progress = new ProgressLine(expected, 'texts');
     await monitor.until(
       () => {
         stagesAlive();
         const n = tally.accounted;
         if (n !== last) {
           last = n;
-          opts.log(`pipeline: ${n}/${expected} texts accounted for`);
+          const line = progress.update(n);
+          if (line !== undefined) opts.log(`pipeline: ${line} accounted for`);
         }
         return n === expected;
       },

@@ -10,7 +10,7 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
  * JSON there too, IPT_LOG_FORMAT=pretty asks for it anywhere).
  */
 export function createLogger(name: string, level = process.env.IPT_LOG_LEVEL ?? 'info'): Logger {
-  if (!LEVELS.includes(level)) throw new ConfigError(`IPT_LOG_LEVEL=${level}: expected one of ${LEVELS.join(', ')}`);
+  checkLevel(level);
   const format = logFormat();
   const pretty = format === 'pretty' || (format !== 'json' && process.stderr.isTTY === true);
   const options = { name, level, base: { pid: process.pid } };
@@ -18,6 +18,10 @@ export function createLogger(name: string, level = process.env.IPT_LOG_LEVEL ?? 
   return pino(options, PinoPretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', singleLine: true }));
 }
 export type { Logger };
+
+function checkLevel(level: string): void {
+  if (!LEVELS.includes(level)) throw new ConfigError(`IPT_LOG_LEVEL=${level}: expected one of ${LEVELS.join(', ')}`);
+}
 
 function logFormat(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const format = env.IPT_LOG_FORMAT;
@@ -27,8 +31,7 @@ function logFormat(env: NodeJS.ProcessEnv = process.env): string | undefined {
 
 /** The log settings of the environment, checked before a command does anything (a bad one exits 2, naming it). */
 export function checkLogSettings(env: NodeJS.ProcessEnv = process.env): void {
-  const level = env.IPT_LOG_LEVEL;
-  if (level !== undefined && level !== '' && !LEVELS.includes(level)) throw new ConfigError(`IPT_LOG_LEVEL=${level}: expected one of ${LEVELS.join(', ')}`);
+  if (env.IPT_LOG_LEVEL) checkLevel(env.IPT_LOG_LEVEL);
   logFormat(env);
 }
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
 
 import torch
 import torch.distributed as dist
+
+from .distributed import init_distributed
 
 IGNORE = -100
 
@@ -115,16 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     args = parse_args(argv)
-    if args.fsdp and not torch.cuda.is_available():
-        raise SystemExit("--fsdp needs GPUs (PyTorch's FSDP has no CPU path); on CPU leave it out (DDP over gloo)")
-    if "RANK" not in os.environ:
-        os.environ.update({"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": os.environ.get("MASTER_PORT", "29517")})
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if backend == "nccl" else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    rank, world, device = init_distributed(args.fsdp)
 
     tokenizer = AutoTokenizer.from_pretrained(args.init_from, local_files_only=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)

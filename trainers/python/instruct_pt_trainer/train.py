@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint
 from .dataset import TokenBatchStream
+from .distributed import init_distributed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -130,14 +131,7 @@ def load_states(model, optimizer, state: dict, fsdp: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.fsdp and not torch.cuda.is_available():
-        raise SystemExit("--fsdp needs GPUs (PyTorch's FSDP has no CPU path); on CPU the trainer uses DDP over gloo (leave out --fsdp)")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if backend == "nccl" else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    rank, world, device = init_distributed(args.fsdp)
 
     state = None
     start_step = 0

@@ -110,6 +110,17 @@ export const COMMANDS: Record<string, CommandHelp> = {
     env: [CONNECTIONS, RUNTIME],
     examples: ['ipt sink --tokenizer tokenizer.json --eos-token "</s>" --world-size 8'],
   },
+  shards: {
+    summary: 'one run’s token batches as Megatron (.bin/.idx) and/or Parquet shards with manifests, resumable (docs/trainer.md)',
+    usage: `usage: ipt shards --run ID --out DIR [--format megatron,parquet] [--shard-mb 256] [--prefix ipt] [--follow [--idle-flush-s 60]] [--json]
+  Reads <prefix>.train.tokens (the trainer sink's output) in global-step order into DIR/<run>/shard-NNNNN.*; a shard closes
+  after the batch that takes it past --shard-mb MiB of token ids, and its manifest (shard-NNNNN.json) names the topic
+  offsets it holds and where the next shard continues. Run it again, or keep it running with --follow (the last batches
+  are written as a shard after --idle-flush-s seconds without new ones, and on SIGTERM): it goes on after the last
+  whole shard.`,
+    env: [CONNECTIONS],
+    examples: ['ipt shards --run run-1 --out shards/', 'ipt shards --run run-1 --out shards/ --format megatron --shard-mb 1024 --follow'],
+  },
   rounds: {
     summary: 're-run a run’s rounds from round N on, from what Kafka holds',
     usage: 'usage: ipt rounds start --run ID --round N [--new-run ID] [--seed S] [--llm-url URL…] [--topology staged|fused] [--external] [--json]',

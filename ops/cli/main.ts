@@ -26,6 +26,7 @@ const commands: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./audit-command.ts')).auditCommand,
   serve: async () => (await import('./serve-command.ts')).serveCommand,
   sink: async () => (await import('./sink-command.ts')).sinkCommand,
+  shards: async () => (await import('./shards-command.ts')).shardsCommand,
   'serve-llm': async () => (await import('./serve-llm-command.ts')).serveLlmCommand,
   chaos: async () => (await import('./chaos-command.ts')).chaosCommand,
   env: async () => (await import('./env-command.ts')).envCommand,

@@ -42,6 +42,19 @@ export async function scanSegments(
     consumer.pause([{ topic }]);
     done();
   };
+  const reached = (partition: number, lastOffset: string) => {
+    const s = pending.get(partition);
+    if (s !== undefined && BigInt(lastOffset) + 1n >= s.to) {
+      pending.delete(partition);
+      consumer.pause([{ topic, partitions: [partition] }]);
+    }
+    if (pending.size === 0 || enough()) finish();
+  };
+  // A fetch that holds only transaction markers (a range read up to its last record, then the commit's marker)
+  // never reaches eachBatch: kafkajs reports it in this event only, and the range may end there.
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    if (!over && e.payload.topic === topic && e.payload.batchSize === 0) reached(e.payload.partition, e.payload.lastOffset);
+  });
   consumer.on(consumer.events.CRASH, (e) => {
     if (!e.payload.restart) failed(e.payload.error);
   });
@@ -61,11 +74,7 @@ export async function scanSegments(
           failed(err as Error);
           return;
         }
-        if (BigInt(batch.lastOffset()) + 1n >= s.to) {
-          pending.delete(batch.partition);
-          consumer.pause([{ topic, partitions: [batch.partition] }]);
-        }
-        if (pending.size === 0 || enough()) finish();
+        reached(batch.partition, batch.lastOffset());
       },
     });
     for (const s of pending.values()) consumer.seek({ topic, partition: s.partition, offset: s.from.toString() });

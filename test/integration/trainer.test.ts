@@ -8,13 +8,8 @@ import { readFileSync as read } from 'node:fs';
 import { SMALL_TOKENIZER } from '../../ops/stack/models.ts';
 import { startTrainerSink, trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
 import { decodeTokenIds } from '../../trainers/sink/sequence-packer.ts';
-import type { TokenBatchRecord } from '../../trainers/sink/trainer-sink-processor.ts';
-import type { MixedTextRecord } from '../../processors/pipeline/records.ts';
-import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
-import { loadSchema } from '../../processors/runtime/schemas.ts';
-import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
-import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { createTopics, logger, stackEnv, testConfig, testKafka, uniq } from './helpers.ts';
+import { logger, stackEnv, testConfig, uniq } from './helpers.ts';
+import { readBatches, seedMixed } from './token-batches.ts';
 
 const PARITY_TEXTS = [
   ...read('examples/sample-corpus.jsonl', 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text),
@@ -23,29 +18,6 @@ const PARITY_TEXTS = [
   '   leading and trailing spaces   ',
   '',
 ];
-
-async function mixedRecords(runId: string, n: number): Promise<MixedTextRecord[]> {
-  return sampleTexts(n, { runId, bytes: 300 }).map((t, i) => ({ id: t.id, runId, source: i % 3 === 0 ? 'general' : i % 3 === 1 ? 'augmented' : 'raw', sourceId: t.id, text: t.text, tokens: 0, mixIndex: i, round: 0, textIds: i % 3 === 0 ? [] : [t.id], pairs: 0 }));
-}
-
-async function seedMixed(prefix: string, runId: string, n: number, produce: (r: MixedTextRecord, i: number) => boolean = () => true): Promise<{ records: MixedTextRecord[]; produceRest: () => Promise<void> }> {
-  const topics = trainerSinkTopics(prefix);
-  const kafka = testKafka();
-  await createTopics(kafka, [topics.input], 1);
-  const serde = new AvroSerde(inject('stack').registryUrl);
-  await serde.registerValueSchema(topics.input, 'mixed-text');
-  const records = await mixedRecords(runId, n);
-  const send = (rs: MixedTextRecord[]) => produceAll(kafka, topics.input, rs.map((r) => ({ key: `${runId}/${r.id}`, value: serde.encode(topics.input, loadSchema('mixed-text'), r) })));
-  await send(records.filter(produce));
-  return { records, produceRest: () => send(records.filter((r, i) => !produce(r, i))) };
-}
-
-async function readBatches(topic: string, count: number): Promise<(TokenBatchRecord & { partition: number; offset: string })[]> {
-  const serde = new AvroSerde(inject('stack').registryUrl);
-  const r = await readTopic(testKafka(), topic, { count, timeoutMs: 60_000, settleMs: 1000 });
-  await serde.prefetch(r.messages.map((m) => m.value));
-  return r.messages.map((m) => ({ ...(serde.decode(m.value, loadSchema('token-batch')) as TokenBatchRecord), partition: m.partition, offset: m.offset }));
-}
 
 describe('the trainer sink and the PyTorch trainer on the real stack', () => {
   it('tokenizes exactly as Hugging Face’s Python tokenizers do, with a tokenizer file an installed package ships', async () => {

@@ -1,0 +1,72 @@
+import { join } from 'node:path';
+import { createLogger } from '../../processors/runtime/logger.ts';
+import { createKafka } from '../../processors/runtime/kafka-client.ts';
+import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { exportShards } from '../../trainers/shards/export-shards.ts';
+import { SHARD_FORMATS, type ShardFormat } from '../../trainers/shards/shard-manifest.ts';
+import { trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
+import { intOption, parse, UsageError } from './args.ts';
+import { usageOf } from './command-help.ts';
+
+const USAGE = usageOf('shards');
+
+function formatsOf(raw: string | undefined): ShardFormat[] {
+  const fs = (raw ?? 'megatron,parquet').split(',').map((f) => f.trim());
+  for (const f of fs) if (!SHARD_FORMATS.includes(f as ShardFormat)) throw new UsageError(`shards: --format takes ${SHARD_FORMATS.join(', ')} (comma-separated), not "${f}"`);
+  return [...new Set(fs)] as ShardFormat[];
+}
+
+/** `ipt shards`: one run's token batches as Megatron and/or Parquet shards with manifests, resumable. */
+export async function shardsCommand(argv: string[]): Promise<number> {
+  const { values } = parse('shards', argv, {
+    run: { type: 'string' },
+    out: { type: 'string' },
+    format: { type: 'string' },
+    'shard-mb': { type: 'string' },
+    prefix: { type: 'string' },
+    follow: { type: 'boolean' },
+    'idle-flush-s': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (!values.run || !values.out) throw new UsageError(`shards: --run and --out are required\n${USAGE}`);
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(values.run)) throw new UsageError(`shards: --run "${values.run}" is not a run id (letters, digits, ".", "_", "-")`);
+  const formats = formatsOf(values.format);
+  const shardBytes = intOption('shards', 'shard-mb', values['shard-mb'], 256) * 2 ** 20;
+  const idleFlushMs = intOption('shards', 'idle-flush-s', values['idle-flush-s'], 60) * 1000;
+  const cfg = runtimeConfig();
+  const logger = createLogger('ipt-shards', cfg.logLevel);
+  const prefix = values.prefix ?? process.env.IPT_TOPIC_PREFIX ?? 'ipt';
+  const dir = join(values.out, values.run);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  if (values.follow) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+  try {
+    const s = await exportShards({
+      kafka: createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: `${cfg.clientId}-shards`, logger }),
+      serde: new AvroSerde(cfg.registryUrl),
+      topic: trainerSinkTopics(prefix).output,
+      runId: values.run,
+      dir,
+      formats,
+      shardBytes,
+      follow: values.follow ? { pollMs: 2000, idleFlushMs, signal: stop.signal } : undefined,
+      onShard: (m) => process.stderr.write(`shards: ${join(dir, `shard-${String(m.shard).padStart(5, '0')}`)}: steps ${m.globalSteps.first}–${m.globalSteps.last}, ${m.sequences} sequences, ${m.tokens} tokens\n`),
+    });
+    if (values.json) console.log(JSON.stringify({ ...s, shards: s.shards.map((m) => ({ shard: m.shard, globalSteps: m.globalSteps, sequences: m.sequences, tokens: m.tokens, files: m.files.map((f) => f.file) })) }));
+    else {
+      console.log(
+        `shards: run ${s.runId}: ${s.shards.length} shard(s) written to ${dir} (from shard ${s.resumedAt.shard}, step ${s.resumedAt.step}): ${s.batches} batches, ${s.sequences} sequences, ${s.tokens} tokens; ${s.duplicates} duplicate steps dropped, ${s.otherRuns} records of other runs passed over`,
+      );
+      if (s.held > 0) console.log(`  ${s.held} later steps wait for step ${s.nextStep}, not in the topic yet: the next export takes them`);
+    }
+    if (s.resumedAt.step === 0 && s.batches === 0) process.stderr.write(`shards: no token batches of run "${values.run}" in ${trainerSinkTopics(prefix).output}\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -138,3 +138,24 @@ export async function runIds(ch: ClickHouseClient): Promise<{ run_id: string; te
   const rows = await queryRows<Record<string, unknown>>(ch, 'SELECT run_id, count() AS texts, toString(max(time)) AS last FROM synthesis_metrics FINAL GROUP BY run_id ORDER BY last DESC LIMIT 50');
   return rows.map((r) => ({ run_id: String(r.run_id), texts: Number(r.texts), last: String(r.last) }));
 }
+
+export interface TrainingPoint {
+  run_id: string;
+  job: string;
+  step: number;
+  loss: number;
+  held_out_loss: number | null;
+  tokens_per_second: number;
+  mfu: number | null;
+}
+
+/** The built-in trainer's logged steps (trainer_steps): the run's, or the latest 2,000 over all runs. */
+export async function trainingCurve(ch: ClickHouseClient, runId?: string): Promise<TrainingPoint[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT run_id, job, step, loss, held_out_loss, tokens_per_second, mfu FROM (SELECT * FROM trainer_steps FINAL WHERE ${f.where} ORDER BY time_ms DESC LIMIT 2000) ORDER BY run_id, job, step`,
+    f.params,
+  );
+  return rows.map((r) => ({ ...numeric<TrainingPoint>(r), job: String(r.job) }));
+}

@@ -87,13 +87,13 @@ export async function trainerCrashAndResume(o: {
 
   const code = await launch(['--exit-after-step', String(TRAINER_DRILL.crashAfterStep)]);
   const checkpointStep = Math.floor(TRAINER_DRILL.crashAfterStep / TRAINER_DRILL.checkpointEvery) * TRAINER_DRILL.checkpointEvery;
-  const crashed = code !== 0 && existsSync(join(ckpt, `step-${checkpointStep}.pt`));
+  const crashed = code !== 0 && existsSync(join(ckpt, `step-${checkpointStep}`, 'meta.json'));
   const first = read();
   o.log(`trainer: crashed after step ${TRAINER_DRILL.crashAfterStep} (exit ${code}), ${first.length} step lines; resuming`);
   const resumedCode = await launch(['--resume']);
   const second = read().slice(first.length);
   const mismatches: string[] = [];
-  if (!crashed) mismatches.push(`the first launch did not crash as asked (exit ${code}, checkpoint step-${checkpointStep}.pt ${existsSync(join(ckpt, `step-${checkpointStep}.pt`)) ? 'there' : 'missing'})`);
+  if (!crashed) mismatches.push(`the first launch did not crash as asked (exit ${code}, checkpoint step-${checkpointStep}/ ${existsSync(join(ckpt, `step-${checkpointStep}`, 'meta.json')) ? 'there' : 'missing'})`);
   if (resumedCode !== 0) mismatches.push(`the resumed launch exited ${resumedCode}`);
   const wantAfter = Array.from({ length: TRAINER_DRILL.steps - checkpointStep }, (_, i) => checkpointStep + 1 + i);
   const resumedAt = new Set<number>();

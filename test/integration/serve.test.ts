@@ -10,6 +10,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { inject } from 'vitest';
 import { cannedServer, isolated, runOnStack, serveOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { testKafka } from './helpers.ts';
+import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let llm: RecordedCompletionsServer;
@@ -98,6 +99,18 @@ describe('ipt serve on the real stack', () => {
     expect(s.augmented).toBe(12);
     expect(s.metricRows.evaluation).toBe(3);
 
+    // A training job's logged steps, as the built-in trainer writes them (rank 0, one row per logged step).
+    const ch = clickhouseClient(inject('stack').clickhouseUrl, iso.database);
+    try {
+      await ch.insert({
+        table: 'trainer_steps',
+        format: 'JSONEachRow',
+        values: [1, 2, 3, 4].map((step) => ({ run_id: s.runId, job: 'train', step, time_ms: Date.now() + step, loss: 5 - step / 2, held_out_loss: step % 2 === 0 ? 5.2 - step / 3 : null, lr: 3e-4, grad_norm: 1, tokens_per_second: 900 + step, mfu: null, ranks: 2, tokens: 64 * step })),
+      });
+    } finally {
+      await ch.close();
+    }
+
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
@@ -107,6 +120,7 @@ describe('ipt serve on the real stack', () => {
       await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.lag! > 0, null, { timeout: 30_000 });
       const points = await page.evaluate(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points);
       for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag']) expect(points[chart], chart).toBeGreaterThan(0);
+      expect([points.training, points.trainingSpeed]).toEqual([8, 4]);
       // Canvases hold drawn pixels, not blank bitmaps.
       const inked = await page.evaluate(() =>
         [...document.querySelectorAll('canvas')].map((c) => {

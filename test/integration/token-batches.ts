@@ -5,9 +5,10 @@ import { sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
+import { SMALL_TOKENIZER } from '../../ops/stack/models.ts';
+import { startTrainerSink, trainerSinkTopics, type TrainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
 import type { TokenBatchRecord } from '../../trainers/sink/trainer-sink-processor.ts';
-import { createTopics, testKafka } from './helpers.ts';
+import { createTopics, logger, testConfig, testKafka } from './helpers.ts';
 
 /** Mixed training records and the token batches the trainer sink makes of them, for the sink's and the shards' tests. */
 
@@ -41,4 +42,15 @@ export async function batchesOf(texts: readonly string[], seqLen: number, batchS
   let n = 0;
   for (const t of texts) n += (await tok.encode(t, null, { addSpecialTokens: false })).getLength() + 1;
   return Math.floor(Math.floor((n - 1) / seqLen) / batchSize);
+}
+
+/** 40 texts of a run packed by the sink (2 ranks, seq len 16, 2 rows a batch) into at least 12 batches; the topics. */
+export async function packedRun(prefix: string, runId: string): Promise<TrainerSinkTopics> {
+  await seedMixed(prefix, runId, 40);
+  const topics = trainerSinkTopics(prefix);
+  const opts = { name: `${prefix}.trainer-sink`, ...topics, tokenizerJson: inject('smallTokenizer'), eosToken: SMALL_TOKENIZER.eosToken, seqLen: 16, batchSize: 2, worldSize: 2 };
+  const sink = await startTrainerSink(testConfig(), opts, { logger });
+  await readBatches(topics.output, 12);
+  await sink.stop();
+  return topics;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tokenizers from '@anush008/tokenizers';
@@ -8,8 +8,11 @@ import { readFileSync as read } from 'node:fs';
 import { SMALL_TOKENIZER } from '../../ops/stack/models.ts';
 import { startTrainerSink, trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
 import { decodeTokenIds } from '../../trainers/sink/sequence-packer.ts';
-import { logger, stackEnv, testConfig, uniq } from './helpers.ts';
-import { readBatches, seedMixed } from './token-batches.ts';
+import { clickhouseClient, migrate, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
+import { AvroSerde } from '../../processors/runtime/serde.ts';
+import { exportShards } from '../../trainers/shards/export-shards.ts';
+import { logger, stackEnv, testConfig, testKafka, uniq } from './helpers.ts';
+import { packedRun, readBatches, seedMixed } from './token-batches.ts';
 
 const PARITY_TEXTS = [
   ...read('examples/sample-corpus.jsonl', 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text),
@@ -82,12 +85,7 @@ describe('the trainer sink and the PyTorch trainer on the real stack', () => {
   it('trains two gloo ranks on the topic and resumes after a crash with exactly the next batch', async () => {
     const prefix = uniq('it-train');
     const runId = 'train-run';
-    await seedMixed(prefix, runId, 40);
-    const topics = trainerSinkTopics(prefix);
-    const opts = { name: `${prefix}.trainer-sink`, ...topics, tokenizerJson: inject('smallTokenizer'), eosToken: SMALL_TOKENIZER.eosToken, seqLen: 16, batchSize: 2, worldSize: 2 };
-    const sink = await startTrainerSink(testConfig(), opts, { logger });
-    await readBatches(topics.output, 12);
-    await sink.stop();
+    const topics = await packedRun(prefix, runId);
 
     const dir = mkdtempSync(join(tmpdir(), 'ipt-train-'));
     const log = join(dir, 'steps.jsonl');
@@ -105,7 +103,7 @@ describe('the trainer sink and the PyTorch trainer on the real stack', () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     // First run: crashes right after step 3; the last checkpoint is step 2.
     expect(await torchrun(['--exit-after-step', '3'])).not.toBe(0);
-    expect(existsSync(join(dir, 'ckpt', 'step-2.pt'))).toBe(true);
+    expect(existsSync(join(dir, 'ckpt', 'step-2', 'meta.json'))).toBe(true);
     const first = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { rank: number; step: number; offset: number; globalStep: number });
     expect(await torchrun(['--resume'])).toBe(0);
     const all = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { rank: number; step: number; offset: number; globalStep: number });
@@ -137,6 +135,42 @@ describe('the trainer sink and the PyTorch trainer on the real stack', () => {
     // Warmed up to the peak by step 1, then cosine towards a tenth of it: half-way at the third and last step.
     expect(metrics.map((m) => m.lr)).toEqual([expect.closeTo(3e-4, 10), expect.closeTo(3e-4, 10), expect.closeTo(3e-5 + 2.7e-4 / 2, 10)]);
     for (const m of metrics) expect(m.gradNorm > 0 && m.tokensPerSecond > 0 && m.mfu === null).toBe(true);
+  }, 300_000);
+});
+
+describe('the trainer with FSDP2 on the real stack', () => {
+  it('shards over two gloo ranks, evaluates a held-out shard, writes its metrics to ClickHouse and saves in transformers’ format', async () => {
+    const prefix = uniq('it-fsdp');
+    const runId = 'fsdp-run';
+    const topics = await packedRun(prefix, runId);
+    const dir = mkdtempSync(join(tmpdir(), 'ipt-fsdp-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    // The held-out set: the run's first shard (a real job names a run of held-out domain texts).
+    await exportShards({ kafka: testKafka(), serde: new AvroSerde(inject('stack').registryUrl), topic: topics.output, runId, dir: join(dir, 'shards'), formats: ['megatron'], shardBytes: 1 << 20 });
+    const db = `ipt_fsdp_${Date.now()}`;
+    await migrate(inject('stack').clickhouseUrl, db);
+    const ch = clickhouseClient(inject('stack').clickhouseUrl, db);
+    onTestFinished(() => ch.close());
+    const run = spawnSync(
+      inject('trainerPython'),
+      ['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', String(29500 + Math.floor(Math.random() * 500)), '-m', 'instruct_pt_trainer.train',
+        '--topic', topics.output, '--run-id', runId, '--steps', '4', '--fsdp', '--checkpoint-dir', join(dir, 'ckpt'), '--checkpoint-every', '2',
+        '--held-out', join(dir, 'shards', 'shard-00000'), '--eval-every', '2', '--metrics-every', '1', '--clickhouse-db', db, '--job', 'fsdp-test',
+        '--save-pretrained', join(dir, 'hf'), '--hidden-size', '32', '--layers', '2', '--heads', '2', '--idle-timeout-s', '30'],
+      { env: { ...process.env, ...stackEnv(), OMP_NUM_THREADS: '1' }, encoding: 'utf8' },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const lines = run.stdout.split('\n').filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l) as { step: number; loss: number; heldOutLoss?: number; ranks: number });
+    expect(lines.map((m) => [m.step, m.heldOutLoss === undefined])).toEqual([[1, true], [2, false], [3, true], [4, false]]);
+    expect(lines.every((m) => m.ranks === 2 && m.loss > 0)).toBe(true);
+    // A distributed checkpoint: one file of tensors per rank, no full state gathered on rank 0.
+    for (const step of [2, 4]) expect(readdirSync(join(dir, 'ckpt', `step-${step}`)).sort()).toEqual(['.metadata', '__0_0.distcp', '__1_0.distcp', 'meta.json']);
+    const rows = await queryRows<{ step: string; held_out_loss: number | null; ranks: number }>(ch, "SELECT step, held_out_loss, ranks FROM trainer_steps FINAL WHERE run_id = 'fsdp-run' AND job = 'fsdp-test' ORDER BY step");
+    expect(rows.map((r) => [Number(r.step), r.held_out_loss, r.ranks])).toEqual(lines.map((m) => [m.step, m.heldOutLoss === undefined ? null : expect.closeTo(m.heldOutLoss, 5), 2]));
+    // Saved from the shards in transformers' format: it loads, with the trained model's shape.
+    const load = spawnSync(inject('trainerPython'), ['-c', `import transformers; m = transformers.AutoModelForCausalLM.from_pretrained(${JSON.stringify(join(dir, 'hf'))}, local_files_only=True); print(m.config.num_hidden_layers, m.config.hidden_size)`], { encoding: 'utf8' });
+    expect(load.status, load.stderr).toBe(0);
+    expect(load.stdout.trim()).toBe('2 32');
   }, 300_000);
 });
 

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { f1ByDataset, lagOverTime, roundAggregates, runIds, throughput } from '../../../connectors/clickhouse/run-queries.ts';
+import { f1ByDataset, lagOverTime, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';
 import { dashboardQuery } from '../request-schemas.ts';
 
@@ -21,8 +21,8 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger }): Fa
     app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req, reply) => {
       const run = (req.query as { run?: string }).run || undefined;
       try {
-        const [runList, rounds, f1, tput, lag] = await Promise.all([runIds(d.ch), roundAggregates(d.ch, run), f1ByDataset(d.ch, run), throughput(d.ch, run), lagOverTime(d.ch)]);
-        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag };
+        const [runList, rounds, f1, tput, lag, training] = await Promise.all([runIds(d.ch), roundAggregates(d.ch, run), f1ByDataset(d.ch, run), throughput(d.ch, run), lagOverTime(d.ch), trainingCurve(d.ch, run)]);
+        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training };
       } catch (err) {
         // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
         d.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');

@@ -7,11 +7,9 @@ import torch
 import torch.distributed as dist
 
 
-def init_distributed(fsdp: bool) -> tuple[int, int, torch.device]:
+def init_distributed() -> tuple[int, int, torch.device]:
     """NCCL on GPUs (one per local rank), gloo on CPU; a process started without torchrun is rank 0 of 1.
     Returns (rank, world size, device)."""
-    if fsdp and not torch.cuda.is_available():
-        raise SystemExit("--fsdp needs GPUs (PyTorch's FSDP has no CPU path); on CPU leave out --fsdp (DDP over gloo)")
     if "RANK" not in os.environ:
         os.environ.update({"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": os.environ.get("MASTER_PORT", "29517")})
     backend = "nccl" if torch.cuda.is_available() else "gloo"

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from .distributed import init_distributed
+from .parallel import parallelize, save_pretrained
 
 IGNORE = -100
 
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--held-out", type=int, default=0, help="sequences kept out of training, to report the held-out loss on the pairs")
     p.add_argument("--eval-every", type=int, default=0, help="report the held-out loss every N steps (0: at the start and the end)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fsdp", action="store_true", help="shard with FSDP instead of DDP (GPUs)")
+    p.add_argument("--fsdp", action="store_true", help="shard with FSDP2 (fully_shard per decoder layer) instead of DDP; GPUs or CPU")
     return p.parse_args(argv)
 
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     args = parse_args(argv)
-    rank, world, device = init_distributed(args.fsdp)
+    rank, world, device = init_distributed()
 
     tokenizer = AutoTokenizer.from_pretrained(args.init_from, local_files_only=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -131,14 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     base = AutoModelForCausalLM.from_pretrained(args.init_from, local_files_only=True).to(device)
-    if args.fsdp:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        model = FSDP(base, device_id=device)
-    else:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(base, device_ids=[device.index] if device.type == "cuda" else None)
+    model = parallelize(base, args.fsdp, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / args.warmup_steps) if args.warmup_steps else 1.0)
 
@@ -176,15 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.time() - started
 
     if args.save_pretrained:
-        if args.fsdp:
-            from torch.distributed.fsdp import FullStateDictConfig, FullyShardedDataParallel as FSDP, StateDictType
-
-            with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
-                state = model.state_dict()
-            if rank == 0:
-                base.save_pretrained(args.save_pretrained, state_dict=state)
-        elif rank == 0:
-            model.module.save_pretrained(args.save_pretrained)
+        save_pretrained(model, args.save_pretrained, rank)
         if rank == 0:
             tokenizer.save_pretrained(args.save_pretrained)
     totals = torch.tensor([trained_tokens], dtype=torch.long, device=device)

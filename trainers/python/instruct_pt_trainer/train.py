@@ -4,8 +4,9 @@
         --topic ipt.train.tokens --run-id RUN --steps 1000 --checkpoint-dir ckpt [--resume] [--init-from DIR]
 
 Rank r reads partition r of the token topic; with --grad-accum N, its batches kN … kN + N − 1 make its step k + 1.
-Checkpoints hold the model, the optimizer, the step and every rank's next offset, so --resume continues with exactly
-the next batch. Warm-up and cosine learning rate, gradient clipping, bf16 autocast on GPUs; per-step metrics as JSON.
+DDP, or FSDP2 with --fsdp. Checkpoints (torch.distributed.checkpoint) hold the model, the optimizer, the step and every
+rank's next offset, so --resume continues with exactly the next batch. Warm-up and cosine learning rate, gradient
+clipping, bf16 on GPUs; per-step metrics as JSON lines and to ClickHouse; a periodic held-out loss.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ import time
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint
 from .dataset import TokenBatchStream
 from .distributed import init_distributed
+from .held_out import held_out_loss, held_out_rows
+from .parallel import clip_gradients, gradient_sync, parallelize, save_pretrained
+from .step_metrics import ClickHouseSteps
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--metrics-every", type=int, default=10, help="print a JSON line of metrics (loss, lr, grad norm, tokens/s, MFU) every N steps")
     p.add_argument("--peak-tflops", type=float, default=None, help="the accelerator's peak TFLOP/s per rank, for MFU (default: 989 on H100/H200 in bf16, else no MFU)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fsdp", action="store_true", help="shard with FSDP instead of DDP")
+    p.add_argument("--fsdp", action="store_true", help="shard with FSDP2 (fully_shard per decoder layer) instead of DDP; GPUs or CPU")
+    p.add_argument("--held-out", action="append", default=[], metavar="PREFIX", help="a held-out domain set: a Megatron indexed dataset's path prefix (ipt shards writes them); repeatable")
+    p.add_argument("--held-out-rows", type=int, default=64, help="rows of seq_len + 1 tokens taken from --held-out")
+    p.add_argument("--eval-every", type=int, default=100, help="held-out loss every N steps (and at the last)")
+    p.add_argument("--clickhouse-url", default=os.environ.get("IPT_CLICKHOUSE_URL"), help="write the metrics lines to ClickHouse's trainer_steps (default IPT_CLICKHOUSE_URL; unset: not written)")
+    p.add_argument("--clickhouse-db", default=os.environ.get("IPT_CLICKHOUSE_DB", "instruct_pt"))
+    p.add_argument("--job", default="train", help="this training job's name in ClickHouse (several jobs may train on one run)")
     p.add_argument("--log-file", default=None, help="append one JSON line per rank and step (offset, loss)")
     p.add_argument("--idle-timeout-s", type=float, default=60.0)
     p.add_argument("--exit-after-step", type=int, default=None, help="exit abruptly after this step (fault drills)")
@@ -78,16 +87,6 @@ def build_model(args: argparse.Namespace, vocab_size: int, seq_len: int) -> torc
         tie_word_embeddings=True,
     )
     return LlamaForCausalLM(config)
-
-
-def gather_states(model, optimizer, fsdp: bool) -> tuple[dict, dict]:
-    """Full model and optimizer states (collective under FSDP: every rank calls it; rank 0 gets the full state)."""
-    if not fsdp:
-        return model.module.state_dict(), optimizer.state_dict()
-    from torch.distributed.fsdp import FullStateDictConfig, FullOptimStateDictConfig, FullyShardedDataParallel as FSDP, StateDictType
-
-    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True), FullOptimStateDictConfig(offload_to_cpu=True, rank0_only=True)):
-        return model.state_dict(), FSDP.optim_state_dict(model, optimizer)
 
 
 def learning_rate(args: argparse.Namespace, step: int) -> float:
@@ -117,37 +116,29 @@ def peak_flops(args: argparse.Namespace, device: torch.device) -> float | None:
     return None
 
 
-def load_states(model, optimizer, state: dict, fsdp: bool) -> None:
-    if not fsdp:
-        model.module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        return
-    from torch.distributed.fsdp import FullStateDictConfig, FullOptimStateDictConfig, FullyShardedDataParallel as FSDP, StateDictType
-
-    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(rank0_only=False), FullOptimStateDictConfig(rank0_only=False)):
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(FSDP.optim_state_dict_to_load(model, optimizer, state["optimizer"]))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rank, world, device = init_distributed(args.fsdp)
+    rank, world, device = init_distributed()
 
-    state = None
+    meta = None
     start_step = 0
     offsets = [0] * world
+    resume_from = None
     if args.resume:
-        path = checkpoint.latest(args.checkpoint_dir)
-        if path is None:
+        resume_from = checkpoint.latest(args.checkpoint_dir)
+        if resume_from is None:
             raise SystemExit(f"--resume: no checkpoint in {args.checkpoint_dir}")
-        state = checkpoint.load(path)
-        if len(state["offsets"]) != world:
-            raise SystemExit(f"checkpoint {path} was written by {len(state['offsets'])} ranks; this run has {world}")
-        start_step, offsets = state["step"], state["offsets"]
+        meta = checkpoint.read_meta(resume_from)
+        if len(meta["offsets"]) != world:
+            raise SystemExit(f"checkpoint {resume_from} was written by {len(meta['offsets'])} ranks; this run has {world}")
+        start_step, offsets = meta["step"], list(meta["offsets"])
 
     stream = iter(TokenBatchStream(args.brokers, args.registry, args.topic, rank, offsets[rank], args.run_id, args.idle_timeout_s))
     log = open(args.log_file, "a", encoding="utf-8") if args.log_file else None
-    model = optimizer = base = None
+    sink = ClickHouseSteps(args.clickhouse_url, args.clickhouse_db, args.run_id or "", args.job, os.environ.get("IPT_CLICKHOUSE_USERNAME"), os.environ.get("IPT_CLICKHOUSE_PASSWORD")) if args.clickhouse_url and rank == 0 else None
+    model = optimizer = held = None
+    fpt = 0.0
+    peak = peak_flops(args, device)
     step = start_step
     started = step_started = time.time()
     tokens_seen = step_tokens = 0
@@ -166,22 +157,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"rank {rank}: no batch within {args.idle_timeout_s}s at step {step}; stopping", file=sys.stderr)
             break
         if model is None:
-            base = build_model(args, batch["vocab_size"], batch["input_ids"].shape[1]).to(device)
-            if args.fsdp:
-                from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-                model = FSDP(base, device_id=device)
-            else:
-                model = DDP(base, device_ids=[device.index] if device.type == "cuda" else None)
+            seq_len = batch["input_ids"].shape[1]
+            base = build_model(args, batch["vocab_size"], seq_len).to(device)
+            fpt = flops_per_token(base, seq_len)
+            model = parallelize(base, args.fsdp, device)
             optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-            if state is not None:
-                load_states(model, optimizer, state, args.fsdp)
+            if resume_from is not None:
+                checkpoint.load(resume_from, meta, model, optimizer)
+            if args.held_out:
+                held = held_out_rows(args.held_out, seq_len, args.held_out_rows)
         x = batch["input_ids"].to(device)
         y = batch["labels"].to(device)
         micro += 1
         last_micro = micro == args.grad_accum
-        # Gradients are averaged across ranks once per optimizer step, on its last batch.
-        with contextlib.nullcontext() if last_micro or args.fsdp else model.no_sync():
+        # Gradients are reduced across ranks once per optimizer step, on its last batch.
+        with gradient_sync(model, last_micro):
             with torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext():
                 logits = model(input_ids=x).logits
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
@@ -198,39 +188,43 @@ def main(argv: list[str] | None = None) -> int:
         lr = learning_rate(args, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        limit = args.grad_clip if args.grad_clip > 0 else float("inf")
-        # FSDP's own clipping reduces the norm over the shards.
-        grad_norm = model.clip_grad_norm_(limit) if args.fsdp else torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
+        grad_norm = clip_gradients(model, args.grad_clip if args.grad_clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        if args.metrics_every and (step % args.metrics_every == 0 or step == args.steps):
+        evaluate = held is not None and ((args.eval_every and step % args.eval_every == 0) or step == args.steps)
+        held_loss = held_out_loss(model, held, x.shape[0], device) if evaluate else None
+        if args.metrics_every and (step % args.metrics_every == 0 or step == args.steps or evaluate):
             now = time.time()
             rate = world * step_tokens / max(now - step_started, 1e-9)
-            peak = peak_flops(args, device)
-            fpt = flops_per_token(base, x.shape[1])
             if rank == 0:
-                print(json.dumps({"step": step, "loss": round(loss.item(), 6), "lr": lr, "gradNorm": round(float(grad_norm), 6), "tokensPerSecond": round(rate, 1),
-                                  "mfu": None if peak is None else round(rate * fpt / (world * peak), 4)}), flush=True)
+                m = {"step": step, "loss": round(loss.item(), 6), "lr": lr, "gradNorm": round(grad_norm, 6), "tokensPerSecond": round(rate, 1),
+                     "mfu": None if peak is None else round(rate * fpt / (world * peak), 4), "ranks": world, "tokens": world * tokens_seen}
+                if held_loss is not None:
+                    m["heldOutLoss"] = round(held_loss, 6)
+                print(json.dumps(m), flush=True)
+                if sink:
+                    sink.write(int(now * 1000), m)
             step_started, step_tokens = now, 0
         if step % args.checkpoint_every == 0 or step == args.steps:
-            gathered: list[list[int]] = [None] * world  # type: ignore[list-item]
+            gathered: list[int] = [None] * world  # type: ignore[list-item]
             dist.all_gather_object(gathered, offsets[rank])
             all_offsets = [int(o) for o in gathered]
-            model_state, optim_state = gather_states(model, optimizer, args.fsdp)
+            path = checkpoint.save(args.checkpoint_dir, step, model, optimizer, all_offsets, {"topic": args.topic, "run": args.run_id, "world": world, "fsdp": args.fsdp})
             if rank == 0:
-                path = checkpoint.save(args.checkpoint_dir, step, model_state, optim_state, all_offsets, {"topic": args.topic, "run": args.run_id, "world": world})
                 print(f"checkpoint {path} (offsets {all_offsets})", file=sys.stderr)
-            dist.barrier()
         if args.exit_after_step is not None and step >= args.exit_after_step:
             if log:
                 log.close()
             os._exit(3)
     elapsed = time.time() - started
-    if args.save_pretrained and model is not None and not args.fsdp and rank == 0:
-        model.module.save_pretrained(args.save_pretrained)
+    if args.save_pretrained and model is not None:
+        save_pretrained(model, args.save_pretrained, rank)
     if rank == 0:
-        print(json.dumps({"steps": step - start_step, "tokensPerRank": tokens_seen, "seconds": round(elapsed, 3), "tokensPerSecond": round(world * tokens_seen / max(elapsed, 1e-9), 1)}))
+        summary = {"steps": step - start_step, "tokensPerRank": tokens_seen, "seconds": round(elapsed, 3), "tokensPerSecond": round(world * tokens_seen / max(elapsed, 1e-9), 1)}
+        if sink:
+            summary["clickhouseRows"] = {"written": sink.written, "failed": sink.failed}
+        print(json.dumps(summary))
     if log:
         log.close()
     dist.destroy_process_group()

@@ -21,6 +21,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
     partitions: { type: 'string' },
     texts: { type: 'string' },
     'run-timeout-ms': { type: 'string' },
+    config: { type: 'string' },
+    ranks: { type: 'string' },
+    steps: { type: 'string' },
+    fsdp: { type: 'boolean' },
+    'peak-tflops': { type: 'string' },
   });
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const what = positionals[0];
@@ -98,6 +103,29 @@ export async function benchCommand(argv: string[]): Promise<number> {
         log,
       });
       print(result, values.json, `sink ${result.sinkTokensPerSec} tokens/s end to end vs bare encode ${result.bareTokensPerSec} tokens/s: ratio ${result.ratio} (goal ≥ 0.7)`);
+      return 0;
+    }
+    case 'train': {
+      const loadBefore = loadavg();
+      const { trainBench, TRAIN_CONFIGS } = await import('../bench/train-bench.ts');
+      const config = (values.config as string | undefined) ?? 'tiny-cpu';
+      if (!TRAIN_CONFIGS[config]) throw new UsageError(`bench train: --config takes ${Object.keys(TRAIN_CONFIGS).join(', ')} (got ${config})`);
+      const peak = values['peak-tflops'] === undefined ? undefined : Number(values['peak-tflops']);
+      if (peak !== undefined && !(peak > 0)) throw new UsageError(`bench train: --peak-tflops must be a number > 0 (got ${values['peak-tflops']})`);
+      const ranks = intOption('bench', 'ranks', values.ranks as string | undefined, 2);
+      const steps = intOption('bench', 'steps', values.steps as string | undefined, 20);
+      const ep = await locateStack(process.env, log);
+      const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
+      const { installTrainerEnv } = await import('../stack/python-env.ts');
+      const { stackConfig } = await import('../stack/stack-config.ts');
+      const { saveBenchResult } = await import('../bench/save-result.ts');
+      const result = await trainBench(cfg, createLogger('ipt-bench', 'warn'), { config, ranks, steps, fsdp: Boolean(values.fsdp), python: installTrainerEnv(stackConfig(), log), peakTflops: peak, log });
+      const saved = saveBenchResult('train', argv, result, loadBefore);
+      print(
+        { ...result, saved },
+        values.json,
+        `train ${config} (${(result.model.parameters / 1e6).toFixed(1)}M parameters, ${ranks} rank(s)${result.fsdp ? ', FSDP2' : ''}): ${result.tokensPerSec} tokens/s, ${result.tokensPerSecPerRank} per rank, MFU ${result.mfu ?? 'n/a (no peak known: --peak-tflops)'} (median of steps ${result.warmupSteps + 1}–${steps}); saved to ${saved}`,
+      );
       return 0;
     }
     case 'scale': {

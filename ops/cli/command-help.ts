@@ -66,9 +66,11 @@ export const COMMANDS: Record<string, CommandHelp> = {
     summary: 'benchmarks, each against its baseline in the same run (docs/benchmarks.md)',
     usage: `usage: ipt bench runtime|synthesis|pipeline|sink [--json] [--records N] [--runs R] [--record-bytes B] [--rounds M] [--topology fused|staged|both]
        ipt bench scale [--json] [--runs R=3] [--records N=2000] [--latency-ms 50] [--concurrency C=4 (LLM requests in flight per instance)] [--instances 1,2,4] [--partitions P=4]
-       ipt bench memory [--json] [--texts 10000,100000,1000000] [--topology fused|staged] [--rounds 2] [--partitions 4] [--run-timeout-ms MS]`,
+       ipt bench memory [--json] [--texts 10000,100000,1000000] [--topology fused|staged] [--rounds 2] [--partitions 4] [--run-timeout-ms MS]
+       ipt bench train [--json] [--config tiny-cpu|small-cpu|llama-0.5b|llama-1b=tiny-cpu] [--ranks 2] [--steps 20] [--fsdp] [--peak-tflops T]
+  bench train: the built-in trainer's tokens/s and MFU (MFU needs the accelerator's peak: known for H100/H200, else --peak-tflops)`,
     env: [CONNECTIONS, RUNTIME],
-    examples: ['ipt bench runtime --json --records 100000 --runs 5', 'ipt bench pipeline --topology both', 'ipt bench scale --instances 1,2,4'],
+    examples: ['ipt bench runtime --json --records 100000 --runs 5', 'ipt bench pipeline --topology both', 'ipt bench scale --instances 1,2,4', 'ipt bench train --json', 'ipt bench train --config llama-1b --ranks 1 --steps 300'],
   },
   augment: {
     summary: 'the embedded Instruction Pre-Training job over a file, no Kafka (docs/operations.md)',

@@ -18,3 +18,10 @@ def init_distributed() -> tuple[int, int, torch.device]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def finish_distributed() -> None:
+    """Leaves the process group together: a rank that tore its group down while another still used it made that one
+    abort in gloo's threads ("terminate called without an active exception")."""
+    dist.barrier()
+    dist.destroy_process_group()

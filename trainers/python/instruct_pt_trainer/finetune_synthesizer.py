@@ -21,7 +21,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from .distributed import init_distributed
+from .distributed import finish_distributed, init_distributed
 from .parallel import parallelize, save_pretrained
 
 IGNORE = -100
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = torch.tensor([trained_tokens], dtype=torch.long, device=device)
     dist.all_reduce(totals)
     report(args.steps, steps=args.steps, trainedTokens=int(totals.item()), seconds=round(elapsed, 3), trainedTokensPerSecond=round(int(totals.item()) / max(elapsed, 1e-9), 1), ranks=world)
-    dist.destroy_process_group()
+    finish_distributed()
     return 0
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .dataset import TokenBatchStream
-from .distributed import init_distributed
+from .distributed import finish_distributed, init_distributed
 from .held_out import held_out_loss, held_out_rows
 from .parallel import clip_gradients, gradient_sync, parallelize, save_pretrained
 from .step_metrics import ClickHouseSteps
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary))
     if log:
         log.close()
-    dist.destroy_process_group()
+    finish_distributed()
     return 0
 
 

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 transformers = pytest.importorskip("transformers")
 
 from instruct_pt_trainer import checkpoint  # noqa: E402
+from instruct_pt_trainer.distributed import finish_distributed  # noqa: E402
 from instruct_pt_trainer.held_out import held_out_loss, held_out_rows, read_indexed  # noqa: E402
 from instruct_pt_trainer.parallel import clip_gradients, gradient_sync, parallelize, save_pretrained  # noqa: E402
 
@@ -79,7 +80,7 @@ def worker(rank: int, port: int, out: str) -> None:
     if rank == 0:
         with open(os.path.join(out, "result.json"), "w") as f:
             json.dump(result, f)
-    dist.destroy_process_group()
+    finish_distributed()
 
 
 def free_port() -> int:

@@ -2,11 +2,10 @@
 FROM node:22-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
-COPY package.json package-lock.json ./
-COPY patches ./patches
-RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY . .
+# The full install builds dist/ (prepare: tsc) and applies the kafkajs patch (postinstall); the build tools then go.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev && npm cache clean --force
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "ops/cli/bin.js"]
+ENTRYPOINT ["node", "dist/ops/cli/main.js"]
 CMD ["serve", "--with-pipeline", "--host", "0.0.0.0", "--port", "8080"]

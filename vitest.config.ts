@@ -9,6 +9,8 @@ export default defineConfig({
     outputFile: process.env.IPT_TEST_REPORT ? { json: process.env.IPT_TEST_REPORT } : undefined,
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // The published package: packed, installed into an empty project from the registry, run under plain node.
+      { test: { name: 'package', include: ['test/package/**/*.test.ts'], testTimeout: 900_000, hookTimeout: 900_000 } },
       {
         test: {
           name: 'integration',

@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { clickhouseCredentials } from '../../processors/runtime/service-credentials.ts';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { packagePath } from '../../processors/runtime/package-root.ts';
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+export const MIGRATIONS_DIR = packagePath('connectors', 'clickhouse', 'migrations');
 
 // Which server each client talks to, so that an error about it can name it (the client does not expose its URL).
 const urls = new WeakMap<ClickHouseClient, string>();

@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryPeaks } from './memory-probe.ts';
+import { cliCommand, FROM_SOURCES, PACKAGE_ROOT } from '../../processors/runtime/package-root.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PROBE = join(REPO, 'ops', 'bench', 'memory-probe.ts');
+const REPO = PACKAGE_ROOT;
+// The probe module beside this one, as a path (a .ts file through tsx's loader from the sources, .js from dist/).
+const PROBE = fileURLToPath(new URL(`./memory-probe${FROM_SOURCES ? '.ts' : '.js'}`, import.meta.url));
 
 /**
  * An `ipt …` command as a process of its own with the memory probe loaded, so its peak memory is its own and nothing
@@ -46,7 +48,8 @@ export class ProbedProcess {
     const out = openSync(this.stdoutFile, 'w');
     const env: NodeJS.ProcessEnv = { ...this.env, IPT_MEMORY_PROBE: this.probeFile };
     if (this.metricsPort !== undefined) env.IPT_METRICS_PORT = String(this.metricsPort);
-    this.child = spawn(process.execPath, ['--import', 'tsx', '--import', PROBE, join(REPO, 'ops', 'cli', 'main.ts'), ...this.args], { cwd: REPO, env, stdio: ['ignore', out, err] });
+    const [exe, cli] = cliCommand();
+    this.child = spawn(exe, [...(FROM_SOURCES ? ['--import', 'tsx'] : []), '--import', PROBE, ...cli.filter((a, i) => !(FROM_SOURCES && i < 2)), ...this.args], { cwd: REPO, env, stdio: ['ignore', out, err] });
     closeSync(err);
     closeSync(out);
     this.child.once('exit', (code, signal) => this.markExited({ code, signal }));

@@ -1,9 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, relative } from 'node:path';
+import { FROM_SOURCES, PACKAGE_ROOT } from '../../processors/runtime/package-root.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The repository's bench-results/ from the sources; the working directory's from an installed package.
+const REPO = FROM_SOURCES ? PACKAGE_ROOT : process.cwd();
 
 /**
  * Writes a benchmark's result to bench-results/<name>-<UTC time>.json in the repository, with when, the command and

@@ -2,8 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stackConfig, nativeEndpoints, type StackConfig, type StackEndpoints } from '../stack/stack-config.ts';
 import { allServices } from '../stack/services.ts';
@@ -12,8 +11,9 @@ import { isAlive, readPid } from '../stack/processes.ts';
 import { clusterLayout, type ClusterLayout } from '../stack/cluster-layout.ts';
 import { hostNamespace, teardownHostNamespaces, teardownNetwork, type HostNamespace } from '../stack/netns.ts';
 import { onInterrupt } from './cleanup.ts';
+import { PACKAGE_ROOT } from '../../processors/runtime/package-root.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO = PACKAGE_ROOT;
 
 export type ServiceName = 'kafka' | 'registry-store' | 'schema-registry' | 'clickhouse';
 

@@ -1,11 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inHostNamespace, type HostNamespace } from '../stack/netns.ts';
+import { cliCommand, PACKAGE_ROOT } from '../../processors/runtime/package-root.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO = PACKAGE_ROOT;
 
 /**
  * `ipt pipeline up --stages …` (or another long-running `ipt` command) as an OS process of its own (node itself is the pid, so SIGKILL hits the stages and
@@ -45,7 +45,8 @@ export class StageProcess {
   start(): void {
     if (this.pid !== undefined) throw new Error(`${this.name} is already running (pid ${this.pid})`);
     const out = openSync(this.logFile, 'a');
-    const node: [string, string[]] = [process.execPath, ['--import', 'tsx', join(REPO, 'ops', 'cli', 'main.ts'), ...this.command, ...this.args]];
+    const [exe, cli] = cliCommand();
+    const node: [string, string[]] = [exe, [...cli, ...this.command, ...this.args]];
     // ip execs node after entering the namespace: the child's pid is node's, as without it.
     const [cmd, args] = this.host ? inHostNamespace(this.host, ...node) : node;
     const child = spawn(cmd, args, {

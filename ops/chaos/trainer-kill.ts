@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
@@ -12,8 +11,9 @@ import { awaitBatches, checkBatches, expectedPacking, readBatches, TopicEnds, ty
 import { batchesNeeded, trainerCrashAndResume, type TrainerResume } from './trainer-resume.ts';
 import { trainerSinkProcess, type SinkShape } from './trainer-sink-process.ts';
 import type { StageProcess } from './stage-process.ts';
+import { PACKAGE_ROOT } from '../../processors/runtime/package-root.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO = PACKAGE_ROOT;
 
 /** 64-token sequences, 4 to a batch, 2 ranks: a few hundred texts already make dozens of batches. */
 export const SINK_SHAPE: SinkShape = { seqLen: 64, batchSize: 4, worldSize: 2 };

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onInterrupt } from './cleanup.ts';
 import { freePorts } from './private-stack.ts';
+import { PACKAGE_ROOT } from '../../processors/runtime/package-root.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO = PACKAGE_ROOT;
 
 /** A crash right after step 3 with checkpoints every 2 steps: the resume starts at step 3 from the step-2 checkpoint. */
 export const TRAINER_DRILL = { steps: 5, checkpointEvery: 2, crashAfterStep: 3 };

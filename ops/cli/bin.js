@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Installed entry point: runs the TypeScript CLI with no build step. tsx's loader is registered in this process and
+// The development entry point: runs the TypeScript CLI from the sources, with no build step (the installed `ipt` is
+// the compiled dist/ops/cli/main.js). tsx's loader is registered in this process and
 // the CLI imported here, rather than run in a child, so that this pid is the one doing the work: a SIGTERM sent to it
 // (systemd, Docker, Kubernetes) reaches the command's graceful shutdown instead of killing a wrapper and orphaning
 // the work.

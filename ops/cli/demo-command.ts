@@ -11,6 +11,7 @@ import { stackConfig } from '../stack/stack-config.ts';
 import { endpointsEnv, locateStack } from '../stack/locate.ts';
 import { intOption, parse, UsageError } from './args.ts';
 import { pipelineOptions, runSettings } from './pipeline-options.ts';
+import { packagePath } from '../../processors/runtime/package-root.ts';
 
 // SmolLM2-135M was not trained on the pair format: tight bounds make it close each pair within the budget, and a
 // repeat penalty keeps it from looping. A real synthesizer needs neither.
@@ -26,7 +27,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parse('demo', argv, { rounds: { type: 'string' }, input: { type: 'string' }, 'output-dir': { type: 'string' }, guided: { type: 'string' }, batch: { type: 'boolean' }, json: { type: 'boolean' } });
   const log = (l: string) => process.stderr.write(`${l}\n`);
   // Every flag checked before the model is installed or anything started.
-  const input = values.input ?? 'examples/sample-corpus.jsonl';
+  // The sample corpus shipped with the package, wherever `ipt` runs from.
+  const input = values.input ?? packagePath('examples', 'sample-corpus.jsonl');
   const rounds = intOption('demo', 'rounds', values.rounds, 2);
   if (values.guided !== undefined && values.guided !== 'off' && values.guided !== 'gbnf') throw new UsageError(`demo: --guided must be gbnf or off (got ${values.guided})`);
   const guided = values.guided === 'off' ? 'off' : 'gbnf';

@@ -1,7 +1,7 @@
+#!/usr/bin/env node
 // Exit codes: 0 the command's work is done, or a long-running command stopped on SIGTERM/SIGINT; 1 it failed (a stage
 // that stopped by itself, a shutdown that did not finish in time or was interrupted by a second signal, work that
 // stopped silently); 2 usage or configuration error.
-import { createRequire } from 'node:module';
 import { UsageError } from './args.ts';
 import { COMMANDS, commandHelp, overallHelp } from './command-help.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
@@ -9,6 +9,8 @@ import { exitIfUnsettled, shutdownTimeoutMs, StageFailure } from '../../processo
 import { JobError } from '../../processors/runtime/job-error.ts';
 import { unreachableService } from './service-errors.ts';
 import { checkLogSettings } from '../../processors/runtime/logger.ts';
+import { readFileSync } from 'node:fs';
+import { packagePath } from '../../processors/runtime/package-root.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -33,7 +35,7 @@ const commands: Record<string, () => Promise<Command>> = {
   synthesizer: async () => (await import('./synthesizer-command.ts')).synthesizerCommand,
 };
 
-const version = (): string => (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+const version = (): string => (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

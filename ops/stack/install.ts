@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { StackConfig } from './stack-config.ts';
+import { packagePath } from '../../processors/runtime/package-root.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
 
 function run(cmd: string, args: string[], what: string, env?: NodeJS.ProcessEnv, cwd?: string): string {
   try {
@@ -34,7 +33,7 @@ export function installKafka(cfg: StackConfig): string {
   if (!which('java')) throw new Error('installing Kafka needs Java 17 (apt-get install openjdk-17-jre-headless)');
   if (!which('mvn')) throw new Error('installing Kafka needs Maven (apt-get install maven)');
   mkdirSync(libs, { recursive: true });
-  run('mvn', ['-q', '-B', '-f', join(here, 'kafka', 'pom.xml'), `-Dkafka.version=${cfg.kafkaVersion}`, 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'], 'Apache Kafka jars');
+  run('mvn', ['-q', '-B', '-f', packagePath('ops', 'stack', 'kafka', 'pom.xml'), `-Dkafka.version=${cfg.kafkaVersion}`, 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'], 'Apache Kafka jars');
   return libs;
 }
 

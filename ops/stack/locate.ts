@@ -21,8 +21,12 @@ export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l:
       log('a stack answers on the default ports (docker compose?): using it');
       return running;
     }
-    const { startContainers } = await import('./containers.ts');
-    return startContainers(log);
+    // testcontainers is a development dependency: an installed package without it says how to go on.
+    const containers = await import('./containers.ts').catch((err: Error & { code?: string }) => {
+      if (err.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+      throw new Error('a Docker engine answers, but the testcontainers package is not installed (a development dependency): install it, run the stack with `docker compose up`, or set IPT_STACK=native to use the native stack');
+    });
+    return containers.startContainers(log);
   }
   const cfg = stackConfig(env);
   await stackUp(cfg, log);

@@ -2,10 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { StackConfig } from './stack-config.ts';
+import { packagePath } from '../../processors/runtime/package-root.ts';
 
-export const TRAINER_PACKAGE_DIR = resolve('trainers', 'python');
+export const TRAINER_PACKAGE_DIR = packagePath('trainers', 'python');
 
 /**
  * Packages the resolver asks for that the trainer never loads: triton is torch.compile's GPU code generator (about

@@ -44,7 +44,7 @@ export class ShardWriter {
   constructor(
     private readonly dir: string,
     private readonly shard: number,
-    private readonly formats: readonly ShardFormat[],
+    formats: readonly ShardFormat[],
     private readonly topic: string,
     private readonly resume: Map<number, bigint>,
   ) {

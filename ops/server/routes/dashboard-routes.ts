@@ -1,19 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { f1ByDataset, lagOverTime, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';
 import { dashboardQuery } from '../request-schemas.ts';
+import { packagePath } from '../../../processors/runtime/package-root.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
 /** The live dashboard: its page, Chart.js, and the ClickHouse queries behind it. Open to read, like /metrics. */
 export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger }): FastifyPluginAsync {
-  const page = readFileSync(join(here, '..', 'dashboard.html'), 'utf8');
+  const page = readFileSync(packagePath('ops', 'server', 'dashboard.html'), 'utf8');
   // Chart.js's UMD build, served from the installed package (the page loads nothing from elsewhere).
   const chartJs = readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
   return async (app) => {

@@ -6,6 +6,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { exportShards } from '../../trainers/shards/export-shards.ts';
 import { SHARD_FORMATS, type ShardFormat } from '../../trainers/shards/shard-manifest.ts';
 import { trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
+import { ProgressLine } from '../jobs/progress-line.ts';
 import { intOption, parse, UsageError } from './args.ts';
 import { usageOf } from './command-help.ts';
 
@@ -44,6 +45,8 @@ export async function shardsCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   }
+  // One progress line a second while catching up (records of the token topic; transaction markers make the total a bound).
+  let progress: { line: ProgressLine; total: number } | undefined;
   try {
     const s = await exportShards({
       kafka: createKafka({ brokers: cfg.brokers, security: cfg.security, clientId: `${cfg.clientId}-shards`, logger }),
@@ -54,6 +57,12 @@ export async function shardsCommand(argv: string[]): Promise<number> {
       formats,
       shardBytes,
       follow: values.follow ? { pollMs: 2000, idleFlushMs, signal: stop.signal } : undefined,
+      onProgress: (read, toRead) => {
+        if (read === 0 || toRead < 10_000) return;
+        if (progress?.total !== toRead) progress = { line: new ProgressLine(toRead, 'records'), total: toRead };
+        const line = progress.line.update(read);
+        if (line !== undefined) process.stderr.write(`shards: ${line}\n`);
+      },
       onShard: (m) => process.stderr.write(`shards: ${join(dir, `shard-${String(m.shard).padStart(5, '0')}`)}: steps ${m.globalSteps.first}–${m.globalSteps.last}, ${m.sequences} sequences, ${m.tokens} tokens\n`),
     });
     if (values.json) console.log(JSON.stringify({ ...s, shards: s.shards.map((m) => ({ shard: m.shard, globalSteps: m.globalSteps, sequences: m.sequences, tokens: m.tokens, files: m.files.map((f) => f.file) })) }));

@@ -23,6 +23,8 @@ export interface ExportShardsOptions {
   /** Keep reading as the sink writes; without it the export stops at the topic's end as of each read. */
   follow?: { pollMs: number; idleFlushMs: number; signal: AbortSignal };
   onShard?: (m: ShardManifest) => void;
+  /** After each fetch: the records read and the records to read in this pass (all runs', as far as the topic's end). */
+  onProgress?: (read: number, toRead: number) => void;
 }
 
 export interface ExportSummary {
@@ -77,6 +79,8 @@ export async function exportShards(o: ExportShardsOptions): Promise<ExportSummar
         return { partition: e.partition, from: at > low ? at : low, to: BigInt(e.high) };
       });
       let fresh = 0;
+      let read = 0;
+      const toRead = segments.reduce((n, x) => n + Number(x.to - x.from), 0);
       await scanSegments(
         o.kafka,
         o.topic,
@@ -106,6 +110,8 @@ export async function exportShards(o: ExportShardsOptions): Promise<ExportSummar
             sum.tokens += b.batch.batchSize * (b.batch.seqLen + 1);
             if (writer.tokenBytes >= o.shardBytes) await close();
           }
+          read += messages.length;
+          o.onProgress?.(read, toRead);
         },
         { what: 'shards' },
       );

@@ -3,8 +3,10 @@ FROM node:22-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY . .
-# The full install builds dist/ (prepare: tsc) and applies the kafkajs patch (postinstall); the build tools then go.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev && npm cache clean --force
+# The full install (`npm install` with the committed lock, as .ci/run does) builds dist/ (prepare: tsc) and applies
+# the kafkajs patch (postinstall); it needs the development dependencies (NODE_ENV=production leaves them out), which
+# then go.
+RUN npm install --include=dev --no-audit --no-fund && npm prune --omit=dev && npm cache clean --force
 USER node
 EXPOSE 8080
 ENTRYPOINT ["node", "dist/ops/cli/main.js"]

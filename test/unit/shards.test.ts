@@ -6,7 +6,8 @@ import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { encodeTokenIds } from '../../trainers/sink/sequence-packer.ts';
 import type { TokenBatchRecord } from '../../trainers/sink/trainer-sink-processor.ts';
 import { megatronIndex } from '../../trainers/shards/megatron-index.ts';
-import { readManifests, resumePoint } from '../../trainers/shards/shard-manifest.ts';
+import { lockShardDir, readManifests, resumePoint } from '../../trainers/shards/shard-manifest.ts';
+import { exportShards } from '../../trainers/shards/export-shards.ts';
 import { ShardWriter } from '../../trainers/shards/shard-writer.ts';
 import { StepMerger, type PlacedBatch } from '../../trainers/shards/step-merger.ts';
 
@@ -107,6 +108,26 @@ describe('ShardWriter and the manifests', () => {
       await expect(w.add(wide)).rejects.toThrow(/global step 1 \(partition 1 offset 10\) has seq len 8, batch size 2, uint32, vocabulary 70000; the shard's step 0 has 8, 2, uint16, 50000/);
       w.discard();
       expect(existsSync(join(dir, '.shard-00000.bin.tmp'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the shard folder', () => {
+  it('is one export’s at a time, and continues one run of one topic', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipt-shards-'));
+    try {
+      const release = lockShardDir(dir);
+      expect(() => lockShardDir(dir)).toThrow(new RegExp(`another export \\(pid ${process.pid}\\) is writing`));
+      release();
+      lockShardDir(dir)();
+      const w = new ShardWriter(dir, 0, ['megatron'], 'a.train.tokens', new Map());
+      await w.add(batch(0));
+      await w.finish();
+      const other = { kafka: {} as never, serde: {} as never, topic: 'b.train.tokens', runId: 'r1', dir, formats: ['megatron'] as const, shardBytes: 1 };
+      await expect(exportShards(other)).rejects.toThrow(/its shards hold run r1 of a.train.tokens, not run r1 of b.train.tokens/);
+      expect(existsSync(join(dir, '.lock'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -5,7 +5,7 @@ import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { topicEnds } from '../../processors/runtime/topic-ends.ts';
 import { scanSegments } from '../../processors/runtime/topic-scan.ts';
 import type { TokenBatchRecord } from '../sink/trainer-sink-processor.ts';
-import { resumePoint, type ShardFormat, type ShardManifest } from './shard-manifest.ts';
+import { lockShardDir, resumePoint, type ShardFormat, type ShardManifest } from './shard-manifest.ts';
 import { ShardWriter } from './shard-writer.ts';
 import { StepMerger } from './step-merger.ts';
 
@@ -53,7 +53,23 @@ const TOKEN_BATCH = () => loadSchema('token-batch');
  * are not part of Kafka transactions, which is why the position lives in the manifests and not in a consumer group.
  */
 export async function exportShards(o: ExportShardsOptions): Promise<ExportSummary> {
+  const release = lockShardDir(o.dir);
+  try {
+    return await exportLocked(o);
+  } finally {
+    release();
+  }
+}
+
+/** A pass over the topic may be long (a large backlog); it is bounded only so that a stalled read still ends. */
+const PASS_TIMEOUT_MS = 24 * 3600_000;
+
+async function exportLocked(o: ExportShardsOptions): Promise<ExportSummary> {
   const resume = resumePoint(o.dir);
+  // The folder continues one run of one topic: another's offsets would skip or mix batches.
+  if (resume.last && (resume.last.topic !== o.topic || resume.last.runId !== o.runId)) {
+    throw new Error(`${o.dir}: its shards hold run ${resume.last.runId} of ${resume.last.topic}, not run ${o.runId} of ${o.topic}: use another --out`);
+  }
   const positions = new Map(resume.positions);
   const written = new Map(resume.positions);
   const merger = new StepMerger(resume.nextStep);
@@ -75,8 +91,10 @@ export async function exportShards(o: ExportShardsOptions): Promise<ExportSummar
       const ends = await topicEnds(o.kafka, o.topic);
       const segments = ends.map((e) => {
         const low = BigInt(e.low);
-        const at = positions.get(e.partition) ?? low;
-        return { partition: e.partition, from: at > low ? at : low, to: BigInt(e.high) };
+        const at = positions.get(e.partition);
+        // Records deleted by retention before they were exported: the shards would have a hole.
+        if (at !== undefined && at < low) throw new Error(`${o.topic} partition ${e.partition}: the export goes on at offset ${at}, but the topic now starts at ${low} (retention deleted batches not yet exported)`);
+        return { partition: e.partition, from: at ?? low, to: BigInt(e.high) };
       });
       let fresh = 0;
       let read = 0;
@@ -113,7 +131,7 @@ export async function exportShards(o: ExportShardsOptions): Promise<ExportSummar
           read += messages.length;
           o.onProgress?.(read, toRead);
         },
-        { what: 'shards' },
+        { what: 'shards', timeoutMs: PASS_TIMEOUT_MS },
       );
       if (fresh > 0) lastNewAt = Date.now();
       if (!o.follow || o.follow.signal.aborted) break;

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TokenDtype } from './megatron-index.ts';
 
@@ -85,4 +85,33 @@ export function resumePoint(dir: string): ShardResume {
     positions: new Map((last?.resume ?? []).map((r) => [r.partition, BigInt(r.offset)])),
     last,
   };
+}
+
+/**
+ * Takes the run's folder for this process (a `.lock` file holding its pid): two exports into one folder would write
+ * the same shard numbers and remove each other's files in progress. A lock whose process is gone is taken over.
+ * Returns the release.
+ */
+export function lockShardDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, '.lock');
+  for (let tries = 0; ; tries++) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
+      const pid = Number(readFileSync(lock, 'utf8'));
+      let alive = false;
+      try {
+        alive = Number.isInteger(pid) && pid > 0 && process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new Error(`${dir}: another export (pid ${pid}) is writing this run's shards`);
+      rmSync(lock, { force: true });
+    }
+  }
 }

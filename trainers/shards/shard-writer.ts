@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileWriter, ParquetWriter } from 'hyparquet-writer';
 import { decodeTokenIds } from '../sink/sequence-packer.ts';
@@ -19,7 +19,34 @@ const PARQUET_SCHEMA = [
 /** Rows per Parquet row group: about 8 MiB of ids at seq len 2048. */
 const ROW_GROUP_ROWS = 1024;
 
-const sha256File = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+/** A file's SHA-256, read in 8 MiB pieces (shards may be larger than one Buffer can hold). */
+function sha256File(path: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(8 << 20);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** Writes all of `data` (writeSync may write less, e.g. on a full disk: then it throws or the loop goes on). */
+function writeAll(fd: number, data: Uint8Array): void {
+  for (let at = 0; at < data.length; ) at += writeSync(fd, data, at);
+}
+
+/** Writes a file and flushes it to the disk before it is renamed into place. */
+function writeDurably(path: string, data: Uint8Array | string): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * One shard being written: the batches of one run, in global-step order, to a Megatron `.bin`/`.idx` pair and/or a
@@ -28,7 +55,7 @@ const sha256File = (path: string) => createHash('sha256').update(readFileSync(pa
  */
 export class ShardWriter {
   private readonly tmp = new Map<string, string>();
-  private readonly bin?: number;
+  private bin?: number;
   private readonly parquet?: ParquetWriter;
   private rows: number[][] = [];
   private rowSteps: bigint[] = [];
@@ -67,7 +94,7 @@ export class ShardWriter {
     const rowTokens = b.seqLen + 1;
     if (b.tokens.length !== b.batchSize * rowTokens * MEGATRON_DTYPES[b.dtype].bytes) throw new Error(`run ${b.runId}: global step ${b.globalStep} (partition ${p.partition} offset ${p.offset}) holds ${b.tokens.length} bytes, not ${b.batchSize} rows of ${rowTokens} ${b.dtype} ids`);
     this.first ??= p;
-    if (this.bin !== undefined) writeSync(this.bin, b.tokens);
+    if (this.bin !== undefined) writeAll(this.bin, b.tokens);
     if (this.parquet) {
       const ids = decodeTokenIds(b.tokens, b.dtype);
       for (let r = 0; r < b.batchSize; r++) {
@@ -103,11 +130,12 @@ export class ShardWriter {
       const path = join(this.dir, name);
       renameSync(tmp, path);
       this.tmp.delete(name);
-      files.push({ format, file: name, bytes: readFileSync(path).length, sha256: sha256File(path) });
+      files.push({ format, file: name, bytes: statSync(path).size, sha256: sha256File(path) });
     };
     if (this.bin !== undefined) {
       closeSync(this.bin);
-      writeFileSync(this.tmpPath(`${base}.idx`), megatronIndex(this.lengths, f.dtype));
+      this.bin = undefined;
+      writeDurably(this.tmpPath(`${base}.idx`), megatronIndex(this.lengths, f.dtype));
       place('megatron', `${base}.bin`);
       place('megatron', `${base}.idx`);
     }
@@ -136,8 +164,15 @@ export class ShardWriter {
       createdAt: createdAt.toISOString(),
     };
     const tmp = this.tmpPath(`${base}.json`);
-    writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+    writeDurably(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
     renameSync(tmp, join(this.dir, `${base}.json`));
+    // The renames themselves reach the disk with the folder.
+    const dirFd = openSync(this.dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
     this.tmp.clear();
     return manifest;
   }
@@ -145,6 +180,7 @@ export class ShardWriter {
   /** Removes what was written (a stop before the shard was complete: the next export reads these batches again). */
   discard(): void {
     if (this.bin !== undefined) closeSync(this.bin);
+    this.bin = undefined;
     for (const tmp of this.tmp.values()) rmSync(tmp, { force: true });
     this.tmp.clear();
   }

@@ -55,7 +55,10 @@ def save(directory: str, step: int, model: torch.nn.Module, optimizer: torch.opt
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp))
     dist.barrier()
     if dist.get_rank() == 0:
-        (tmp / META).write_text(json.dumps({"step": step, "offsets": offsets, **meta}), encoding="utf-8")
+        with open(tmp / META, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, "offsets": offsets, **meta}))
+            f.flush()
+            os.fsync(f.fileno())
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -70,6 +73,9 @@ def load(path: Path, meta: dict, model: torch.nn.Module, optimizer: torch.optim.
     if "legacy" in meta:
         if not isinstance(model, DDP):
             raise SystemExit(f"{path}: a checkpoint of an earlier version (one file); resume it without --fsdp")
+        # FSDP1's full optimizer state is keyed by parameter name, DDP's by index: not loadable into DDP.
+        if any(isinstance(k, str) for k in meta["legacy"]["optimizer"].get("state", {})):
+            raise SystemExit(f"{path}: a checkpoint an earlier version wrote under FSDP (its optimizer state is keyed by name); resume it with that version, or start a new run")
         model.module.load_state_dict(meta["legacy"]["model"])
         optimizer.load_state_dict(meta["legacy"]["optimizer"])
         return

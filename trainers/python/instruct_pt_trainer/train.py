@@ -165,7 +165,17 @@ def main(argv: list[str] | None = None) -> int:
             if resume_from is not None:
                 checkpoint.load(resume_from, meta, model, optimizer)
             if args.held_out:
-                held = held_out_rows(args.held_out, seq_len, args.held_out_rows)
+                # Every rank reads the set; all stop together when one cannot (a rank alone would leave the others
+                # waiting in a collective).
+                problem = None
+                try:
+                    held = held_out_rows(args.held_out, seq_len, args.held_out_rows)
+                except (OSError, SystemExit) as err:
+                    problem = str(err)
+                ok = torch.tensor([0 if problem else 1], device=device)
+                dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+                if ok.item() == 0:
+                    raise SystemExit(f"--held-out: {problem or 'another rank could not read the held-out set'}")
         x = batch["input_ids"].to(device)
         y = batch["labels"].to(device)
         micro += 1
@@ -223,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:
         summary = {"steps": step - start_step, "tokensPerRank": tokens_seen, "seconds": round(elapsed, 3), "tokensPerSecond": round(world * tokens_seen / max(elapsed, 1e-9), 1)}
         if sink:
-            summary["clickhouseRows"] = {"written": sink.written, "failed": sink.failed}
+            sink.close()
+            summary["clickhouseRows"] = {"written": sink.written, "failed": sink.failed, "dropped": sink.dropped}
         print(json.dumps(summary))
     if log:
         log.close()

@@ -65,7 +65,8 @@ export interface RoundAggregate {
 }
 
 // JSON output quotes 64-bit integers; numbers are what callers want.
-const numeric = <T>(row: Record<string, unknown>): T => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && k !== 'run_id' && k !== 'dataset' && k !== 'stage' && k !== 'topic' && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v])) as T;
+const TEXT_COLUMNS = new Set(['run_id', 'dataset', 'stage', 'topic', 'job', 'failure', 'reason', 'record_key', 'time']);
+const numeric = <T>(row: Record<string, unknown>): T => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && !TEXT_COLUMNS.has(k) && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v])) as T;
 
 export async function roundAggregates(ch: ClickHouseClient, runId?: string): Promise<RoundAggregate[]> {
   const f = await runFilter(ch, runId);
@@ -158,4 +159,42 @@ export async function trainingCurve(ch: ClickHouseClient, runId?: string): Promi
     f.params,
   );
   return rows.map((r) => ({ ...numeric<TrainingPoint>(r), job: String(r.job) }));
+}
+
+export interface DeadLetterGroup {
+  stage: string;
+  failure: string;
+  reason: string;
+  records: number;
+  last: string;
+}
+
+export interface DeadLetterEntry {
+  time: string;
+  stage: string;
+  failure: string;
+  record_key: string;
+  reason: string;
+}
+
+/** Dead letters by stage, failure (decode, handler, encode) and reason (its first 120 characters), most first. */
+export async function deadLetterGroups(ch: ClickHouseClient, runId?: string): Promise<DeadLetterGroup[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT stage, failure, substring(reason, 1, 120) AS reason, count() AS records, toString(max(time)) AS last FROM dead_letters FINAL WHERE ${f.where} GROUP BY stage, failure, reason ORDER BY records DESC, stage LIMIT 50`,
+    f.params,
+  );
+  return rows.map((r) => numeric<DeadLetterGroup>(r));
+}
+
+/** The latest dead letters, each with its record's key and reason. */
+export async function recentDeadLetters(ch: ClickHouseClient, runId?: string, limit = 20): Promise<DeadLetterEntry[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT toString(time) AS time, stage, failure, record_key, reason FROM dead_letters FINAL WHERE ${f.where} ORDER BY time_ms DESC LIMIT ${Math.max(1, Math.floor(limit))}`,
+    f.params,
+  );
+  return rows.map((r) => numeric<DeadLetterEntry>(r));
 }

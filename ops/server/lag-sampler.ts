@@ -4,6 +4,7 @@ import { BatchInserter } from '../../connectors/clickhouse/batch-inserter.ts';
 import { stageGroup, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { consumersOf } from '../jobs/replay.ts';
 import { consumedTopics } from '../../processors/pipeline/topology.ts';
+import { startPeriodic } from './periodic.ts';
 
 export interface LagSample {
   stage: string;
@@ -40,23 +41,15 @@ export async function sampleLag(kafka: Kafka, t: PipelineTopics): Promise<LagSam
 
 /** Samples lag every intervalMs into ClickHouse's consumer_lag table and a Prometheus gauge. */
 export function startLagSampler(kafka: Kafka, t: PipelineTopics, inserter: BatchInserter, gauge: Gauge<'stage' | 'topic'>, intervalMs: number, onError: (e: Error) => void): () => void {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  const tick = async () => {
-    try {
+  return startPeriodic(
+    async () => {
       const now = Date.now();
       for (const s of await sampleLag(kafka, t)) {
         gauge.set({ stage: s.stage, topic: s.topic }, s.lag);
         void inserter.add('consumer_lag', { time_ms: now, time: Math.floor(now / 1000), stage: s.stage, topic: s.topic, lag: s.lag }).catch(onError);
       }
-    } catch (err) {
-      onError(err as Error);
-    }
-    if (!stopped) timer = setTimeout(tick, intervalMs);
-  };
-  void tick();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
+    },
+    intervalMs,
+    onError,
+  );
 }

@@ -14,6 +14,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { TopicTable } from '../../processors/runtime/topic-table.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../pipeline/start-pipeline.ts';
+import { startDeadLetterSampler } from './dead-letter-sampler.ts';
 import { startLagSampler } from './lag-sampler.ts';
 import { describeValidationErrors } from '../../connectors/http/validation-errors.ts';
 import { useStrictJson } from './strict-json.ts';
@@ -82,6 +83,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const lagGauge = new Gauge({ name: 'ipt_stage_lag', help: 'Records behind per stage', labelNames: ['stage', 'topic'], registers: [registry] });
   const lagInserter = new BatchInserter(ch, 500, 1000);
   const stopLag = startLagSampler(kafka, topics, lagInserter, lagGauge, opts.lagIntervalMs, (e) => opts.logger.warn({ err: e.message }, 'lag sample failed'));
+  const stopDeadLetters = startDeadLetterSampler(kafka, topics, lagInserter, opts.lagIntervalMs, (e) => opts.logger.warn({ err: e.message }, 'reading the dead-letter topics failed'));
 
   const app = Fastify({
     logger: false,
@@ -129,6 +131,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     done,
     async close() {
       stopLag();
+      stopDeadLetters();
       await app.close();
       // close(), not flushAll(): during a ClickHouse outage a flush would wait out the whole outage budget.
       await lagInserter.close();

@@ -11,6 +11,8 @@ import { inject } from 'vitest';
 import { cannedServer, isolated, runOnStack, serveOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 import { testKafka } from './helpers.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
+import { deadLetterMessage } from '../../processors/runtime/dead-letter.ts';
+import { produceAll } from '../../processors/runtime/topic-io.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let llm: RecordedCompletionsServer;
@@ -111,6 +113,13 @@ describe('ipt serve on the real stack', () => {
       await ch.close();
     }
 
+    // Two dead letters of the templating stage, as the runtime writes them (a handler failure and a decode failure).
+    const source = { topic: `${iso.prefix}.raw.texts`, partition: 0, offset: '7' };
+    await produceAll(testKafka(), `${iso.prefix}.templating.dlq`, [
+      deadLetterMessage(`${iso.prefix}.templating`, { key: Buffer.from(`${s.runId}/bad-1`), value: Buffer.from('x'), headers: {}, offset: '7', timestamp: String(Date.now()), attributes: 0 } as never, source, 'handler', 'Error: text bad-1 is empty'),
+      deadLetterMessage(`${iso.prefix}.templating`, { key: Buffer.from(`${s.runId}/bad-2`), value: Buffer.from('y'), headers: {}, offset: '8', timestamp: String(Date.now()), attributes: 0 } as never, { ...source, offset: '8' }, 'decode', 'not Avro: no schema id'),
+    ]);
+
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
@@ -118,6 +127,7 @@ describe('ipt serve on the real stack', () => {
       await page.waitForFunction(() => (window as unknown as { dashboardState: { updates: number } }).dashboardState.updates >= 1, null, { timeout: 30_000 });
       // Lag is sampled every 500 ms into ClickHouse; the page refreshes every 5 s.
       await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.lag! > 0, null, { timeout: 30_000 });
+      await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.deadLetters! > 0, null, { timeout: 30_000 });
       const points = await page.evaluate(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points);
       for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag']) expect(points[chart], chart).toBeGreaterThan(0);
       expect([points.training, points.trainingSpeed]).toEqual([8, 4]);
@@ -132,6 +142,10 @@ describe('ipt serve on the real stack', () => {
         }),
       );
       expect(inked.every((n) => n > 500)).toBe(true);
+      // By stage and reason, and the latest with their records' keys.
+      expect(await page.locator('#deadReasons tr').count()).toBe(3);
+      expect(await page.locator('#deadReasons').innerText()).toMatch(/templating\s+handler\s+Error: text bad-1 is empty\s+1/);
+      expect(await page.locator('#deadRecent').innerText()).toContain(`${s.runId}/bad-2`);
       const rows = await page.locator('#rounds tr').count();
       expect(rows).toBeGreaterThanOrEqual(3);
       const shot = join(process.env.IPT_SCREENSHOT_DIR ?? dir, 'dashboard.png');

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { f1ByDataset, lagOverTime, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
+import { deadLetterGroups, f1ByDataset, lagOverTime, recentDeadLetters, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';
 import { dashboardQuery } from '../request-schemas.ts';
 import { packagePath } from '../../../processors/runtime/package-root.ts';
@@ -20,8 +20,17 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger }): Fa
     app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req, reply) => {
       const run = (req.query as { run?: string }).run || undefined;
       try {
-        const [runList, rounds, f1, tput, lag, training] = await Promise.all([runIds(d.ch), roundAggregates(d.ch, run), f1ByDataset(d.ch, run), throughput(d.ch, run), lagOverTime(d.ch), trainingCurve(d.ch, run)]);
-        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training };
+        const [runList, rounds, f1, tput, lag, training, deadLetters, recentDead] = await Promise.all([
+          runIds(d.ch),
+          roundAggregates(d.ch, run),
+          f1ByDataset(d.ch, run),
+          throughput(d.ch, run),
+          lagOverTime(d.ch),
+          trainingCurve(d.ch, run),
+          deadLetterGroups(d.ch, run),
+          recentDeadLetters(d.ch, run),
+        ]);
+        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead };
       } catch (err) {
         // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
         d.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');

@@ -31,6 +31,11 @@ export class EndpointState {
   completed = 0;
   errors = 0;
   tokens = 0;
+  /** Failed requests by kind (http429, http5xx, http4xx, timeout, connection), and the latest failure's text. */
+  readonly failures: Record<string, number> = {};
+  lastError = '';
+  /** When the first completion came back (the generated tokens' rate is counted from then). */
+  firstCompletedAt = 0;
   readonly queue: Pending[] = [];
   acceptsArrays = true;
   constructor(
@@ -45,6 +50,7 @@ export class EndpointState {
   }
 
   onSuccess(r: CompletionResult): void {
+    if (this.completed === 0) this.firstCompletedAt = Date.now();
     this.completed++;
     this.tokens += r.completionTokens ?? 0;
     const perToken = r.latencyMs / Math.max(1, r.completionTokens ?? 1);
@@ -61,6 +67,13 @@ export class EndpointState {
       return;
     }
     this.window = Math.min(this.bounds.maxWindow, this.slowStart ? this.window + 1 : this.window + 1 / this.window);
+  }
+
+  /** A failed request of `count` prompts, of a kind (see failures). */
+  onFailure(kind: string, count: number, text: string): void {
+    this.errors += count;
+    this.failures[kind] = (this.failures[kind] ?? 0) + count;
+    this.lastError = text.slice(0, 300);
   }
 
   onCongestion(): void {

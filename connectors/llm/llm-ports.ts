@@ -45,5 +45,6 @@ export function llmPorts(llm: LlmSettings): LlmPorts {
     client,
     tokenEstimator: async (model) => local ?? serverTokenEstimator(client(model)),
     localTokens: local && ((text) => local(text) as Promise<number>),
+    backends: () => [...pools.values()].flatMap((p) => p.stats()),
   };
 }

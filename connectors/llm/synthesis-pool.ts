@@ -3,7 +3,7 @@ import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.
 import { CompletionError } from './completion-types.ts';
 import { EndpointState, type Pending } from './endpoint-state.ts';
 import { completionResults } from './completion-response.ts';
-import type { CompletionRequest, CompletionResult, LlmClient, LlmRequest } from '../../processors/pipeline/llm-port.ts';
+import type { BackendStats, CompletionRequest, CompletionResult, LlmClient, LlmRequest } from '../../processors/pipeline/llm-port.ts';
 
 export interface PoolOptions {
   /** Base URLs of OpenAI-compatible servers (…/v1). */
@@ -88,8 +88,23 @@ export class SynthesisPool implements LlmClient {
     this.eps = opts.endpoints.map((u) => new EndpointState(u.replace(/\/+$/, ''), this.opts.initialWindow, this.opts));
   }
 
-  stats() {
-    return this.eps.map((e) => ({ url: e.url, window: Math.round(e.window * 10) / 10, inFlight: e.inFlight, queued: e.queue.length, completed: e.completed, errors: e.errors, tokens: e.tokens }));
+  /** Each endpoint as the pool sees it now: window, in flight, queued, completions, failures by kind, tokens. */
+  stats(): BackendStats[] {
+    const now = Date.now();
+    return this.eps.map((e) => ({
+      model: this.opts.model,
+      url: e.url,
+      window: Math.round(e.window * 10) / 10,
+      inFlight: e.inFlight,
+      queued: e.queue.length,
+      completed: e.completed,
+      errors: e.errors,
+      failures: { ...e.failures },
+      lastError: e.lastError,
+      tokens: e.tokens,
+      tokensPerSecond: e.firstCompletedAt && now > e.firstCompletedAt ? Math.round((e.tokens * 1000) / (now - e.firstCompletedAt)) : 0,
+      down: now < e.downUntil,
+    }));
   }
 
   complete(req: LlmRequest): Promise<CompletionResult> {
@@ -169,6 +184,7 @@ export class SynthesisPool implements LlmClient {
     const timeoutMs = Math.max(1, Math.min(this.opts.timeoutMs, deadline - Date.now()));
     const started = performance.now();
     let outcome: { ok: CompletionResult[] } | { retry: string; congestion: boolean; down: boolean } | { fatal: string; status?: number };
+    let failure = '';
     try {
       const res = await fetch(`${e.url}/completions`, {
         method: 'POST',
@@ -187,13 +203,16 @@ export class SynthesisPool implements LlmClient {
       if (res.ok) {
         outcome = completionResults(text, group, performance.now() - started);
       } else if (RETRIABLE.has(res.status)) {
+        failure = res.status === 429 ? 'http429' : res.status >= 500 ? 'http5xx' : 'http4xx';
         outcome = { retry: `HTTP ${res.status} from ${e.url}: ${text.slice(0, 200)}`, congestion: CONGESTION.has(res.status), down: false };
       } else {
+        failure = res.status >= 500 ? 'http5xx' : 'http4xx';
         const hint = res.status === 401 || res.status === 403 ? ` (${KEY_HINT})` : '';
         outcome = { fatal: `completion request rejected by ${e.url}: HTTP ${res.status}${hint}: ${text.slice(0, 300)}`, status: res.status };
       }
     } catch (err) {
       const timeout = (err as Error).name === 'TimeoutError';
+      failure = timeout ? 'timeout' : 'connection';
       outcome = { retry: timeout ? `timed out after ${timeoutMs} ms at ${e.url}` : `${connectionError(err)} at ${e.url}`, congestion: timeout, down: !timeout };
     }
     e.inFlight -= group.length;
@@ -210,10 +229,10 @@ export class SynthesisPool implements LlmClient {
         group[i]!.resolve(r);
       });
     } else if ('fatal' in outcome) {
-      e.errors += group.length;
+      e.onFailure(failure, group.length, outcome.fatal);
       for (const p of group) p.reject(new CompletionError(outcome.fatal, p.attempts, outcome.status));
     } else {
-      e.errors += group.length;
+      e.onFailure(failure, group.length, outcome.retry);
       if (outcome.congestion) e.onCongestion();
       await Promise.all(group.map((p) => this.retryLater(e, p, (outcome as { retry: string; down: boolean }).retry, (outcome as { down: boolean }).down)));
     }

@@ -18,6 +18,7 @@ import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-p
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
 import { llmPorts, type LlmSettings } from '../../connectors/llm/llm-ports.ts';
+import type { BackendStats } from '../../processors/pipeline/llm-port.ts';
 import { FUSED_STAGES, pipelineTopics, stageGroup, TOPOLOGIES, topicSpecs, type PipelineTopics, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { fusedProcessor } from '../../processors/pipeline/fused-processor.ts';
 import { STAGE_GRAPH, stageNode } from '../../processors/pipeline/topology.ts';
@@ -51,6 +52,8 @@ export interface RunningPipeline {
   done: Promise<void | Error>;
   /** Why the pipeline stopped by itself. */
   readonly failure?: Error;
+  /** The LLM endpoints as this process's stages see them (window, queue, failures by kind, tokens/s). */
+  backends(): BackendStats[];
 }
 
 /** Creates the pipeline's topics (retained or compacted), so a run can be ingested before any stage starts. */
@@ -101,7 +104,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
       await Promise.allSettled([...stagesStarted.map((st) => st.close()), ctx.stop()]);
       await ch?.close();
     })());
-  const ctx = new PipelineContext(kafkaTables(kafka, serde, tableFailed), topics, llmPorts(opts.llm), opts.logger, opts.waitMs);
+  const llm = llmPorts(opts.llm);
+  const ctx = new PipelineContext(kafkaTables(kafka, serde, tableFailed), topics, llm, opts.logger, opts.waitMs);
   await ctx.start();
 
   const specs: [ProcessorSpec<never, string>, Partial<RuntimeConfig>][] = [];
@@ -153,6 +157,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     metrics,
     ready: () => processors.every((p) => p.ready()),
     done,
+    backends: () => llm.backends?.() ?? [],
     get failure() {
       return failure;
     },

@@ -118,7 +118,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   await app.register(healthRoutes({ writer, pipelineReady: pipeline && (() => pipeline.ready()), registries }));
   await app.register(ingestRoutes({ authorize, writer, runs, seenIds, limits: opts.limits, runDefaults: opts.runDefaults, ingested, logger: opts.logger }));
   await app.register(controlRoutes({ authorize, kafka, topics, pipeline: opts.pipeline, logger: opts.logger }));
-  await app.register(dashboardRoutes({ ch, logger: opts.logger }));
+  await app.register(dashboardRoutes({ ch, logger: opts.logger, backends: pipeline && (() => pipeline.backends()) }));
 
   await app.listen({ port: opts.port, host: opts.host });
   for (const w of exposureWarnings(opts.host, opts.tokenGenerated === true)) opts.logger.warn({ host: opts.host }, w);

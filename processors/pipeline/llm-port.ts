@@ -39,4 +39,24 @@ export interface LlmPorts {
   tokenEstimator(model: string): Promise<LengthEstimator>;
   /** Exact token counts for mixing weights, where a local tokenizer is configured (else mixing counts words). */
   localTokens?: (text: string) => Promise<number>;
+  /** The inference endpoints' state (window, queue, failures, tokens), where the client keeps one. */
+  backends?: () => BackendStats[];
+}
+
+/** One inference endpoint's state, for the dashboard and benchmarks. */
+export interface BackendStats {
+  model: string;
+  url: string;
+  window: number;
+  inFlight: number;
+  queued: number;
+  completed: number;
+  errors: number;
+  failures: Record<string, number>;
+  lastError: string;
+  tokens: number;
+  /** Generated tokens per second since its first completion. */
+  tokensPerSecond: number;
+  /** Refused connections: no requests are sent to it until its back-off ends. */
+  down: boolean;
 }

@@ -146,6 +146,11 @@ describe('ipt serve on the real stack', () => {
       expect(await page.locator('#deadReasons tr').count()).toBe(3);
       expect(await page.locator('#deadReasons').innerText()).toMatch(/templating\s+handler\s+Error: text bad-1 is empty\s+1/);
       expect(await page.locator('#deadRecent').innerText()).toContain(`${s.runId}/bad-2`);
+      // The LLM backend the server's stages called: up, with completions and their tokens.
+      expect(await page.locator('#backends tr').count()).toBe(2);
+      const backend = await page.locator('#backends tr').nth(1).innerText();
+      expect(backend).toContain(llm.url.replace(/\/+$/, ''));
+      expect(backend).toMatch(/\bup\b/);
       const rows = await page.locator('#rounds tr').count();
       expect(rows).toBeGreaterThanOrEqual(3);
       const shot = join(process.env.IPT_SCREENSHOT_DIR ?? dir, 'dashboard.png');

@@ -64,6 +64,9 @@ describe('SynthesisPool', () => {
     expect(r.attempts).toBe(4);
     // Three 503s in one round trip halve the window once (16 → 8); the success then adds 1/8.
     expect(pool.stats()[0]!.window).toBeCloseTo(8.1, 5);
+    // The dashboard's view of the endpoint: three 5xx answers, one completion, up.
+    expect(pool.stats()[0]).toMatchObject({ model: 'r', completed: 1, errors: 3, failures: { http5xx: 3 }, down: false });
+    expect(pool.stats()[0]!.lastError).toMatch(/^HTTP 503 from /);
   });
 
   it('moves work off a dead endpoint and reports a record whose deadline passes', async () => {

@@ -5,13 +5,14 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { deadLetterGroups, f1ByDataset, lagOverTime, recentDeadLetters, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';
+import type { BackendStats } from '../../../processors/pipeline/llm-port.ts';
 import { dashboardQuery } from '../request-schemas.ts';
 import { packagePath } from '../../../processors/runtime/package-root.ts';
 
 const require = createRequire(import.meta.url);
 
 /** The live dashboard: its page, Chart.js, and the ClickHouse queries behind it. Open to read, like /metrics. */
-export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger }): FastifyPluginAsync {
+export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger; backends?: () => BackendStats[] }): FastifyPluginAsync {
   const page = readFileSync(packagePath('ops', 'server', 'dashboard.html'), 'utf8');
   // Chart.js's UMD build, served from the installed package (the page loads nothing from elsewhere).
   const chartJs = readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
@@ -30,7 +31,7 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger }): Fa
           deadLetterGroups(d.ch, run),
           recentDeadLetters(d.ch, run),
         ]);
-        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead };
+        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead, backends: d.backends?.() ?? null };
       } catch (err) {
         // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
         d.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');

@@ -158,7 +158,7 @@ export async function trainingCurve(ch: ClickHouseClient, runId?: string): Promi
     `SELECT run_id, job, step, loss, held_out_loss, tokens_per_second, mfu FROM (SELECT * FROM trainer_steps FINAL WHERE ${f.where} ORDER BY time_ms DESC LIMIT 2000) ORDER BY run_id, job, step`,
     f.params,
   );
-  return rows.map((r) => ({ ...numeric<TrainingPoint>(r), job: String(r.job) }));
+  return rows.map((r) => numeric<TrainingPoint>(r));
 }
 
 export interface DeadLetterGroup {

@@ -48,8 +48,8 @@ export class ProbedProcess {
     const out = openSync(this.stdoutFile, 'w');
     const env: NodeJS.ProcessEnv = { ...this.env, IPT_MEMORY_PROBE: this.probeFile };
     if (this.metricsPort !== undefined) env.IPT_METRICS_PORT = String(this.metricsPort);
-    const [exe, cli] = cliCommand();
-    this.child = spawn(exe, [...(FROM_SOURCES ? ['--import', 'tsx'] : []), '--import', PROBE, ...cli.filter((a, i) => !(FROM_SOURCES && i < 2)), ...this.args], { cwd: REPO, env, stdio: ['ignore', out, err] });
+    const [exe, cli] = cliCommand([PROBE]);
+    this.child = spawn(exe, [...cli, ...this.args], { cwd: REPO, env, stdio: ['ignore', out, err] });
     closeSync(err);
     closeSync(out);
     this.child.once('exit', (code, signal) => this.markExited({ code, signal }));

@@ -23,7 +23,13 @@ export const packagePath = (...parts: string[]) => join(PACKAGE_ROOT, ...parts);
 /** Whether this code runs from the TypeScript sources (through tsx) rather than the compiled dist/. */
 export const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
-/** How to start this package's CLI in a child process: node, tsx's loader when running from the sources, main. */
-export function cliCommand(): [string, string[]] {
-  return FROM_SOURCES ? [process.execPath, ['--import', 'tsx', packagePath('ops', 'cli', 'main.ts')]] : [process.execPath, [packagePath('dist', 'ops', 'cli', 'main.js')]];
+/**
+ * How to start this package's CLI in a child process: node, tsx's loader when running from the sources, then any
+ * modules to preload (after the loader, so a .ts one loads), then main.
+ */
+export function cliCommand(preload: string[] = []): [string, string[]] {
+  const imports = preload.flatMap((m) => ['--import', m]);
+  return FROM_SOURCES
+    ? [process.execPath, ['--import', 'tsx', ...imports, packagePath('ops', 'cli', 'main.ts')]]
+    : [process.execPath, [...imports, packagePath('dist', 'ops', 'cli', 'main.js')]];
 }

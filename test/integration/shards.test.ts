@@ -112,6 +112,5 @@ describe('shards for trainers that read files, from the trainer sink’s token b
     expect(read.parquet).toEqual(expected);
     expect(read.steps).toEqual(all.flatMap((b) => [b.globalStep, b.globalStep]));
     expect(expected.length).toBe(total * 2);
-    expect(records.length).toBe(80);
   }, 240_000);
 });

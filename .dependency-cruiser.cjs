@@ -7,7 +7,7 @@ const METHOD = [
   '^processors/pretrain-text/',
   '^processors/evaluation/f1\\.ts$',
   '^processors/mixing/mix-sampler\\.ts$',
-  '^processors/round-feedback/(pair-kinds|parse-output|python-whitespace|quality|templated-records)\\.ts$',
+  '^processors/round-feedback/(pair-kinds|pair-sample|parse-output|python-whitespace|quality|templated-records)\\.ts$',
   '^processors/templating/(length-estimators|multi-round|request-prompt|synthesizer-format|text-checks|text-rule)\\.ts$',
   '^processors/pipeline/(records|run-config|avro-records\\.generated)\\.ts$',
   '^processors/synthesizer-data/',

@@ -9,17 +9,25 @@ import { BatchInserter, RowRejectedError, type InserterOptions } from './batch-i
 // ClickHouse 18.16 fills an omitted JSONEachRow field with the type's zero, not its DEFAULT expression.
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
-/** A metric event as a row of its table (connectors/clickhouse/migrations); version = when it was stored, so the newest copy wins. */
-export function metricRow(m: MetricEventRecord): { table: string; row: Record<string, unknown> } {
+export interface TableRow {
+  table: string;
+  row: Record<string, unknown>;
+}
+
+/**
+ * A metric event as rows (connectors/clickhouse/migrations): its row in its kind's table, then, for a sampled
+ * synthesis text, a pair_samples row per pair. version = when it was stored, so the newest copy wins.
+ */
+export function metricRows(m: MetricEventRecord): TableRow[] {
   const version = Date.now();
   if (m.kind === 'evaluation') {
-    return {
+    return [{
       table: 'evaluations',
       row: { id: m.id, run_id: m.runId, record_id: m.recordId, time_ms: m.time, time: seconds(m.time), dataset: m.dataset, shots: m.shots, seen: m.seen ? 1 : 0, f1: m.f1, exact_match: m.exactMatch, response: m.response, latency_ms: m.latencyMs, version },
-    };
+    }];
   }
   if (m.kind !== 'synthesis') throw new Error(`metric event ${m.id}: unknown kind "${m.kind}"`);
-  return {
+  const rows: TableRow[] = [{
     table: 'synthesis_metrics',
     row: {
       id: m.id,
@@ -49,7 +57,32 @@ export function metricRow(m: MetricEventRecord): { table: string; row: Record<st
       truncated: m.finishReason === 'length' ? 1 : 0,
       version,
     },
-  };
+  }];
+  const sample = m.sample;
+  if (sample) {
+    for (const [i, p] of sample.pairs.entries()) {
+      rows.push({
+        table: 'pair_samples',
+        row: {
+          id: `${m.id}/${i}`,
+          run_id: m.runId,
+          round: m.round,
+          record_id: m.recordId,
+          time_ms: m.time,
+          time: seconds(m.time),
+          few_shot: m.fewShot ? 1 : 0,
+          pair_index: i,
+          kind: p.kind,
+          question: p.question,
+          answer: p.answer,
+          context: sample.context,
+          context_chars: sample.contextChars,
+          version,
+        },
+      });
+    }
+  }
+  return rows;
 }
 
 /**
@@ -71,14 +104,14 @@ export function metricsSinkProcessor(topics: PipelineTopics, ch: ClickHouseClien
       const stored: { id: string; done: Promise<void> }[] = [];
       const bad: string[] = [];
       for (const event of value.events) {
-        let r: ReturnType<typeof metricRow>;
+        let rows: TableRow[];
         try {
-          r = metricRow(event);
+          rows = metricRows(event);
         } catch (err) {
           bad.push((err as Error).message);
           continue;
         }
-        stored.push({ id: event.id, done: inserter.add(r.table, r.row) });
+        stored.push({ id: event.id, done: Promise.all(rows.map((r) => inserter.add(r.table, r.row))).then(() => undefined) });
       }
       const settled = await Promise.allSettled(stored.map((s) => s.done));
       for (const [i, s] of settled.entries()) {

@@ -198,3 +198,89 @@ export async function recentDeadLetters(ch: ClickHouseClient, runId?: string, li
   );
   return rows.map((r) => numeric<DeadLetterEntry>(r));
 }
+
+export interface HistogramBin {
+  /** pairs (per text), answer_chars (mean answer length of a text, in characters) or grounding. */
+  metric: string;
+  round: number;
+  /** The bin's lower edge; the last bin of pairs and answer_chars also holds everything above it. */
+  bin: number;
+  texts: number;
+}
+
+/**
+ * Distributions over the run's synthesized texts, by round: pairs per text (0–20, the last bin 20 or more), a
+ * text's mean answer length (50-character bins up to 1,000 or more) and its grounding (tenths). Texts without pairs
+ * count in the pairs histogram only; failed texts in none.
+ */
+export async function histograms(ch: ClickHouseClient, runId?: string): Promise<HistogramBin[]> {
+  const f = await runFilter(ch, runId);
+  const from = `FROM synthesis_metrics FINAL WHERE ${f.where} AND outcome = 'ok'`;
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT metric, round, bin, texts FROM (
+      SELECT 'pairs' AS metric, round, toFloat64(least(pairs, 20)) AS bin, count() AS texts ${from} GROUP BY round, bin
+      UNION ALL SELECT 'answer_chars' AS metric, round, toFloat64(least(intDiv(intDiv(answer_chars, pairs), 50) * 50, 1000)) AS bin, count() AS texts ${from} AND pairs > 0 GROUP BY round, bin
+      UNION ALL SELECT 'grounding' AS metric, round, floor(least(grounding, 0.999) * 10) / 10 AS bin, count() AS texts ${from} AND pairs > 0 GROUP BY round, bin
+    ) ORDER BY metric, round, bin`,
+    f.params,
+  );
+  return rows.map((r) => ({ metric: String(r.metric), round: Number(r.round), bin: Number(r.bin), texts: Number(r.texts) }));
+}
+
+export interface PairSampleRow {
+  round: number;
+  record_id: string;
+  time: string;
+  few_shot: number;
+  pair_index: number;
+  kind: string;
+  question: string;
+  answer: string;
+  context: string;
+  context_chars: number;
+}
+
+export const PAIR_KIND_FILTERS = ['free', 'mc', 'cot', 'mc-cot', 'malformed-cot'] as const;
+
+/**
+ * The latest sampled pairs (pair_samples) per round: up to `perRound` pairs of the most recent sampled texts, of one
+ * kind when `kind` is given. Over all runs when none is named.
+ */
+export async function latestPairSamples(ch: ClickHouseClient, runId?: string, kind?: string, perRound = 12): Promise<PairSampleRow[]> {
+  const f = await runFilter(ch, runId);
+  if (kind !== undefined && !(PAIR_KIND_FILTERS as readonly string[]).includes(kind)) throw new Error(`pair kind "${kind}": expected one of ${PAIR_KIND_FILTERS.join(', ')}`);
+  const byKind = kind === undefined ? '' : ` AND kind = ${sqlString(kind)}`;
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT round, record_id, toString(time) AS time, few_shot, pair_index, kind, question, answer, context, context_chars
+     FROM pair_samples FINAL WHERE ${f.where}${byKind}
+     ORDER BY round, time_ms DESC, record_id, pair_index LIMIT ${Math.max(1, Math.floor(perRound))} BY round`,
+    f.params,
+  );
+  return rows.map((r) => ({
+    round: Number(r.round), record_id: String(r.record_id), time: String(r.time), few_shot: Number(r.few_shot), pair_index: Number(r.pair_index),
+    kind: String(r.kind), question: String(r.question), answer: String(r.answer), context: String(r.context), context_chars: Number(r.context_chars),
+  }));
+}
+
+export interface MixSharePoint {
+  minute: string;
+  run_id: string;
+  /** The highest mix index the run reached in the bucket. */
+  last_mix_index: number;
+  domain_tokens: number;
+  general_tokens: number;
+}
+
+/** Each run's mixed tokens per source as of the end of each 10-second bucket (the latest counts the mixer wrote in it). */
+export async function mixShareOverTime(ch: ClickHouseClient, runId?: string): Promise<MixSharePoint[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT ${BUCKET} AS minute, run_id, max(mix_index) AS last_mix_index, argMax(domain_tokens, mix_index) AS domain_tokens, argMax(general_tokens, mix_index) AS general_tokens
+     FROM mix_progress FINAL WHERE ${f.where} GROUP BY minute, run_id ORDER BY minute, run_id`,
+    f.params,
+  );
+  return rows.map((r) => ({ ...numeric<MixSharePoint>(r), minute: String(r.minute), run_id: String(r.run_id) }));
+}

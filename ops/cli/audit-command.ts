@@ -7,6 +7,7 @@ import { auditRun } from '../jobs/audit.ts';
 import { parse, UsageError } from './args.ts';
 import { usageOf } from './command-help.ts';
 import { pipelineOptions } from './pipeline-options.ts';
+import { ProgressLine } from '../jobs/progress-line.ts';
 
 const USAGE = usageOf('audit');
 
@@ -19,6 +20,14 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const opts = pipelineOptions('audit', { prefix: values.prefix });
   const logger = createLogger('ipt-audit', process.env.IPT_LOG_LEVEL ?? 'warn');
   const ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
+  // A progress line a second per topic scanned, where a topic holds enough to wait for.
+  let progress: { topic: string; line: ProgressLine } | undefined;
+  const onProgress = (topic: string, read: number, total: number) => {
+    if (total < 10_000) return;
+    if (progress?.topic !== topic) progress = { topic, line: new ProgressLine(total, 'records') };
+    const line = progress.line.update(read);
+    if (line !== undefined) process.stderr.write(`audit: ${topic}: ${line}\n`);
+  };
   try {
     const r = await auditRun({
       kafka: createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: `${opts.runtime.clientId}-audit`, logger }),
@@ -27,6 +36,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
       clickhouse: ch,
       runId: values.run,
       sample,
+      onProgress,
     });
     if (values.json) console.log(JSON.stringify(r));
     else {

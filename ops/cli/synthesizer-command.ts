@@ -4,6 +4,7 @@ import { wordsEstimate } from '../../processors/templating/length-estimators.ts'
 import { buildSynthesizerData } from '../jobs/synthesizer-data.ts';
 import { intOption, parse, UsageError } from './args.ts';
 import { usageOf } from './command-help.ts';
+import { ProgressLine } from '../jobs/progress-line.ts';
 
 /** `ipt synthesizer data …`: the synthesizer's tuning data from context-based task datasets. */
 export async function synthesizerCommand(argv: string[]): Promise<number> {
@@ -34,7 +35,15 @@ export async function synthesizerCommand(argv: string[]): Promise<number> {
     throw new UsageError(`synthesizer data: ${(err as Error).message}`);
   }
   const estimate = lengthEstimate === 'tokens' ? localTokenizerEstimator(values.tokenizer!) : wordsEstimate;
-  const s = await buildSynthesizerData({ inputs, output: values.output, maxPerDataset, maxLen, estimate, map }, (b) => process.stderr.write(`synthesizer data: ${b.where}: ${b.reason}\n`));
+  // A progress line a second while packing, where there are enough examples to wait for.
+  let progress: ProgressLine | undefined;
+  const onProgress = (packed: number, total: number) => {
+    if (total < 10_000) return;
+    progress ??= new ProgressLine(total, 'examples');
+    const line = progress.update(packed);
+    if (line !== undefined) process.stderr.write(`synthesizer data: packing ${line}\n`);
+  };
+  const s = await buildSynthesizerData({ inputs, output: values.output, maxPerDataset, maxLen, estimate, map, onProgress }, (b) => process.stderr.write(`synthesizer data: ${b.where}: ${b.reason}\n`));
   if (values.json) console.log(JSON.stringify(s));
   else {
     for (const d of s.datasets) console.log(`${d.dataset}: ${d.examples} examples, ${d.kept} kept, ${d.dropped} dropped, ${d.sequences} sequences, ${d.pairs} pairs`);

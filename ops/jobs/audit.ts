@@ -17,6 +17,8 @@ export interface AuditOptions {
   runId: string;
   /** How many ids to name per kind of problem. */
   sample?: number;
+  /** After each batch of a topic scan: records read of the topic's records to read. */
+  onProgress?: (topic: string, read: number, total: number) => void;
 }
 
 export interface AuditReport {
@@ -90,6 +92,7 @@ export async function auditRun(o: AuditOptions): Promise<AuditReport> {
   const prefix = `${runId}/`;
   const ofRun = (m: KafkaMessage) => runOfKey(m.key?.toString()) === runId;
 
+  const progress = (topic: string) => (o.onProgress ? (read: number, total: number) => o.onProgress!(topic, read, total) : undefined);
   const decodeAll = async <T>(topic: string, schema: string, each: (v: T, m: KafkaMessage) => void) => {
     const s = loadSchema(schema);
     await scanToEnd(kafka, topic, async (messages) => {
@@ -104,7 +107,7 @@ export async function auditRun(o: AuditOptions): Promise<AuditReport> {
         }
         each(v, m);
       }
-    });
+    }, undefined, progress(topic));
   };
 
   await decodeAll<RawTextRecord>(t.raw, 'raw-text', (r) => {
@@ -124,14 +127,15 @@ export async function auditRun(o: AuditOptions): Promise<AuditReport> {
     for (const id of x.textIds) ids.markIfKnown(id, flag);
   });
   for (const stage of STAGES) {
-    await scanToEnd(kafka, `${stageGroup(t, stage)}.dlq`, (messages) => {
+    const dlq = `${stageGroup(t, stage)}.dlq`;
+    await scanToEnd(kafka, dlq, (messages) => {
       for (const m of messages) {
         const key = m.key?.toString() ?? '';
         if (!key.startsWith(prefix)) continue;
         const noOutput = m.headers?.[DLQ_HEADERS.outputs]?.toString() !== 'emitted';
         ids.markIfKnown(key.slice(prefix.length), DEAD | (noOutput ? DEAD_NO_OUTPUT : 0));
       }
-    });
+    }, undefined, progress(dlq));
   }
   await decodeAll<MetricEventBatchRecord>(t.metrics, 'metric-event-batch', (b) => {
     for (const e of b.events) if (e.kind === 'synthesis' && e.runId === runId) ids.markIfKnown(e.recordId, METRIC);

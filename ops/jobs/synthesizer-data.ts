@@ -12,6 +12,8 @@ export interface SynthesizerDataOptions {
   maxLen: number;
   estimate: LengthEstimator;
   map?: FieldMap;
+  /** Examples packed of the examples kept, as packing goes (the token estimate makes it the long part). */
+  onProgress?: (packed: number, total: number) => void;
 }
 
 export interface DatasetSummary {
@@ -52,9 +54,12 @@ export async function buildSynthesizerData(opts: SynthesizerDataOptions, onBad: 
   const { kept, dropped } = keepPerDataset(examples, opts.maxPerDataset);
   const out = new JsonlWriter(opts.output);
   const datasets: DatasetSummary[] = [];
+  const total = [...kept.values()].reduce((n, l) => n + l.length, 0);
+  let packed = 0;
+  const onExample = opts.onProgress && (() => opts.onProgress!(++packed, total));
   try {
     for (const [dataset, list] of kept) {
-      const sequences = await packSequences(dataset, list, opts.maxLen, opts.estimate);
+      const sequences = await packSequences(dataset, list, opts.maxLen, opts.estimate, onExample);
       for (const s of sequences) await out.write(s);
       const d = dropped.get(dataset) ?? 0;
       datasets.push({ dataset, examples: list.length + d, kept: list.length, dropped: d, sequences: sequences.length, pairs: list.reduce((n, e) => n + e.pairs.length, 0) });

@@ -1,3 +1,4 @@
+import { PAIR_KIND_FILTERS } from '../../connectors/clickhouse/run-queries.ts';
 import { PRESETS } from '../../processors/pipeline/run-config.ts';
 import { STAGES } from '../../processors/pipeline/pipeline-topics.ts';
 
@@ -63,6 +64,8 @@ export const dashboardQuery = {
   type: 'object',
   properties: {
     run: { type: 'string', maxLength: 1024 },
+    // The sample browser's kind filter ('' for every kind).
+    kind: { type: 'string', enum: ['', ...PAIR_KIND_FILTERS] },
   },
 } as const;
 

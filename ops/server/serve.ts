@@ -16,6 +16,7 @@ import type { RunConfig } from '../../processors/pipeline/run-config.ts';
 import { ensurePipelineTopics, startPipeline, type PipelineOptions, type RunningPipeline } from '../pipeline/start-pipeline.ts';
 import { startDeadLetterSampler } from './dead-letter-sampler.ts';
 import { startLagSampler } from './lag-sampler.ts';
+import { startMixProgressFollower } from './mix-progress-follower.ts';
 import { describeValidationErrors } from '../../connectors/http/validation-errors.ts';
 import { useStrictJson } from './strict-json.ts';
 import { exposureWarnings } from './exposure.ts';
@@ -84,6 +85,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const lagInserter = new BatchInserter(ch, 500, 1000);
   const stopLag = startLagSampler(kafka, topics, lagInserter, lagGauge, opts.lagIntervalMs, (e) => opts.logger.warn({ err: e.message }, 'lag sample failed'));
   const stopDeadLetters = startDeadLetterSampler(kafka, topics, lagInserter, opts.lagIntervalMs, (e) => opts.logger.warn({ err: e.message }, 'reading the dead-letter topics failed'));
+  const stopMixProgress = await startMixProgressFollower(kafka, serde, topics, lagInserter, (e) => opts.logger.warn({ err: e.message }, "following the mixer's changelog failed"));
 
   const app = Fastify({
     logger: false,
@@ -133,6 +135,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
       stopLag();
       stopDeadLetters();
       await app.close();
+      await stopMixProgress().catch(() => undefined);
       // close(), not flushAll(): during a ClickHouse outage a flush would wait out the whole outage budget.
       await lagInserter.close();
       await Promise.allSettled([pipeline?.stop(), runs.stop(), writer.stop()]);

@@ -75,7 +75,7 @@ export function mixingProcessor(ctx: PipelineContext) {
         { name: 'domain', weight: 1 - run.generalWeight },
         { name: 'general', weight: run.generalWeight },
       ]);
-      const state = savedState(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0 };
+      const state = savedState(run.runId) ?? { runId: run.runId, emittedTokens: [0, 0], generalCursor: 0, generalLeft: run.generalWeight === 0, mixIndex: 0, updatedAt: 0 };
       sampler.emitted[DOMAIN] = state.emittedTokens[DOMAIN]!;
       sampler.emitted[GENERAL] = state.emittedTokens[GENERAL]!;
       sampler.total = sampler.emitted[DOMAIN]! + sampler.emitted[GENERAL]!;
@@ -90,6 +90,7 @@ export function mixingProcessor(ctx: PipelineContext) {
   /** The run's counts after a step, as its changelog record, closing the step's emits. */
   const closeStep = (runId: string, { sampler, state }: RunMix, emits: Emit<MixOut>[]): Emit<MixOut>[] => {
     state.emittedTokens = [sampler.emitted[DOMAIN]!, sampler.emitted[GENERAL]!];
+    state.updatedAt = Date.now();
     emits.push({ to: 'state', key: runId, value: { ...state } });
     return emits;
   };

@@ -83,10 +83,22 @@ export interface MetricEvent {
   f1: number;
   exactMatch: number;
   response: string;
+  /** For the dashboard's sample browser: a sampled synthesis text's parsed pairs and the start of its context (null for the others). */
+  sample: null | {
+    /** The text's first characters (at most SAMPLE_CONTEXT_CHARS). */
+    context: string;
+    /** The whole text's length. */
+    contextChars: number;
+    pairs: {
+      question: string;
+      answer: string;
+      kind: string;
+    }[];
+  };
 }
 
 /** The defaults schemas/metric-event.avsc declares. */
-export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'fewShot' | 'pairs' | 'parsedPieces' | 'parseOk' | 'kindFree' | 'kindMc' | 'kindCot' | 'kindMcCot' | 'textChars' | 'outputChars' | 'questionChars' | 'answerChars' | 'grounding' | 'latencyMs' | 'promptTokens' | 'completionTokens' | 'finishReason' | 'dataset' | 'shots' | 'seen' | 'f1' | 'exactMatch' | 'response'> = {
+export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'fewShot' | 'pairs' | 'parsedPieces' | 'parseOk' | 'kindFree' | 'kindMc' | 'kindCot' | 'kindMcCot' | 'textChars' | 'outputChars' | 'questionChars' | 'answerChars' | 'grounding' | 'latencyMs' | 'promptTokens' | 'completionTokens' | 'finishReason' | 'dataset' | 'shots' | 'seen' | 'f1' | 'exactMatch' | 'response' | 'sample'> = {
   round: 0,
   outcome: '',
   fewShot: false,
@@ -112,6 +124,7 @@ export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'few
   f1: 0,
   exactMatch: 0,
   response: '',
+  sample: null,
 };
 
 /** schemas/mixed-text.avsc: One text of the mixed training stream (docs/method.md §5), in mix order per run; the trainer sink reads these. */
@@ -148,7 +161,14 @@ export interface MixerState {
   generalCursor: number;
   generalLeft: boolean;
   mixIndex: number;
+  /** When the mixer wrote these counts (ms since the epoch; 0 in records older than the field): the dashboard's mix share over time. */
+  updatedAt: number;
 }
+
+/** The defaults schemas/mixer-state.avsc declares. */
+export const MIXER_STATE_DEFAULTS: Pick<MixerState, 'updatedAt'> = {
+  updatedAt: 0,
+};
 
 /** schemas/raw-text.avsc: One raw text as ingested. id survives every stage; source names the file and line (or endpoint) it came from. seq and round place a converted text in its run's rounds (docs/method.md §3); convert = false keeps it raw (the preset's choice). */
 export interface RawText {

@@ -3,6 +3,7 @@ import { whenReady } from '../runtime/concurrency.ts';
 import { appendEntry, closeCollection } from '../templating/multi-round.ts';
 import { parseSynthesizerOutput, plainPairs } from './parse-output.ts';
 import { pairQuality } from './quality.ts';
+import { pairSample } from './pair-sample.ts';
 import { templatedRecords } from './templated-records.ts';
 import { metricsOutput, recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { METRIC_DEFAULTS, type MetricEventRecord, type PipelineEntry, type RoundCollectionRecord, type SynthesisResultRecord } from '../pipeline/records.ts';
@@ -83,6 +84,7 @@ function feedBack(r: SynthesisResultRecord, run: RunConfig): Emit<Out>[] {
     f1: METRIC_DEFAULTS.f1,
     exactMatch: METRIC_DEFAULTS.exactMatch,
     response: METRIC_DEFAULTS.response,
+    sample: pairSample(r.id, r.position, r.text, typed),
   };
   const emits: Emit<Out>[] = [{ to: 'metrics', key, value: metric }];
   if (r.round < run.rounds - 1) {

@@ -53,7 +53,14 @@ export async function readTopic(kafka: Kafka, topic: string, opts: { count?: num
  * stops. A topic that does not exist reads as empty. Transaction markers take offsets too, so a partition is done
  * when the last offset seen reaches its end offset.
  */
-export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages: KafkaMessage[], partition: number) => void | Promise<void>, timeoutMs = 600_000): Promise<void> {
+export async function scanToEnd(
+  kafka: Kafka,
+  topic: string,
+  onBatch: (messages: KafkaMessage[], partition: number) => void | Promise<void>,
+  timeoutMs = 600_000,
+  /** Records read so far of the offsets to read (a bound: transaction markers take offsets too), after each batch. */
+  onProgress?: (read: number, total: number) => void,
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -63,5 +70,18 @@ export async function scanToEnd(kafka: Kafka, topic: string, onBatch: (messages:
   }
   // Records past the end as of the call are left for the next scan.
   const segments = (await topicEnds(kafka, topic)).map((o) => ({ partition: o.partition, from: BigInt(o.low), to: BigInt(o.high) }));
-  await scanSegments(kafka, topic, segments, onBatch, { timeoutMs, what: 'scan' });
+  if (!onProgress) return scanSegments(kafka, topic, segments, onBatch, { timeoutMs, what: 'scan' });
+  const total = segments.reduce((n, s) => n + Number(s.to - s.from), 0);
+  let read = 0;
+  await scanSegments(
+    kafka,
+    topic,
+    segments,
+    async (messages, partition) => {
+      await onBatch(messages, partition);
+      read += messages.length;
+      onProgress(read, total);
+    },
+    { timeoutMs, what: 'scan' },
+  );
 }

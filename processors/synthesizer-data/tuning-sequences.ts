@@ -58,11 +58,12 @@ export function keepPerDataset(examples: readonly TuningExample[], max: number):
  * `maxLen`: the example that would take a sequence past it starts the next one, and an example longer than `maxLen`
  * on its own is a sequence by itself (docs/method.md §6).
  */
-export async function packSequences(dataset: string, examples: readonly TuningExample[], maxLen: number, estimate: LengthEstimator): Promise<TuningSequence[]> {
+export async function packSequences(dataset: string, examples: readonly TuningExample[], maxLen: number, estimate: LengthEstimator, onExample?: () => void): Promise<TuningSequence[]> {
   const out: TuningSequence[] = [];
   let segments: Segment[] = [];
   let text = '';
   for (const e of examples) {
+    onExample?.();
     const parts = exampleSegments(e);
     const own = parts[0].text + parts[1].text;
     if (segments.length > 0 && (await estimate(text + own)) <= maxLen) {

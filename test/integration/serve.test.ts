@@ -129,7 +129,7 @@ describe('ipt serve on the real stack', () => {
       await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.lag! > 0, null, { timeout: 30_000 });
       await page.waitForFunction(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points.deadLetters! > 0, null, { timeout: 30_000 });
       const points = await page.evaluate(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points);
-      for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag']) expect(points[chart], chart).toBeGreaterThan(0);
+      for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag', 'histPairs', 'histAnswer', 'histGrounding', 'mixShare']) expect(points[chart], chart).toBeGreaterThan(0);
       expect([points.training, points.trainingSpeed]).toEqual([8, 4]);
       // Canvases hold drawn pixels, not blank bitmaps.
       const inked = await page.evaluate(() =>
@@ -146,13 +146,29 @@ describe('ipt serve on the real stack', () => {
       expect(await page.locator('#deadReasons tr').count()).toBe(3);
       expect(await page.locator('#deadReasons').innerText()).toMatch(/templating\s+handler\s+Error: text bad-1 is empty\s+1/);
       expect(await page.locator('#deadRecent').innerText()).toContain(`${s.runId}/bad-2`);
+      // The sample browser: every round's first texts are sampled, so both rounds show pairs with their context;
+      // the kind filter narrows them to one kind.
+      const samples = page.locator('#samples tr');
+      expect(await samples.count()).toBeGreaterThan(1);
+      const sampled = await page.locator('#samples').innerText();
+      expect(sampled).toMatch(/\(\d+ chars\)/);
+      const kinds = await page.locator('#samples td:nth-child(3)').allInnerTexts();
+      const rounds = new Set(await page.locator('#samples td:nth-child(1)').allInnerTexts());
+      expect([...rounds].sort()).toEqual(['0', '1']);
+      const kind = kinds[0]!;
+      const before = await page.evaluate(() => (window as unknown as { dashboardState: { updates: number } }).dashboardState.updates);
+      await page.selectOption('#kind', kind);
+      await page.waitForFunction((n) => (window as unknown as { dashboardState: { updates: number } }).dashboardState.updates > n, before, { timeout: 30_000 });
+      const filtered = await page.locator('#samples td:nth-child(3)').allInnerTexts();
+      expect(filtered.length).toBeGreaterThan(0);
+      expect(new Set(filtered)).toEqual(new Set([kind]));
       // The LLM backend the server's stages called: up, with completions and their tokens.
       expect(await page.locator('#backends tr').count()).toBe(2);
       const backend = await page.locator('#backends tr').nth(1).innerText();
       expect(backend).toContain(llm.url.replace(/\/+$/, ''));
       expect(backend).toMatch(/\bup\b/);
-      const rows = await page.locator('#rounds tr').count();
-      expect(rows).toBeGreaterThanOrEqual(3);
+      const roundRows = await page.locator('#rounds tr').count();
+      expect(roundRows).toBeGreaterThanOrEqual(3);
       const shot = join(process.env.IPT_SCREENSHOT_DIR ?? dir, 'dashboard.png');
       await page.screenshot({ path: shot, fullPage: true });
       expect(statSync(shot).size).toBeGreaterThan(20_000);

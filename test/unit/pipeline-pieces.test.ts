@@ -9,7 +9,7 @@ import { requestPrompt } from '../../processors/templating/request-prompt.ts';
 import { planPrompt, type Collection } from '../../processors/templating/multi-round.ts';
 import { wordsEstimate } from '../../processors/templating/length-estimators.ts';
 import { evaluationPrompts, responseOf } from '../../processors/evaluation/evaluation-processor.ts';
-import { metricRow } from '../../connectors/clickhouse/metrics-sink-processor.ts';
+import { metricRows } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
 import { parseReplayFrom } from '../../ops/jobs/replay.ts';
 import { templatedRecords } from '../../processors/round-feedback/templated-records.ts';
@@ -173,9 +173,14 @@ describe('stage pieces', () => {
 
   it('maps metric events to ClickHouse rows with explicit seconds, and escapes SQL strings', () => {
     const base = { ...METRIC_DEFAULTS, id: 'm', runId: 'r', recordId: 'x', time: 1_700_000_000_123 };
-    expect(metricRow({ ...base, kind: 'synthesis' })).toMatchObject({ table: 'synthesis_metrics', row: { time: 1_700_000_000, time_ms: 1_700_000_000_123 } });
-    expect(metricRow({ ...base, kind: 'evaluation' }).table).toBe('evaluations');
-    expect(() => metricRow({ ...base, kind: 'other' as never })).toThrow(/unknown kind/);
+    expect(metricRows({ ...base, kind: 'synthesis' })).toMatchObject([{ table: 'synthesis_metrics', row: { time: 1_700_000_000, time_ms: 1_700_000_000_123 } }]);
+    expect(metricRows({ ...base, kind: 'evaluation' }).map((r) => r.table)).toEqual(['evaluations']);
+    expect(() => metricRows({ ...base, kind: 'other' as never })).toThrow(/unknown kind/);
+    // A sampled text: its metric row, then a pair_samples row per pair, each with its own id and the context's start.
+    const sample = { context: 'The text.', contextChars: 4000, pairs: [{ question: 'Q1', answer: 'A1', kind: 'free' }, { question: 'Q2', answer: 'A2', kind: 'mc' }] };
+    const rows = metricRows({ ...base, kind: 'synthesis', round: 1, sample });
+    expect(rows.map((r) => r.table)).toEqual(['synthesis_metrics', 'pair_samples', 'pair_samples']);
+    expect(rows[2]!.row).toMatchObject({ id: 'm/1', run_id: 'r', round: 1, record_id: 'x', pair_index: 1, kind: 'mc', question: 'Q2', answer: 'A2', context: 'The text.', context_chars: 4000, time: 1_700_000_000 });
     expect(sqlString("it's \\ fine")).toBe("'it\\'s \\\\ fine'");
   });
 

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { METRIC_DEFAULTS, type MetricEventRecord } from '../../processors/pipeline/records.ts';
-import { metricRow } from '../../connectors/clickhouse/metrics-sink-processor.ts';
+import { metricRows } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { MIGRATIONS_DIR } from '../../connectors/clickhouse/clickhouse.ts';
 import { SCHEMAS_DIR } from '../../processors/runtime/schemas.ts';
 import { GENERATED_RECORD_TYPES, recordTypesSource } from '../../ops/schemas/record-types-codegen.ts';
@@ -42,15 +42,16 @@ describe('the metric event, one shape', () => {
   });
 
   it('each table’s row has exactly the table’s columns (the time column is derived by ClickHouse)', () => {
+    const sample = { context: 'c', contextChars: 1, pairs: [{ question: 'q', answer: 'a', kind: 'free' }] };
     for (const kind of ['synthesis', 'evaluation'] as const) {
-      const { table, row } = metricRow(event(kind));
-      expect(Object.keys(row).sort(), table).toEqual(columns(table).sort());
+      for (const { table, row } of metricRows({ ...event(kind), sample: kind === 'synthesis' ? sample : null })) expect(Object.keys(row).sort(), table).toEqual(columns(table).sort());
     }
   });
 
   it('every field of the schema is stored in one of the tables (kind chooses the table)', () => {
     const stored = new Set([...columns('synthesis_metrics'), ...columns('evaluations')]);
-    const missing = fields.map((f) => f.name).filter((n) => n !== 'kind' && !stored.has(n === 'time' ? 'time_ms' : snake(n)));
+    // The sample is stored apart, a pair_samples row per pair (checked above).
+    const missing = fields.map((f) => f.name).filter((n) => n !== 'kind' && n !== 'sample' && !stored.has(n === 'time' ? 'time_ms' : snake(n)));
     expect(missing).toEqual([]);
   });
 });

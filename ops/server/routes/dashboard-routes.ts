@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { deadLetterGroups, f1ByDataset, lagOverTime, recentDeadLetters, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
+import { deadLetterGroups, f1ByDataset, histograms, lagOverTime, latestPairSamples, mixShareOverTime, recentDeadLetters, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';
 import type { BackendStats } from '../../../processors/pipeline/llm-port.ts';
 import { dashboardQuery } from '../request-schemas.ts';
@@ -19,9 +19,10 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger; backe
   return async (app) => {
     // The run reaches ClickHouse as a query parameter, or a string literal where the server has none (run-queries.ts).
     app.get('/api/dashboard', { schema: { querystring: dashboardQuery } }, async (req, reply) => {
-      const run = (req.query as { run?: string }).run || undefined;
+      const query = req.query as { run?: string; kind?: string };
+      const run = query.run || undefined;
       try {
-        const [runList, rounds, f1, tput, lag, training, deadLetters, recentDead] = await Promise.all([
+        const [runList, rounds, f1, tput, lag, training, deadLetters, recentDead, hist, samples, mix] = await Promise.all([
           runIds(d.ch),
           roundAggregates(d.ch, run),
           f1ByDataset(d.ch, run),
@@ -30,8 +31,11 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger; backe
           trainingCurve(d.ch, run),
           deadLetterGroups(d.ch, run),
           recentDeadLetters(d.ch, run),
+          histograms(d.ch, run),
+          latestPairSamples(d.ch, run, query.kind || undefined),
+          mixShareOverTime(d.ch, run),
         ]);
-        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead, backends: d.backends?.() ?? null };
+        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead, histograms: hist, samples, mix, backends: d.backends?.() ?? null };
       } catch (err) {
         // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
         d.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');

@@ -1,5 +1,24 @@
 import { availableParallelism } from 'node:os';
-import { getLlama, LlamaCompletion, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from 'node-llama-cpp';
+import type { Llama, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from 'node-llama-cpp';
+import { JobError } from '../../processors/runtime/job-error.ts';
+
+type LlamaCpp = typeof import('node-llama-cpp');
+
+/**
+ * node-llama-cpp, loaded on first use: it is an optional dependency (its prebuilt llama.cpp binaries are some 700 MB),
+ * so `import 'instruct-pt'` and every command but the embedded synthesizer's work without it.
+ */
+export async function loadLlamaCpp(): Promise<LlamaCpp> {
+  try {
+    return await import('node-llama-cpp');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes("'node-llama-cpp'")) {
+      throw new JobError('the embedded synthesizer needs node-llama-cpp, an optional dependency that is not installed: run `npm install node-llama-cpp` (or install without --omit=optional), or point the pipeline at an LLM server with --llm-url');
+    }
+    throw err;
+  }
+}
 
 export interface EmbeddedOptions {
   modelPath: string;
@@ -40,6 +59,7 @@ export class EmbeddedSynthesizer {
   promptTokensTotal = 0;
 
   private constructor(
+    private readonly Completion: typeof LlamaCompletion,
     readonly llama: Llama,
     readonly model: LlamaModel,
     readonly context: LlamaContext,
@@ -50,13 +70,14 @@ export class EmbeddedSynthesizer {
 
   static async load(opts: EmbeddedOptions): Promise<EmbeddedSynthesizer> {
     // build: 'never' — use the prebuilt binaries installed from npm; nothing is downloaded or compiled at run time.
+    const { getLlama, LlamaCompletion } = await loadLlamaCpp();
     const llama = await getLlama({ gpu: opts.gpu ?? 'auto', build: 'never' });
     const model = await llama.loadModel({ modelPath: opts.modelPath });
     // llama.cpp's own default counts the host's cores; in a container limited to fewer it oversubscribes badly
     // (measured here: 205 s instead of 1.2 s for 64 tokens), so default to the cores this process may run on.
     const threads = opts.threads ?? availableParallelism();
     const context = await model.createContext({ sequences: opts.parallel ?? 4, contextSize: opts.contextSize ?? 4096, threads });
-    return new EmbeddedSynthesizer(llama, model, context);
+    return new EmbeddedSynthesizer(LlamaCompletion, llama, model, context);
   }
 
   get gpu(): string | false {
@@ -115,7 +136,7 @@ export class EmbeddedSynthesizer {
     try {
       this.prefixTokensReused += commonPrefix(seq.contextTokens, tokens);
       this.promptTokensTotal += tokens.length;
-      const completion = new LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+      const completion = new this.Completion({ contextSequence: seq, autoDisposeSequence: false });
       let completionTokens = 0;
       const res = await completion.generateCompletionWithMeta(tokens, {
         maxTokens: req.maxTokens,

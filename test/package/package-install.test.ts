@@ -62,4 +62,21 @@ describe('the published package', () => {
     expect(existsSync(sendMessages)).toBe(true);
     expect(readFileSync(sendMessages, 'utf8')).toContain('Promise.allSettled(requests)');
   });
+
+  it('works without its optional dependency, and says what to install when the embedded synthesizer is asked for', () => {
+    // As on a platform where npm could not install it (an optional dependency's failure does not fail the install).
+    // Not --omit=optional: that would also leave out the tokenizers' native binary, which npm installs as optional.
+    const llamaCpp = join(app, 'node_modules', 'node-llama-cpp');
+    expect(existsSync(llamaCpp)).toBe(true);
+    rmSync(llamaCpp, { recursive: true, force: true });
+    const script = "import { parseSynthesizerOutput, EmbeddedSynthesizer } from 'instruct-pt'; console.log(typeof EmbeddedSynthesizer.load, parseSynthesizerOutput('<QUE> Q? <ANS> A. </END>').length);";
+    const lib = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' });
+    expect(lib.status, lib.stderr).toBe(0);
+    expect(lib.stdout.trim()).toBe('function 1');
+    writeFileSync(join(app, 'model.gguf'), 'not a model');
+    const r = spawnSync(process.execPath, [join(app, 'node_modules', '.bin', 'ipt'), 'serve-llm', '--model', 'model.gguf'], { cwd: app, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^ipt: the embedded synthesizer needs node-llama-cpp, an optional dependency that is not installed: run `npm install node-llama-cpp`/);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
 });

@@ -1,17 +1,15 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { backoffDelay, durationEnv, type Backoff } from '../../processors/runtime/backoff.ts';
+import { backoffDelay, type Backoff } from '../../processors/runtime/backoff.ts';
+import { setting, SETTINGS } from '../../processors/runtime/settings.ts';
 import { classifyInsertError, message, type InsertFailure } from './insert-errors.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { createLogger, type NoticeLogger } from '../../processors/runtime/logger.ts';
 import { clickhouseUrlOf } from './clickhouse.ts';
 
-export const OUTAGE_ENV = 'IPT_CLICKHOUSE_OUTAGE_MS';
-export const DEFAULT_OUTAGE_MS = 10 * 60_000;
+export const DEFAULT_OUTAGE_MS = SETTINGS.IPT_CLICKHOUSE_OUTAGE_MS.fallback;
 
 /** How long ClickHouse may stay unreachable before held rows are given up (IPT_CLICKHOUSE_OUTAGE_MS). */
-export function outageBudgetMs(env: NodeJS.ProcessEnv = process.env): number {
-  return durationEnv(env, OUTAGE_ENV, DEFAULT_OUTAGE_MS, '10 minutes');
-}
+export const outageBudgetMs = (env: NodeJS.ProcessEnv = process.env): number => setting('IPT_CLICKHOUSE_OUTAGE_MS', env);
 
 /** A row ClickHouse refused as data; the row's add() rejects with it. Not worth retrying. */
 export class RowRejectedError extends Error {
@@ -222,7 +220,7 @@ export class BatchInserter {
 
   private giveUp(table: string, rows: number, outage: { since: number; exhausted: boolean }, reason: string): ClickHouseOutageError {
     const seconds = Math.round((Date.now() - outage.since) / 1000);
-    const why = this.closed ? 'and the inserter was closed' : `beyond the outage budget (${OUTAGE_ENV}=${this.outageMs})`;
+    const why = this.closed ? 'and the inserter was closed' : `beyond the outage budget (IPT_CLICKHOUSE_OUTAGE_MS=${this.outageMs})`;
     if (!outage.exhausted) {
       outage.exhausted = true;
       this.logger.error({ clickhouse: this.url, outageMs: Date.now() - outage.since, err: reason }, `ClickHouse unreachable ${why}: giving up on held inserts`);

@@ -1,5 +1,6 @@
+import { SETTINGS } from '../../processors/runtime/settings.ts';
 /** The default bound on ids remembered per open run (IPT_MAX_RUN_IDS). */
-export const DEFAULT_MAX_RUN_IDS = 1_000_000;
+export const DEFAULT_MAX_RUN_IDS = SETTINGS.IPT_MAX_RUN_IDS.fallback;
 
 /** The ids of one open run that this process has taken in. */
 export interface RunIds {

@@ -1,3 +1,4 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
 import { CompletionError } from './completion-types.ts';
@@ -38,7 +39,7 @@ export interface PoolOptions {
 
 /** The LLM servers' API key from the environment: IPT_LLM_API_KEY, falling back to OPENAI_API_KEY. */
 export function llmApiKey(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.IPT_LLM_API_KEY || env.OPENAI_API_KEY || undefined;
+  return setting('IPT_LLM_API_KEY', env) ?? (env.OPENAI_API_KEY || undefined);
 }
 
 /** What a 401 or 403 from an LLM server means for the operator. */

@@ -1,3 +1,4 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 
@@ -30,7 +31,7 @@ function vmHwm(): number {
   }
 }
 
-const path = process.env.IPT_MEMORY_PROBE;
+const path = setting('IPT_MEMORY_PROBE');
 if (path) {
   const t0 = Date.now();
   const peaks: MemoryPeaks = { vmHwmBytes: 0, rssBytes: 0, heapUsedBytes: 0, heapAfterFullGcBytes: 0, heapTotalBytes: 0, externalBytes: 0, arrayBuffersBytes: 0, samples: 0, timeline: [] };

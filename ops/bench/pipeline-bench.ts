@@ -1,3 +1,4 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka } from 'kafkajs';
@@ -129,7 +130,7 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         const wall0 = performance.now();
         await waitForRecords(admin, topics.mixed, groups);
         const cpu = process.cpuUsage(cpu0);
-        if (process.env.IPT_BENCH_SPANS) opts.log(`  ${side}: process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms`);
+        if (setting('IPT_BENCH_SPANS')) opts.log(`  ${side}: process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms`);
         await pipeline.stop();
         // From the first record the first stage wrote to the last mixed record.
         const firstOut = side === 'staged' ? topics.requests : topics.metrics;

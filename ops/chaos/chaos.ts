@@ -1,3 +1,4 @@
+import { logLevel } from '../../processors/runtime/logger.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -57,7 +58,7 @@ async function runOnStack(o: ChaosOptions, cases: { c: ChaosCase; i: number }[],
   mkdirSync(logsDir, { recursive: true });
   // The suite's own clients log to a file: a killed broker makes kafkajs write hundreds of lines.
   const dest = pino.destination({ dest: join(logsDir, 'chaos.log'), sync: false, mkdir: true });
-  const logger = pino({ name: 'ipt-chaos', level: process.env.IPT_LOG_LEVEL ?? 'warn' }, dest);
+  const logger = pino({ name: 'ipt-chaos', level: logLevel('warn') }, dest);
   let downSeconds = 0;
   try {
     for (const { c, i } of cases) {

@@ -1,3 +1,4 @@
+import { logLevel } from '../../processors/runtime/logger.ts';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,7 +85,7 @@ export async function runCase(c: ChaosCase, o: ChaosOptions, stack: PrivateStack
     ...endpointsEnv(stack.endpoints),
     IPT_EXACTLY_ONCE: String(c.exactlyOnce),
     IPT_SESSION_TIMEOUT_MS: String(o.sessionTimeoutMs),
-    IPT_LOG_LEVEL: process.env.IPT_LOG_LEVEL ?? 'warn',
+    IPT_LOG_LEVEL: logLevel('warn'),
   };
   delete env.IPT_TOPIC_PREFIX;
   delete env.IPT_TOPOLOGY;

@@ -1,4 +1,4 @@
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
@@ -18,7 +18,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const sample = values.sample === undefined ? 20 : Number(values.sample);
   if (!Number.isInteger(sample) || sample < 0) throw new UsageError(`audit: --sample must be an integer ≥ 0 (got ${values.sample})`);
   const opts = pipelineOptions('audit', { prefix: values.prefix });
-  const logger = createLogger('ipt-audit', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const logger = createLogger('ipt-audit', logLevel('warn'));
   const ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
   // A progress line a second per topic scanned, where a topic holds enough to wait for.
   let progress: { topic: string; line: ProgressLine } | undefined;

@@ -198,7 +198,7 @@ export function commandHelp(command: string): string {
   const groups = ENV_GROUPS.filter((g) => h.env.includes(g.title));
   if (groups.length > 0) {
     lines.push('environment (defaults and meanings: ipt env):');
-    for (const g of groups) lines.push(`  ${g.title.toLowerCase()}: ${g.vars.flatMap((v) => v.names).join(', ')}`);
+    for (const g of groups) lines.push(`  ${g.title.toLowerCase()}: ${g.vars.map((v) => v.name).join(', ')}`);
     lines.push('');
   }
   lines.push('examples:', ...h.examples.map((e) => `  ${e}`), '', EXIT_CODES, '');

@@ -1,9 +1,10 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
 import { guidedFields } from '../../connectors/llm/pair-grammar.ts';
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { runAugment } from '../jobs/augment.ts';
 import { runPipeline } from '../jobs/pipeline-run.ts';
 import { installSmallModel } from '../stack/models.ts';
@@ -49,7 +50,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 async function pipelineDemo(values: { json?: boolean }, input: string, rounds: number, guided: 'off' | 'gbnf', url: string, log: (l: string) => void): Promise<number> {
   const ep = await locateStack(process.env, log);
   const env = { ...process.env, ...endpointsEnv(ep) };
-  const flags = { 'llm-url': url, model: 'SmolLM2-135M-Instruct', rounds: String(rounds), 'max-model-len': '2048', 'max-new-tokens': '256', concurrency: '8', retries: '2', 'timeout-ms': '300000', prefix: env.IPT_TOPIC_PREFIX ?? 'ipt' };
+  const flags = { 'llm-url': url, model: 'SmolLM2-135M-Instruct', rounds: String(rounds), 'max-model-len': '2048', 'max-new-tokens': '256', concurrency: '8', retries: '2', 'timeout-ms': '300000', prefix: setting('IPT_TOPIC_PREFIX', env) };
   const pipeline = pipelineOptions('demo', flags, env);
   pipeline.llm.extraBody = { ...EXTRA, ...guidedFields(guided, GRAMMAR_BOUNDS) };
   const summary = await runPipeline({
@@ -59,7 +60,7 @@ async function pipelineDemo(values: { json?: boolean }, input: string, rounds: n
     startStages: true,
     timeoutMs: 1_800_000,
     log,
-    logger: createLogger('ipt-demo', process.env.IPT_LOG_LEVEL ?? 'warn'),
+    logger: createLogger('ipt-demo', logLevel('warn')),
   });
   if (values.json) console.log(JSON.stringify(summary));
   else {

@@ -2,13 +2,13 @@
 // Exit codes: 0 the command's work is done, or a long-running command stopped on SIGTERM/SIGINT; 1 it failed (a stage
 // that stopped by itself, a shutdown that did not finish in time or was interrupted by a second signal, work that
 // stopped silently); 2 usage or configuration error.
+import { checkSettings, setting } from '../../processors/runtime/settings.ts';
 import { UsageError } from './args.ts';
 import { COMMANDS, commandHelp, overallHelp } from './command-help.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
-import { exitIfUnsettled, shutdownTimeoutMs, StageFailure } from '../../processors/runtime/run-until-signal.ts';
+import { exitIfUnsettled, StageFailure } from '../../processors/runtime/run-until-signal.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';
 import { unreachableService } from './service-errors.ts';
-import { checkLogSettings } from '../../processors/runtime/logger.ts';
 import { readFileSync } from 'node:fs';
 import { packagePath } from '../../processors/runtime/package-root.ts';
 
@@ -61,8 +61,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Checked before any work starts, not when the first signal comes or the first line is logged.
-  shutdownTimeoutMs();
-  checkLogSettings();
+  checkSettings();
   return (await load())(rest);
 }
 
@@ -80,7 +79,7 @@ work.then(
       process.stderr.write(`ipt: ${err.message}\n`);
       process.exit(1);
     }
-    const unreachable = process.env.IPT_DEBUG ? undefined : unreachableService(err);
+    const unreachable = setting('IPT_DEBUG') ? undefined : unreachableService(err);
     process.stderr.write(`ipt: ${unreachable ?? (err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     process.exit(1);
   },

@@ -1,4 +1,5 @@
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { flagOrSetting, setting } from '../../processors/runtime/settings.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { startOpsServer } from '../../processors/runtime/ops-server.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { startPipeline } from '../pipeline/start-pipeline.ts';
@@ -22,9 +23,9 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
 /** The topology's stages, topics and edges for one cut, as text or as a Mermaid flowchart. Touches no service. */
 function describe(argv: string[]): number {
   const { values } = parse('pipeline describe', argv, { topology: { type: 'string' }, prefix: { type: 'string' }, partitions: { type: 'string' }, mermaid: { type: 'boolean' } });
-  const topology = (values.topology as string | undefined) ?? process.env.IPT_TOPOLOGY ?? 'staged';
+  const topology = flagOrSetting('IPT_TOPOLOGY', values.topology as string | undefined, 'topology');
   if (!Object.hasOwn(TOPOLOGIES, topology)) throw new UsageError(`pipeline describe: --topology must be ${Object.keys(TOPOLOGIES).join(' or ')} (got ${topology})`);
-  const prefix = (values.prefix as string | undefined) ?? process.env.IPT_TOPIC_PREFIX ?? 'ipt';
+  const prefix = flagOrSetting('IPT_TOPIC_PREFIX', values.prefix as string | undefined, 'prefix');
   const partitions = intOption('pipeline describe', 'partitions', values.partitions as string | undefined, 4);
   process.stdout.write(`${values.mermaid ? topologyMermaid(topology as Topology, prefix) : describeTopology(topology as Topology, prefix, partitions)}\n`);
   return 0;
@@ -60,7 +61,7 @@ async function run(argv: string[]): Promise<number> {
   if (!values.input) throw new UsageError(`pipeline run: --input is required\n${USAGE}`);
   const opts = pipelineOptions('pipeline run', values);
   if (opts.llm.endpoints.length === 0 && !values.external) throw new UsageError(`pipeline run: --llm-url (or IPT_LLM_URL) is required\n${USAGE}`);
-  const logger = createLogger('ipt-pipeline', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const logger = createLogger('ipt-pipeline', logLevel('warn'));
   const summary = await runPipeline({
     input: values.input,
     settings: runSettings('pipeline run', values),

@@ -1,9 +1,10 @@
-import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
+import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { isPreset, type PresetName } from '../../processors/pipeline/run-config.ts';
 import { STAGES, TOPOLOGIES, type StageName, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import type { PipelineOptions } from '../pipeline/start-pipeline.ts';
 import type { RunSettings } from '../../connectors/ingest/run-plan.ts';
 import { intOption, UsageError } from './args.ts';
+import { flagOrSetting, setting } from '../../processors/runtime/settings.ts';
 
 /** Flags shared by `ipt pipeline up|run`, `ipt serve` and `ipt rounds`. */
 export const PIPELINE_FLAGS = {
@@ -46,34 +47,24 @@ function num(cmd: string, name: string, raw: unknown, fallback: number, min: num
 /** Pipeline settings from flags and environment (IPT_LLM_URL, IPT_CLICKHOUSE_URL, IPT_CLICKHOUSE_DB, IPT_TOPIC_PREFIX, IPT_TOPOLOGY), validated once. */
 export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv = process.env): Omit<PipelineOptions, 'logger'> {
   const runtime = runtimeConfig(env);
-  const llmUrl = (v['llm-url'] as string | undefined) ?? env.IPT_LLM_URL ?? '';
-  const endpoints = llmUrl.split(',').map((u) => u.trim()).filter(Boolean);
-  for (const u of endpoints) {
-    try {
-      new URL(u);
-    } catch {
-      throw new UsageError(`${cmd}: --llm-url "${u}" is not a URL`);
-    }
-  }
+  const endpoints = flagOrSetting('IPT_LLM_URL', v['llm-url'] as string | undefined, 'llm-url', env);
   const stages = v.stages === undefined ? undefined : (String(v.stages).split(',').map((s) => s.trim()) as StageName[]);
   for (const s of stages ?? []) if (!STAGES.includes(s)) throw new UsageError(`${cmd}: unknown stage "${s}" (stages: ${STAGES.join(', ')})`);
-  const topology = (v.topology as string | undefined) ?? env.IPT_TOPOLOGY ?? 'staged';
-  if (!Object.hasOwn(TOPOLOGIES, topology)) throw new UsageError(`${cmd}: --topology must be ${Object.keys(TOPOLOGIES).join(' or ')} (got ${topology})`);
-  const clickhouseUrl = env.IPT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
-  const database = env.IPT_CLICKHOUSE_DB ?? 'instruct_pt';
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError(`IPT_CLICKHOUSE_DB=${database}: letters, digits and "_" only`);
+  const topology: Topology = flagOrSetting('IPT_TOPOLOGY', v.topology as string | undefined, 'topology', env);
+  const clickhouseUrl = setting('IPT_CLICKHOUSE_URL', env);
+  const database = setting('IPT_CLICKHOUSE_DB', env);
   return {
     runtime,
-    prefix: (v.prefix as string | undefined) ?? env.IPT_TOPIC_PREFIX ?? 'ipt',
+    prefix: flagOrSetting('IPT_TOPIC_PREFIX', v.prefix as string | undefined, 'prefix', env),
     partitions: intOption(cmd, 'partitions', v.partitions as string | undefined, 4),
     stages,
-    topology: topology as Topology,
+    topology,
     llm: {
       endpoints,
       concurrency: intOption(cmd, 'concurrency', v.concurrency as string | undefined, 32),
       retries: intOption(cmd, 'retries', v.retries as string | undefined, 4, 0),
       timeoutMs: intOption(cmd, 'timeout-ms', v['timeout-ms'] as string | undefined, 120_000),
-      deadlineMs: llmDeadline(cmd, v['llm-deadline-ms'] as string | undefined, env),
+      deadlineMs: flagOrSetting('IPT_LLM_DEADLINE_MS', v['llm-deadline-ms'] as string | undefined, 'llm-deadline-ms', env),
       tokenizer: v.tokenizer as string | undefined,
     },
     evaluation: {
@@ -83,16 +74,6 @@ export function pipelineOptions(cmd: string, v: Values, env: NodeJS.ProcessEnv =
     },
     clickhouse: { url: clickhouseUrl, database },
   };
-}
-
-/** How long one text may wait for the LLM, retries and outages included: --llm-deadline-ms, else IPT_LLM_DEADLINE_MS, else 10 minutes. */
-function llmDeadline(cmd: string, flag: string | undefined, env: NodeJS.ProcessEnv): number {
-  if (flag !== undefined) return intOption(cmd, 'llm-deadline-ms', flag, 600_000);
-  const raw = env.IPT_LLM_DEADLINE_MS;
-  if (raw === undefined || raw === '') return 600_000;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`IPT_LLM_DEADLINE_MS=${raw}: expected an integer ≥ 1 (milliseconds)`);
-  return n;
 }
 
 export function runSettings(cmd: string, v: Values): Omit<RunSettings, 'runId'> & { runId?: string } {

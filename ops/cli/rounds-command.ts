@@ -1,4 +1,4 @@
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { pipelineTopics, STAGES, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
 import { startRounds } from '../jobs/rounds-start.ts';
@@ -27,7 +27,7 @@ export async function roundsCommand(argv: string[]): Promise<number> {
   const opts = pipelineOptions('rounds start', values);
   const summary = await startRounds(
     { runId: values.run, round: intOption('rounds start', 'round', values.round, 0, 0), newRunId: values['new-run'], seed: values.seed === undefined ? undefined : intOption('rounds start', 'seed', values.seed, 0, 0) },
-    { pipeline: opts, startStages: !values.external, timeoutMs: intOption('rounds start', 'run-timeout-ms', values['run-timeout-ms'], 1_800_000), log: (l) => process.stderr.write(`${l}\n`), logger: createLogger('ipt-rounds', process.env.IPT_LOG_LEVEL ?? 'warn') },
+    { pipeline: opts, startStages: !values.external, timeoutMs: intOption('rounds start', 'run-timeout-ms', values['run-timeout-ms'], 1_800_000), log: (l) => process.stderr.write(`${l}\n`), logger: createLogger('ipt-rounds', logLevel('warn')) },
   );
   console.log(values.json ? JSON.stringify(summary) : `rounds: run ${summary.runId}: ${summary.augmented} texts converted, ${summary.deadLettered} dead-lettered, ${summary.pairs} pairs, ${summary.outputTexts} texts out`);
   return summary.deadLettered > 0 ? 1 : 0;

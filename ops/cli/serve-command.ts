@@ -1,5 +1,6 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { randomBytes } from 'node:crypto';
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { serve } from '../server/serve.ts';
 import { intOption, parse, UsageError } from './args.ts';
@@ -22,8 +23,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'body-bytes': { type: 'string' },
     'lag-interval-ms': { type: 'string' },
   });
-  const logger = createLogger('ipt-serve', process.env.IPT_LOG_LEVEL ?? 'info');
-  let token = values.token ?? process.env.IPT_API_TOKEN;
+  const logger = createLogger('ipt-serve', logLevel('info'));
+  let token = values.token ?? setting('IPT_API_TOKEN');
   const tokenGenerated = !token;
   if (token !== undefined && token.length < 16) throw new UsageError(`serve: the API token must be at least 16 characters\n${USAGE}`);
   if (!token) {

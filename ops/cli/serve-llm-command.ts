@@ -1,17 +1,12 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
 import { basename } from 'node:path';
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { stopOnSignals } from '../../processors/runtime/run-until-signal.ts';
 import { llmExposureWarnings } from '../server/exposure.ts';
 import { intOption, parse, UsageError } from './args.ts';
 import { usageOf } from './command-help.ts';
-
-/**
- * The API key's variable: the same one the LLM client sends as its bearer token, so a pipeline and the server it
- * talks to can share one setting.
- */
-export const LLM_API_KEY_VAR = 'IPT_LLM_API_KEY';
 
 const USAGE = usageOf('serve-llm');
 
@@ -30,9 +25,10 @@ export async function serveLlmCommand(argv: string[]): Promise<number> {
   if (values.gpu !== undefined && values.gpu !== 'auto' && values.gpu !== 'off') throw new UsageError('serve-llm: --gpu must be auto or off');
   // An empty variable is the same as none; an empty flag is a mistake.
   if (values['api-key'] === '') throw new UsageError(`serve-llm: --api-key is empty\n${USAGE}`);
-  const apiKey = values['api-key'] ?? (process.env[LLM_API_KEY_VAR] || undefined);
+  // The variable the LLM client sends as its bearer token: a pipeline and the server it talks to share one setting.
+  const apiKey = values['api-key'] ?? setting('IPT_LLM_API_KEY');
   const host = values.host ?? '127.0.0.1';
-  const logger = createLogger('ipt-serve-llm', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const logger = createLogger('ipt-serve-llm', logLevel('warn'));
   const synth = await EmbeddedSynthesizer.load({
     modelPath: values.model,
     parallel: intOption('serve-llm', 'parallel', values.parallel, 4),

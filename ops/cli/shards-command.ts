@@ -1,3 +1,4 @@
+import { flagOrSetting } from '../../processors/runtime/settings.ts';
 import { join } from 'node:path';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
@@ -37,7 +38,7 @@ export async function shardsCommand(argv: string[]): Promise<number> {
   const idleFlushMs = intOption('shards', 'idle-flush-s', values['idle-flush-s'], 60) * 1000;
   const cfg = runtimeConfig();
   const logger = createLogger('ipt-shards', cfg.logLevel);
-  const prefix = values.prefix ?? process.env.IPT_TOPIC_PREFIX ?? 'ipt';
+  const prefix = flagOrSetting('IPT_TOPIC_PREFIX', values.prefix, 'prefix');
   const dir = join(values.out, values.run);
   const stop = new AbortController();
   const onSignal = () => stop.abort();

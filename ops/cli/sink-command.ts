@@ -1,3 +1,4 @@
+import { flagOrSetting } from '../../processors/runtime/settings.ts';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { ProcessorMetrics } from '../../processors/runtime/metrics.ts';
 import { startOpsServer } from '../../processors/runtime/ops-server.ts';
@@ -23,7 +24,7 @@ export async function sinkCommand(argv: string[]): Promise<number> {
   const cfg = runtimeConfig();
   const logger = createLogger('ipt-sink', cfg.logLevel);
   const metrics = new ProcessorMetrics();
-  const prefix = values.prefix ?? process.env.IPT_TOPIC_PREFIX ?? 'ipt';
+  const prefix = flagOrSetting('IPT_TOPIC_PREFIX', values.prefix, 'prefix');
   const running = await startTrainerSink(
     cfg,
     {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { identityProcessor } from '../../processors/identity/identity-processor.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
-import { createLogger } from '../../processors/runtime/logger.ts';
+import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { rawTextMessages, sampleTexts } from '../../processors/runtime/raw-text-records.ts';
 import { startProcessor } from '../../processors/runtime/run-processor.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
@@ -18,7 +18,7 @@ export async function smokeCommand(argv: string[]): Promise<number> {
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const ep = await locateStack(process.env, log);
   const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
-  const logger = createLogger('ipt-smoke', process.env.IPT_LOG_LEVEL ?? 'warn');
+  const logger = createLogger('ipt-smoke', logLevel('warn'));
   const runId = randomUUID().slice(0, 8);
   const input = `smoke.raw.${runId}`;
   const output = `smoke.out.${runId}`;

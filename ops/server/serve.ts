@@ -7,7 +7,8 @@ import { BatchInserter } from '../../connectors/clickhouse/batch-inserter.ts';
 import type { RunSettings } from '../../connectors/ingest/run-plan.ts';
 import { PipelineWriter } from '../../connectors/ingest/pipeline-writer.ts';
 import type { IngestLimits } from '../../connectors/ingest/http-ingest.ts';
-import { DEFAULT_MAX_RUN_IDS, RunIdRegistry } from '../../connectors/ingest/http-run-ids.ts';
+import { RunIdRegistry } from '../../connectors/ingest/http-run-ids.ts';
+import { setting } from '../../processors/runtime/settings.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import type { Logger } from '../../processors/runtime/logger.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
@@ -62,7 +63,7 @@ export interface Served {
 export async function serve(opts: ServeOptions): Promise<Served> {
   // "Bearer " alone would match an empty token.
   if (opts.token === '') throw new Error('serve: the API token is empty');
-  const seenIds = new RunIdRegistry(opts.limits.maxRunIds ?? maxRunIdsFromEnv());
+  const seenIds = new RunIdRegistry(opts.limits.maxRunIds ?? setting('IPT_MAX_RUN_IDS'));
   const { runtime, clickhouse } = opts.pipeline;
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
@@ -149,13 +150,4 @@ function urlProblem(err: FastifyError): string {
   if (err.code === 'FST_ERR_BAD_URL') return 'the path is not valid percent-encoded UTF-8';
   if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return 'a path parameter is too long';
   return err.message;
-}
-
-/** IPT_MAX_RUN_IDS, the ids remembered per open run, when set. */
-function maxRunIdsFromEnv(): number {
-  const raw = process.env.IPT_MAX_RUN_IDS;
-  if (raw === undefined || raw === '') return DEFAULT_MAX_RUN_IDS;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`IPT_MAX_RUN_IDS=${raw} must be a positive integer`);
-  return n;
 }

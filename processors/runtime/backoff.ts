@@ -1,4 +1,3 @@
-import { ConfigError } from './runtime-config.ts';
 
 export interface Backoff {
   baseMs: number;
@@ -14,14 +13,3 @@ export function backoffDelay(attempt: number, opts: Backoff = { baseMs: 200, cap
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
-/**
- * A duration in milliseconds from the environment, strictly: anything but a whole number of milliseconds is a
- * configuration error naming the variable, not a silent default.
- */
-export function durationEnv(env: NodeJS.ProcessEnv, name: string, fallbackMs: number, fallbackInWords: string): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallbackMs;
-  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ConfigError(`${name}=${raw}: expected a whole number of milliseconds (default ${fallbackMs}, ${fallbackInWords})`);
-  return n;
-}

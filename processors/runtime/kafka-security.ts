@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import type { SASLOptions } from 'kafkajs';
 import { ConfigError } from './config-error.ts';
+import { isSet, setting, type SettingName } from './settings.ts';
 
 /** Kafka's own names for how a client talks to the brokers. */
 export type SecurityProtocol = 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
@@ -15,17 +16,11 @@ export interface KafkaSecurity {
   sasl?: SASLOptions & { mechanism: SaslMechanism };
 }
 
-const PROTOCOLS: readonly SecurityProtocol[] = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'];
 const MECHANISMS: readonly SaslMechanism[] = ['plain', 'scram-sha-256', 'scram-sha-512'];
 
-function set(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v === '' ? undefined : v;
-}
-
 /** A PEM file's text, with an error that names the variable when it is missing or not PEM. */
-function pem(env: NodeJS.ProcessEnv, name: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string | undefined {
-  const path = set(env, name);
+function pem(env: NodeJS.ProcessEnv, name: 'IPT_KAFKA_SSL_CA_FILE' | 'IPT_KAFKA_SSL_CERT_FILE' | 'IPT_KAFKA_SSL_KEY_FILE', kind: 'CERTIFICATE' | 'PRIVATE KEY'): string | undefined {
+  const path = setting(name, env);
   if (path === undefined) return undefined;
   let text: string;
   try {
@@ -39,15 +34,13 @@ function pem(env: NodeJS.ProcessEnv, name: string, kind: 'CERTIFICATE' | 'PRIVAT
 }
 
 export function kafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSecurity {
-  const rawProtocol = set(env, 'IPT_KAFKA_SECURITY_PROTOCOL') ?? 'plaintext';
-  const protocol = rawProtocol.toLowerCase() as SecurityProtocol;
-  if (!PROTOCOLS.includes(protocol)) throw new ConfigError(`IPT_KAFKA_SECURITY_PROTOCOL=${rawProtocol}: expected one of ${PROTOCOLS.join(', ')}`);
+  const protocol: SecurityProtocol = setting('IPT_KAFKA_SECURITY_PROTOCOL', env);
   const tls = protocol === 'ssl' || protocol === 'sasl_ssl';
   const sasl = protocol === 'sasl_plaintext' || protocol === 'sasl_ssl';
 
-  const sslVars = ['IPT_KAFKA_SSL_CA_FILE', 'IPT_KAFKA_SSL_CERT_FILE', 'IPT_KAFKA_SSL_KEY_FILE'].filter((n) => set(env, n) !== undefined);
+  const sslVars = (['IPT_KAFKA_SSL_CA_FILE', 'IPT_KAFKA_SSL_CERT_FILE', 'IPT_KAFKA_SSL_KEY_FILE'] as SettingName[]).filter((n) => isSet(n, env));
   if (!tls && sslVars.length > 0) throw new ConfigError(`${sslVars.join(', ')} set but IPT_KAFKA_SECURITY_PROTOCOL=${protocol}: TLS settings need ssl or sasl_ssl`);
-  const saslVars = ['IPT_KAFKA_SASL_MECHANISM', 'IPT_KAFKA_SASL_USERNAME', 'IPT_KAFKA_SASL_PASSWORD'].filter((n) => set(env, n) !== undefined);
+  const saslVars = (['IPT_KAFKA_SASL_MECHANISM', 'IPT_KAFKA_SASL_USERNAME', 'IPT_KAFKA_SASL_PASSWORD'] as SettingName[]).filter((n) => isSet(n, env));
   if (!sasl && saslVars.length > 0) throw new ConfigError(`${saslVars.join(', ')} set but IPT_KAFKA_SECURITY_PROTOCOL=${protocol}: SASL settings need sasl_plaintext or sasl_ssl`);
 
   const out: KafkaSecurity = { protocol };
@@ -60,12 +53,10 @@ export function kafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSecuri
     out.ssl = ca === undefined && cert === undefined ? true : { ...(ca ? { ca: [ca] } : {}), ...(cert ? { cert, key } : {}) };
   }
   if (sasl) {
-    const rawMechanism = set(env, 'IPT_KAFKA_SASL_MECHANISM');
-    if (rawMechanism === undefined) throw new ConfigError(`IPT_KAFKA_SECURITY_PROTOCOL=${protocol} needs IPT_KAFKA_SASL_MECHANISM (${MECHANISMS.join(', ')})`);
-    const mechanism = rawMechanism.toLowerCase() as SaslMechanism;
-    if (!MECHANISMS.includes(mechanism)) throw new ConfigError(`IPT_KAFKA_SASL_MECHANISM=${rawMechanism}: expected one of ${MECHANISMS.join(', ')}`);
-    const username = set(env, 'IPT_KAFKA_SASL_USERNAME');
-    const password = set(env, 'IPT_KAFKA_SASL_PASSWORD');
+    const mechanism: SaslMechanism | undefined = setting('IPT_KAFKA_SASL_MECHANISM', env);
+    if (mechanism === undefined) throw new ConfigError(`IPT_KAFKA_SECURITY_PROTOCOL=${protocol} needs IPT_KAFKA_SASL_MECHANISM (${MECHANISMS.join(', ')})`);
+    const username = setting('IPT_KAFKA_SASL_USERNAME', env);
+    const password = setting('IPT_KAFKA_SASL_PASSWORD', env);
     const missing = [username === undefined ? 'IPT_KAFKA_SASL_USERNAME' : '', password === undefined ? 'IPT_KAFKA_SASL_PASSWORD' : ''].filter(Boolean);
     if (missing.length > 0) throw new ConfigError(`IPT_KAFKA_SASL_MECHANISM=${mechanism} needs ${missing.join(' and ')}`);
     out.sasl = { mechanism, username: username!, password: password! } as KafkaSecurity['sasl'];

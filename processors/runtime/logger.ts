@@ -1,15 +1,17 @@
 import { pino, type Logger } from 'pino';
 import { PinoPretty } from 'pino-pretty';
 import { ConfigError } from './config-error.ts';
+import { LOG_LEVELS, setting } from './settings.ts';
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** IPT_LOG_LEVEL, or the command's own default where it is unset ('info' for long-running processes, 'warn' for one-shot commands). */
+export const logLevel = (fallback: string, env: NodeJS.ProcessEnv = process.env): string => setting('IPT_LOG_LEVEL', env) ?? fallback;
 
 /**
  * Logs on stderr, so that stdout stays free for a command's own output (summaries, --json lines): JSON lines, for
  * collectors, unless stderr is a terminal, where they are printed for people (pino-pretty; IPT_LOG_FORMAT=json keeps
  * JSON there too, IPT_LOG_FORMAT=pretty asks for it anywhere).
  */
-export function createLogger(name: string, level = process.env.IPT_LOG_LEVEL ?? 'info'): Logger {
+export function createLogger(name: string, level = logLevel('info')): Logger {
   checkLevel(level);
   const format = logFormat();
   const pretty = format === 'pretty' || (format !== 'json' && process.stderr.isTTY === true);
@@ -19,21 +21,12 @@ export function createLogger(name: string, level = process.env.IPT_LOG_LEVEL ?? 
 }
 export type { Logger };
 
+/** A level given in code (a caller's choice, not the environment's, which setting() checks). */
 function checkLevel(level: string): void {
-  if (!LEVELS.includes(level)) throw new ConfigError(`IPT_LOG_LEVEL=${level}: expected one of ${LEVELS.join(', ')}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`log level ${level}: expected one of ${LOG_LEVELS.join(', ')}`);
 }
 
-function logFormat(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const format = env.IPT_LOG_FORMAT;
-  if (format !== undefined && format !== '' && format !== 'json' && format !== 'pretty') throw new ConfigError(`IPT_LOG_FORMAT=${format}: expected json or pretty`);
-  return format;
-}
-
-/** The log settings of the environment, checked before a command does anything (a bad one exits 2, naming it). */
-export function checkLogSettings(env: NodeJS.ProcessEnv = process.env): void {
-  if (env.IPT_LOG_LEVEL) checkLevel(env.IPT_LOG_LEVEL);
-  logFormat(env);
-}
+const logFormat = (env: NodeJS.ProcessEnv = process.env) => setting('IPT_LOG_FORMAT', env);
 
 /** What a component that reports outages needs of a logger: a pino logger, or a test's capture. */
 export interface NoticeLogger {

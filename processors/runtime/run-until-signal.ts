@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from './logger.ts';
-import { ConfigError } from './runtime-config.ts';
+import { setting, SETTINGS } from './settings.ts';
+
+/** The default of IPT_SHUTDOWN_TIMEOUT_MS. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = SETTINGS.IPT_SHUTDOWN_TIMEOUT_MS.fallback;
 
 /** Anything that can be stopped and says when it stopped by itself (a processor, a whole pipeline, a server). */
 export interface Stoppable {
@@ -19,19 +22,8 @@ export class StageFailure extends Error {
   override name = 'StageFailure';
 }
 
-export const SHUTDOWN_TIMEOUT_VAR = 'IPT_SHUTDOWN_TIMEOUT_MS';
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
-// setTimeout fires at once for longer delays.
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
-/** How long a shutdown may take before the process gives up on it and exits 1. */
-export function shutdownTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env[SHUTDOWN_TIMEOUT_VAR];
-  if (raw === undefined || raw === '') return DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= 1 && n <= MAX_TIMEOUT_MS)) throw new ConfigError(`${SHUTDOWN_TIMEOUT_VAR}=${raw}: expected a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`);
-  return n;
-}
+/** How long a shutdown may take before the process gives up on it and exits 1 (IPT_SHUTDOWN_TIMEOUT_MS, at most setTimeout's limit). */
+export const shutdownTimeoutMs = (env: NodeJS.ProcessEnv = process.env): number => setting('IPT_SHUTDOWN_TIMEOUT_MS', env);
 
 export interface ShutdownOptions {
   /** Default: IPT_SHUTDOWN_TIMEOUT_MS, else 30 s. */
@@ -78,7 +70,7 @@ export function stopOnSignals(running: Stoppable[], logger: Logger, server?: Fas
     const shutdown = async (why: string) => {
       trigger = why;
       logger.info({ trigger: why }, 'shutting down');
-      timer = setTimeout(() => end(`ipt: shutdown (${why}) timed out after ${timeoutMs} ms (${SHUTDOWN_TIMEOUT_VAR}): ${[...pending].join(', ')} did not stop in time`), timeoutMs);
+      timer = setTimeout(() => end(`ipt: shutdown (${why}) timed out after ${timeoutMs} ms (IPT_SHUTDOWN_TIMEOUT_MS): ${[...pending].join(', ')} did not stop in time`), timeoutMs);
       const stopOne = async (name: string, stop: () => Promise<void>) => {
         pending.add(name);
         try {

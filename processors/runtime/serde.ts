@@ -1,16 +1,13 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { loadSchema, valueSubject, type LoadedSchema } from './schemas.ts';
-import { backoffDelay, durationEnv } from './backoff.ts';
+import { backoffDelay } from './backoff.ts';
+import { setting } from './settings.ts';
 import { createLogger, type NoticeLogger } from './logger.ts';
 import { basicAuthHeader, registryCredentials } from './service-credentials.ts';
 
-export const REGISTRY_OUTAGE_ENV = 'IPT_REGISTRY_OUTAGE_MS';
-
 /** How long a schema look-up or registration waits for an unreachable registry (IPT_REGISTRY_OUTAGE_MS). */
-export function registryOutageMs(env: NodeJS.ProcessEnv = process.env): number {
-  return durationEnv(env, REGISTRY_OUTAGE_ENV, 10 * 60_000, '10 minutes');
-}
+export const registryOutageMs = (env: NodeJS.ProcessEnv = process.env): number => setting('IPT_REGISTRY_OUTAGE_MS', env);
 
 /**
  * Whether asking the registry again may succeed: it did not answer (the client reports a refused connection as
@@ -77,11 +74,11 @@ export class AvroSerde {
         if (!registryUnavailable(err)) throw err;
         if (this.downSince === undefined) {
           this.downSince = Date.now();
-          this.logger.warn({ registry: this.registryUrl, err: (err as Error).message }, `schema registry unavailable: waiting up to ${this.outageMs} ms (${REGISTRY_OUTAGE_ENV})`);
+          this.logger.warn({ registry: this.registryUrl, err: (err as Error).message }, `schema registry unavailable: waiting up to ${this.outageMs} ms (IPT_REGISTRY_OUTAGE_MS)`);
         }
         const wait = backoffDelay(attempt, { baseMs: 200, capMs: 5_000 });
         if (Date.now() + wait - started > this.outageMs) {
-          throw new RegistryUnavailableError(`${what}: the schema registry at ${this.registryUrl} did not answer within ${this.outageMs} ms (${REGISTRY_OUTAGE_ENV}): ${(err as Error).message}`);
+          throw new RegistryUnavailableError(`${what}: the schema registry at ${this.registryUrl} did not answer within ${this.outageMs} ms (IPT_REGISTRY_OUTAGE_MS): ${(err as Error).message}`);
         }
         await new Promise((r) => setTimeout(r, wait));
       }

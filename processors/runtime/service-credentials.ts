@@ -1,4 +1,5 @@
 import { ConfigError } from './config-error.ts';
+import { setting } from './settings.ts';
 
 export interface BasicCredentials {
   username: string;
@@ -6,9 +7,9 @@ export interface BasicCredentials {
 }
 
 /** A user/password pair from two variables: both or neither, so a half-set pair is found at start-up, not at the first 401. */
-function pair(env: NodeJS.ProcessEnv, user: string, pass: string): BasicCredentials | undefined {
-  const username = env[user] || undefined;
-  const password = env[pass] || undefined;
+function pair(env: NodeJS.ProcessEnv, user: 'IPT_REGISTRY_USERNAME' | 'IPT_CLICKHOUSE_USERNAME', pass: 'IPT_REGISTRY_PASSWORD' | 'IPT_CLICKHOUSE_PASSWORD'): BasicCredentials | undefined {
+  const username = setting(user, env);
+  const password = setting(pass, env);
   if ((username === undefined) !== (password === undefined)) throw new ConfigError(`${user} and ${pass} go together: set both or neither`);
   return username === undefined ? undefined : { username, password: password! };
 }

@@ -1,5 +1,6 @@
 import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from './logger.ts';
+import { setting } from './settings.ts';
 import { ConfigError } from './config-error.ts';
 import { accessDenied } from './kafka-access.ts';
 
@@ -21,10 +22,8 @@ export interface TopicMismatch {
  * the one there is on a single-broker stack.
  */
 export function replicationFactor(brokers: number, env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.IPT_TOPIC_REPLICATION_FACTOR;
-  if (raw === undefined || raw === '') return Math.max(1, Math.min(3, brokers));
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`IPT_TOPIC_REPLICATION_FACTOR=${raw}: expected an integer ≥ 1`);
+  const n = setting('IPT_TOPIC_REPLICATION_FACTOR', env);
+  if (n === undefined) return Math.max(1, Math.min(3, brokers));
   if (n > brokers) throw new ConfigError(`IPT_TOPIC_REPLICATION_FACTOR=${n} but the cluster has ${brokers} broker${brokers === 1 ? '' : 's'}`);
   return n;
 }

@@ -21,7 +21,7 @@ function namesInCode(): Map<string, string> {
   const found = new Map<string, string>();
   const files = [...['processors', 'connectors', 'ops', 'trainers', 'test', '.ci'].flatMap((d) => sources(d)), 'index.ts', 'vitest.config.ts'];
   for (const f of files) {
-    if (f === join('ops', 'config', 'env-vars.ts') || f === join('test', 'unit', 'env-vars.test.ts')) continue;
+    if (f === join('processors', 'runtime', 'settings.ts') || f === join('test', 'unit', 'env-vars.test.ts') || f === join('test', 'unit', 'settings.test.ts')) continue;
     for (const m of readFileSync(join(ROOT, f), 'utf8').matchAll(/(startsWith\(['"])?\b(IPT_[A-Z0-9_]*[A-Z0-9])\b/g)) if (!m[1] && !found.has(m[2]!)) found.set(m[2]!, f);
   }
   return found;
@@ -39,8 +39,19 @@ describe('the environment variables table', () => {
     const inCode = namesInCode();
     const listed = new Set(ENV_NAMES);
     const missing = [...inCode].filter(([n]) => !listed.has(n)).map(([n, f]) => `${n} (read in ${f})`);
-    expect(missing, 'read by the code but not in ops/config/env-vars.ts').toEqual([]);
-    expect(ENV_NAMES.filter((n) => !inCode.has(n)), 'in ops/config/env-vars.ts but read nowhere').toEqual([]);
+    expect(missing, 'read by the code but not defined in processors/runtime/settings.ts').toEqual([]);
+    expect(ENV_NAMES.filter((n) => !inCode.has(n)), 'defined in processors/runtime/settings.ts but read nowhere').toEqual([]);
     expect(new Set(ENV_NAMES).size, 'a variable listed twice').toBe(ENV_NAMES.length);
+  });
+
+  it('is the only way the product reads them: no IPT_ variable is taken from the environment past its definition', () => {
+    const reads: string[] = [];
+    for (const f of [...['processors', 'connectors', 'ops', 'trainers'].flatMap((d) => sources(d)), 'index.ts'].filter((x) => x.endsWith('.ts'))) {
+      if (f === join('processors', 'runtime', 'settings.ts')) continue;
+      const text = readFileSync(join(ROOT, f), 'utf8');
+      // env.IPT_X or env['IPT_X'] read (an assignment, a delete or an object key sets it for a child process).
+      for (const m of text.matchAll(/(delete\s+)?\benv(?:\.(IPT_\w+)|\[['"](IPT_\w+)['"]\])(\s*=(?!=))?/g)) if (!m[1] && !m[4]) reads.push(`${f}: ${m[2] ?? m[3]}`);
+    }
+    expect(reads, 'read with setting() from processors/runtime/settings.ts').toEqual([]);
   });
 });

@@ -4,7 +4,9 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 import { auditRun } from '../jobs/audit.ts';
-import { parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { readArgv, readFlags } from './flags.ts';
 import { usageOf } from './command-help.ts';
 import { pipelineOptions } from './pipeline-options.ts';
 import { ProgressLine } from '../jobs/progress-line.ts';
@@ -13,11 +15,11 @@ const USAGE = usageOf('audit');
 
 /** `ipt audit`: reconcile one run across its topics and ClickHouse; exit 1 when anything is missing. */
 export async function auditCommand(argv: string[]): Promise<number> {
-  const { values } = parse('audit', argv, { run: { type: 'string' }, prefix: { type: 'string' }, sample: { type: 'string' }, json: { type: 'boolean' } });
+  const { raw } = readArgv('audit', argv, FLAGS.audit);
+  const values = readFlags('audit', raw, FLAGS.audit);
   if (!values.run) throw new UsageError(`audit: --run is required\n${USAGE}`);
-  const sample = values.sample === undefined ? 20 : Number(values.sample);
-  if (!Number.isInteger(sample) || sample < 0) throw new UsageError(`audit: --sample must be an integer ≥ 0 (got ${values.sample})`);
-  const opts = pipelineOptions('audit', { prefix: values.prefix });
+  const sample = values.sample;
+  const opts = pipelineOptions('audit', { prefix: raw.prefix });
   const logger = createLogger('ipt-audit', logLevel('warn'));
   const ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
   // A progress line a second per topic scanned, where a topic holds enough to wait for.

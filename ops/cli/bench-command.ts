@@ -3,41 +3,31 @@ import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { endpointsEnv, locateStack } from '../stack/locate.ts';
-import { intOption, parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags, readArgv, type FlagSpecs } from './flags.ts';
+
+const BENCHES = ['runtime', 'synthesis', 'pipeline', 'sink', 'scale', 'memory', 'train'] as const;
+const isBench = (w: string | undefined): w is (typeof BENCHES)[number] => (BENCHES as readonly (string | undefined)[]).includes(w);
 import { usageOf } from './command-help.ts';
 
 /** `ipt bench <what>`: side-by-side benchmarks that print one JSON line (with --json) of medians and ratios. */
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { positionals, values } = parse('bench', argv, {
-    json: { type: 'boolean' },
-    records: { type: 'string' },
-    runs: { type: 'string' },
-    'record-bytes': { type: 'string' },
-    rounds: { type: 'string' },
-    topology: { type: 'string' },
-    'latency-ms': { type: 'string' },
-    concurrency: { type: 'string' },
-    instances: { type: 'string' },
-    partitions: { type: 'string' },
-    texts: { type: 'string' },
-    'run-timeout-ms': { type: 'string' },
-    config: { type: 'string' },
-    ranks: { type: 'string' },
-    steps: { type: 'string' },
-    fsdp: { type: 'boolean' },
-    'peak-tflops': { type: 'string' },
-  });
+  // Which benchmark: the first positional (read with every benchmark's flags), then its own flags, checked.
+  const union = Object.assign({}, ...BENCHES.map((b) => FLAGS[`bench ${b}`])) as FlagSpecs;
+  const what = readArgv('bench', argv, union).positionals[0];
+  if (!isBench(what)) throw new UsageError(usageOf('bench'));
   const log = (l: string) => process.stderr.write(`${l}\n`);
-  const what = positionals[0];
   switch (what) {
     case 'runtime': {
+      const { values } = parseFlags('bench runtime', argv, FLAGS['bench runtime']);
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { runtimeBench } = await import('../bench/runtime-bench.ts');
       const result = await runtimeBench(cfg, createLogger('ipt-bench', 'warn'), {
-        records: intOption('bench', 'records', values.records, 100_000),
-        runs: intOption('bench', 'runs', values.runs, 5),
-        recordBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        records: values.records,
+        runs: values.runs,
+        recordBytes: values['record-bytes'],
         log,
       });
       print(result, values.json, `runtime ${result.runtimeRecordsPerSec} rec/s vs bare kafkajs ${result.bareRecordsPerSec} rec/s: ratio ${result.ratio} (goal ≥ 0.8)`);
@@ -47,7 +37,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const { synthesisBench } = await import('../bench/synthesis-bench.ts');
       const { installSmallModel } = await import('../stack/models.ts');
       const { stackConfig } = await import('../stack/stack-config.ts');
-      const result = await synthesisBench({ modelPath: installSmallModel(stackConfig(), log), log, runs: intOption('bench', 'runs', values.runs, 3) });
+      const { values } = parseFlags('bench synthesis', argv, FLAGS['bench synthesis']);
+      const result = await synthesisBench({ modelPath: installSmallModel(stackConfig(), log), log, runs: values.runs });
       print(
         result,
         values.json,
@@ -57,15 +48,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'pipeline': {
+      const { values } = parseFlags('bench pipeline', argv, FLAGS['bench pipeline']);
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { pipelineBench } = await import('../bench/pipeline-bench.ts');
       const result = await pipelineBench(cfg, createLogger('ipt-bench', 'warn'), {
-        texts: intOption('bench', 'records', values.records, 20_000),
-        runs: intOption('bench', 'runs', values.runs, 3),
-        textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
-        rounds: intOption('bench', 'rounds', values.rounds, 2),
-        topologies: benchTopologies(values.topology as string | undefined),
+        texts: values.records,
+        runs: values.runs,
+        textBytes: values['record-bytes'],
+        rounds: values.rounds,
+        topologies: values.topology === 'both' ? ['fused', 'staged'] : [values.topology],
         log,
       });
       print(
@@ -86,15 +78,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'sink': {
+      const { values } = parseFlags('bench sink', argv, FLAGS['bench sink']);
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { sinkBench } = await import('../bench/sink-bench.ts');
       const { installSmallTokenizer, SMALL_TOKENIZER } = await import('../stack/models.ts');
       const { stackConfig } = await import('../stack/stack-config.ts');
       const result = await sinkBench(cfg, createLogger('ipt-bench', 'warn'), {
-        texts: intOption('bench', 'records', values.records, 20_000),
-        runs: intOption('bench', 'runs', values.runs, 3),
-        textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        texts: values.records,
+        runs: values.runs,
+        textBytes: values['record-bytes'],
         tokenizer: installSmallTokenizer(stackConfig(), log),
         eosToken: SMALL_TOKENIZER.eosToken,
         seqLen: 2048,
@@ -108,12 +101,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
     case 'train': {
       const loadBefore = loadavg();
       const { trainBench, TRAIN_CONFIGS } = await import('../bench/train-bench.ts');
-      const config = (values.config as string | undefined) ?? 'tiny-cpu';
+      const { values } = parseFlags('bench train', argv, FLAGS['bench train']);
+      const config = values.config;
       if (!TRAIN_CONFIGS[config]) throw new UsageError(`bench train: --config takes ${Object.keys(TRAIN_CONFIGS).join(', ')} (got ${config})`);
-      const peak = values['peak-tflops'] === undefined ? undefined : Number(values['peak-tflops']);
-      if (peak !== undefined && !(peak > 0)) throw new UsageError(`bench train: --peak-tflops must be a number > 0 (got ${values['peak-tflops']})`);
-      const ranks = intOption('bench', 'ranks', values.ranks as string | undefined, 2);
-      const steps = intOption('bench', 'steps', values.steps as string | undefined, 20);
+      const peak = values['peak-tflops'];
+      const { ranks, steps } = values;
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { installTrainerEnv } = await import('../stack/python-env.ts');
@@ -129,22 +121,23 @@ export async function benchCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'scale': {
+      const { values } = parseFlags('bench scale', argv, FLAGS['bench scale']);
+      const instances = values.instances;
+      const partitions = values.partitions ?? Math.max(4, ...instances);
+      if (partitions < Math.max(...instances)) throw new UsageError(`bench scale: --partitions ${partitions} leaves instances idle (${Math.max(...instances)} instances)`);
       const loadBefore = loadavg();
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { scaleBench } = await import('../bench/scale-bench.ts');
       const { saveBenchResult } = await import('../bench/save-result.ts');
-      const instances = benchInstances(values.instances as string | undefined);
-      const partitions = intOption('bench', 'partitions', values.partitions as string | undefined, Math.max(4, ...instances));
-      if (partitions < Math.max(...instances)) throw new UsageError(`bench scale: --partitions ${partitions} leaves instances idle (${Math.max(...instances)} instances)`);
       const result = await scaleBench(cfg, ep, createLogger('ipt-bench', 'warn'), {
-        texts: intOption('bench', 'records', values.records, 2000),
-        runs: intOption('bench', 'runs', values.runs, 3),
-        latencyMs: intOption('bench', 'latency-ms', values['latency-ms'] as string | undefined, 50),
-        concurrency: intOption('bench', 'concurrency', values.concurrency as string | undefined, 4),
+        texts: values.records,
+        runs: values.runs,
+        latencyMs: values['latency-ms'],
+        concurrency: values.concurrency,
         instances,
         partitions,
-        textBytes: intOption('bench', 'record-bytes', values['record-bytes'], 1000),
+        textBytes: values['record-bytes'],
         log,
       });
       const saved = saveBenchResult('scale', argv, result, loadBefore);
@@ -154,10 +147,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     case 'memory': {
       const { memoryCommand } = await import('../bench/memory-command.ts');
-      return memoryCommand(argv, values, log);
+      return memoryCommand(argv, parseFlags('bench memory', argv, FLAGS['bench memory']).values, log);
     }
-    default:
-      throw new UsageError(usageOf('bench'));
   }
 }
 
@@ -180,17 +171,4 @@ function scaleTable(r: import('../bench/scale-bench.ts').ScaleBenchResult): stri
     // Each instance's CPU per text is fixed, so a machine near full makes the larger sides wait for CPU, not the LLM.
     ...(r.sides.some((s) => s.machineBusy > 0.8) ? ['note: the machine was over 80% busy during a side: its figures are CPU-starved; run it again when the machine is quieter'] : []),
   ].join('\n');
-}
-
-function benchInstances(raw: string | undefined): number[] {
-  if (raw === undefined) return [1, 2, 4];
-  const ns = raw.split(',').map((x) => Number(x.trim()));
-  if (ns.length === 0 || ns.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`bench scale: --instances must be whole numbers ≥ 1, comma-separated (got ${raw})`);
-  return ns;
-}
-
-function benchTopologies(raw: string | undefined): Topology[] {
-  if (raw === undefined || raw === 'both') return ['fused', 'staged'];
-  if (raw === 'fused' || raw === 'staged') return [raw];
-  throw new UsageError(`bench: --topology must be fused, staged or both (got ${raw})`);
 }

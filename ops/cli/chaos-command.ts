@@ -2,7 +2,9 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Topology } from '../../processors/pipeline/pipeline-topics.ts';
-import { intOption, parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags } from './flags.ts';
 import { usageOf } from './command-help.ts';
 
 const USAGE = usageOf('chaos');
@@ -11,48 +13,17 @@ const USAGE = usageOf('chaos');
 const FULL = { stageKillTexts: 100_000, texts: 20_000, kills: 20, outageSeconds: 60, hostCutSeconds: 30, trainerKills: 3, sinkKills: 1 };
 
 export async function chaosCommand(argv: string[]): Promise<number> {
-  const { values } = parse('chaos', argv, {
-    json: { type: 'boolean' },
-    ci: { type: 'boolean' },
-    scenarios: { type: 'string' },
-    topologies: { type: 'string' },
-    'exactly-once': { type: 'string' },
-    texts: { type: 'string' },
-    kills: { type: 'string' },
-    'sink-kills': { type: 'string' },
-    'outage-s': { type: 'string' },
-    rounds: { type: 'string' },
-    'session-timeout-ms': { type: 'string' },
-    'llm-timeout-ms': { type: 'string' },
-    'run-timeout-ms': { type: 'string' },
-    seed: { type: 'string' },
-    logs: { type: 'string' },
-    save: { type: 'string' },
-    help: { type: 'boolean' },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const { values } = parseFlags('chaos', argv, FLAGS.chaos);
   const { CI_CASES, SCENARIOS, runChaos } = await import('../chaos/chaos.ts');
   type Scenario = (typeof SCENARIOS)[number];
   type Case = Parameters<typeof runChaos>[0]['cases'][number];
-  const list = <T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] | undefined => {
-    if (raw === undefined) return undefined;
-    const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
-    for (const i of items) if (!allowed.includes(i as T)) throw new UsageError(`chaos: --${name}: unknown "${i}" (one of ${allowed.join(', ')})\n${USAGE}`);
-    if (items.length === 0) throw new UsageError(`chaos: --${name} is empty\n${USAGE}`);
-    return items as T[];
-  };
-  const scenarios = list('scenarios', values.scenarios, SCENARIOS);
-  const topologies = list<Topology>('topologies', values.topologies, ['staged', 'fused']);
-  const eoRaw = values['exactly-once'];
-  if (eoRaw !== undefined && !['on', 'off', 'both'].includes(eoRaw)) throw new UsageError(`chaos: --exactly-once must be on, off or both (got ${eoRaw})`);
-  const exactlyOnce = eoRaw === undefined ? undefined : eoRaw === 'both' ? [true, false] : [eoRaw === 'on'];
-  const texts = values.texts === undefined ? undefined : intOption('chaos', 'texts', values.texts, 0, 10);
-  const kills = values.kills === undefined ? undefined : intOption('chaos', 'kills', values.kills, 0);
-  const sinkKills = values['sink-kills'] === undefined ? undefined : intOption('chaos', 'sink-kills', values['sink-kills'], 1, 1);
-  const outageSeconds = values['outage-s'] === undefined ? undefined : intOption('chaos', 'outage-s', values['outage-s'], 0);
+  const scenarios: Scenario[] | undefined = values.scenarios;
+  const topologies: Topology[] | undefined = values.topologies;
+  const eo = values['exactly-once'];
+  const exactlyOnce = eo === undefined ? undefined : eo === 'both' ? [true, false] : [eo === 'on'];
+  const { texts, kills } = values;
+  const sinkKills = values['sink-kills'];
+  const outageSeconds = values['outage-s'];
 
   let cases: Case[];
   if (values.ci) {
@@ -82,13 +53,13 @@ export async function chaosCommand(argv: string[]): Promise<number> {
   const log = (l: string) => process.stderr.write(`chaos: ${l}\n`);
   const report = await runChaos({
     cases,
-    rounds: intOption('chaos', 'rounds', values.rounds, 2),
+    rounds: values.rounds,
     partitions: 4,
-    sessionTimeoutMs: intOption('chaos', 'session-timeout-ms', values['session-timeout-ms'], 10_000, 6000),
-    runTimeoutMs: intOption('chaos', 'run-timeout-ms', values['run-timeout-ms'], values.ci ? 300_000 : 1_800_000),
-    seed: intOption('chaos', 'seed', values.seed, Date.now() % 1_000_000, 0),
+    sessionTimeoutMs: values['session-timeout-ms'],
+    runTimeoutMs: values['run-timeout-ms'] ?? (values.ci ? 300_000 : 1_800_000),
+    seed: values.seed ?? Date.now() % 1_000_000,
     logsDir: values.logs,
-    llmTimeoutMs: values['llm-timeout-ms'] === undefined ? undefined : intOption('chaos', 'llm-timeout-ms', values['llm-timeout-ms'], 120_000, 1000),
+    llmTimeoutMs: values['llm-timeout-ms'],
     log,
   });
 

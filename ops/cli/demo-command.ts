@@ -1,4 +1,3 @@
-import { setting } from '../../processors/runtime/settings.ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
@@ -10,7 +9,9 @@ import { runPipeline } from '../jobs/pipeline-run.ts';
 import { installSmallModel } from '../stack/models.ts';
 import { stackConfig } from '../stack/stack-config.ts';
 import { endpointsEnv, locateStack } from '../stack/locate.ts';
-import { intOption, parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags } from './flags.ts';
 import { pipelineOptions, runSettings } from './pipeline-options.ts';
 import { packagePath } from '../../processors/runtime/package-root.ts';
 
@@ -25,14 +26,13 @@ const EXTRA = { repeat_penalty: 1.3 };
  * (2 rounds, guided decoding, metrics into ClickHouse). `--batch` runs the embedded `ipt augment` job instead.
  */
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parse('demo', argv, { rounds: { type: 'string' }, input: { type: 'string' }, 'output-dir': { type: 'string' }, guided: { type: 'string' }, batch: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values } = parseFlags('demo', argv, FLAGS.demo);
   const log = (l: string) => process.stderr.write(`${l}\n`);
   // Every flag checked before the model is installed or anything started.
   // The sample corpus shipped with the package, wherever `ipt` runs from.
   const input = values.input ?? packagePath('examples', 'sample-corpus.jsonl');
-  const rounds = intOption('demo', 'rounds', values.rounds, 2);
-  if (values.guided !== undefined && values.guided !== 'off' && values.guided !== 'gbnf') throw new UsageError(`demo: --guided must be gbnf or off (got ${values.guided})`);
-  const guided = values.guided === 'off' ? 'off' : 'gbnf';
+  const rounds = values.rounds;
+  const guided = values.guided;
   if (!existsSync(input)) throw new UsageError(`demo: --input ${input}: no such file`);
   const cfg = stackConfig();
   const modelPath = installSmallModel(cfg, log);
@@ -50,7 +50,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 async function pipelineDemo(values: { json?: boolean }, input: string, rounds: number, guided: 'off' | 'gbnf', url: string, log: (l: string) => void): Promise<number> {
   const ep = await locateStack(process.env, log);
   const env = { ...process.env, ...endpointsEnv(ep) };
-  const flags = { 'llm-url': url, model: 'SmolLM2-135M-Instruct', rounds: String(rounds), 'max-model-len': '2048', 'max-new-tokens': '256', concurrency: '8', retries: '2', 'timeout-ms': '300000', prefix: setting('IPT_TOPIC_PREFIX', env) };
+  const flags = { 'llm-url': url, model: 'SmolLM2-135M-Instruct', rounds: String(rounds), 'max-model-len': '2048', 'max-new-tokens': '256', concurrency: '8', retries: '2', 'timeout-ms': '300000' };
   const pipeline = pipelineOptions('demo', flags, env);
   pipeline.llm.extraBody = { ...EXTRA, ...guidedFields(guided, GRAMMAR_BOUNDS) };
   const summary = await runPipeline({

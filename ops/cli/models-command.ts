@@ -1,14 +1,16 @@
 import { installSmallModel, installSmallTokenizer, smallModelPath, smallTokenizerPath, SMALL_MODEL, SMALL_TOKENIZER } from '../stack/models.ts';
 import { installTrainerEnv, trainerPython } from '../stack/python-env.ts';
 import { stackConfig } from '../stack/stack-config.ts';
-import { parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags } from './flags.ts';
 
 /**
  * `ipt models install | path`: the small real model and tokenizer used by the tests and the demo, and the trainer's
  * Python environment (`--trainer`).
  */
 export async function modelsCommand(argv: string[]): Promise<number> {
-  const { positionals, values } = parse('models', argv, { trainer: { type: 'boolean' } });
+  const { positionals, values } = parseFlags('models', argv, FLAGS.models);
   const cfg = stackConfig();
   const log = (l: string) => process.stderr.write(`${l}\n`);
   switch (positionals[0]) {

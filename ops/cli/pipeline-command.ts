@@ -1,14 +1,14 @@
-import { flagOrSetting, setting } from '../../processors/runtime/settings.ts';
 import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { startOpsServer } from '../../processors/runtime/ops-server.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { startPipeline } from '../pipeline/start-pipeline.ts';
 import { runPipeline } from '../jobs/pipeline-run.ts';
-import { parse, intOption, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
 import { usageOf } from './command-help.ts';
-import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags, readArgv, readFlags } from './flags.ts';
+import { pipelineOptions, runSettings } from './pipeline-options.ts';
 import { describeTopology, topologyMermaid } from '../../processors/pipeline/describe-topology.ts';
-import { TOPOLOGIES, type Topology } from '../../processors/pipeline/pipeline-topics.ts';
 
 const USAGE = usageOf('pipeline');
 
@@ -22,19 +22,15 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
 
 /** The topology's stages, topics and edges for one cut, as text or as a Mermaid flowchart. Touches no service. */
 function describe(argv: string[]): number {
-  const { values } = parse('pipeline describe', argv, { topology: { type: 'string' }, prefix: { type: 'string' }, partitions: { type: 'string' }, mermaid: { type: 'boolean' } });
-  const topology = flagOrSetting('IPT_TOPOLOGY', values.topology as string | undefined, 'topology');
-  if (!Object.hasOwn(TOPOLOGIES, topology)) throw new UsageError(`pipeline describe: --topology must be ${Object.keys(TOPOLOGIES).join(' or ')} (got ${topology})`);
-  const prefix = flagOrSetting('IPT_TOPIC_PREFIX', values.prefix as string | undefined, 'prefix');
-  const partitions = intOption('pipeline describe', 'partitions', values.partitions as string | undefined, 4);
-  process.stdout.write(`${values.mermaid ? topologyMermaid(topology as Topology, prefix) : describeTopology(topology as Topology, prefix, partitions)}\n`);
+  const { values: v } = parseFlags('pipeline describe', argv, FLAGS['pipeline describe']);
+  process.stdout.write(`${v.mermaid ? topologyMermaid(v.topology, v.prefix) : describeTopology(v.topology, v.prefix, v.partitions)}\n`);
   return 0;
 }
 
 /** All stages (or --stages) in this process against the stack, until SIGTERM/SIGINT. */
 async function up(argv: string[]): Promise<number> {
-  const { values } = parse('pipeline up', argv, PIPELINE_FLAGS);
-  const opts = pipelineOptions('pipeline up', values);
+  const { raw } = readArgv('pipeline up', argv, FLAGS['pipeline up']);
+  const opts = pipelineOptions('pipeline up', raw);
   const logger = createLogger('ipt-pipeline', opts.runtime.logLevel);
   const pipeline = await startPipeline({ ...opts, logger });
   logger.info({ stages: pipeline.processors.map((p) => p.name) }, 'pipeline up');
@@ -46,31 +42,21 @@ async function up(argv: string[]): Promise<number> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { values } = parse('pipeline run', argv, {
-    ...PIPELINE_FLAGS,
-    ...RUN_FLAGS,
-    input: { type: 'string' },
-    general: { type: 'string' },
-    evaluation: { type: 'string' },
-    output: { type: 'string' },
-    external: { type: 'boolean' },
-    'timeout-ms': { type: 'string' },
-    'run-timeout-ms': { type: 'string' },
-    json: { type: 'boolean' },
-  });
+  const { raw } = readArgv('pipeline run', argv, FLAGS['pipeline run']);
+  const values = readFlags('pipeline run', raw, FLAGS['pipeline run']);
   if (!values.input) throw new UsageError(`pipeline run: --input is required\n${USAGE}`);
-  const opts = pipelineOptions('pipeline run', values);
+  const opts = pipelineOptions('pipeline run', raw);
   if (opts.llm.endpoints.length === 0 && !values.external) throw new UsageError(`pipeline run: --llm-url (or IPT_LLM_URL) is required\n${USAGE}`);
   const logger = createLogger('ipt-pipeline', logLevel('warn'));
   const summary = await runPipeline({
     input: values.input,
-    settings: runSettings('pipeline run', values),
+    settings: runSettings('pipeline run', raw),
     general: values.general,
     evaluation: values.evaluation,
     output: values.output,
     pipeline: opts,
     startStages: !values.external,
-    timeoutMs: intOption('pipeline run', 'run-timeout-ms', values['run-timeout-ms'], 1_800_000),
+    timeoutMs: values['run-timeout-ms'],
     log: (l) => process.stderr.write(`${l}\n`),
     logger,
   });

@@ -3,26 +3,18 @@ import { randomBytes } from 'node:crypto';
 import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { serve } from '../server/serve.ts';
-import { intOption, parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
 import { usageOf } from './command-help.ts';
-import { PIPELINE_FLAGS, pipelineOptions, RUN_FLAGS, runSettings } from './pipeline-options.ts';
+import { FLAGS } from './command-flags.ts';
+import { readArgv, readFlags } from './flags.ts';
+import { pipelineOptions, runSettings } from './pipeline-options.ts';
 
 const USAGE = usageOf('serve');
 
 /** `ipt serve`: health, metrics, HTTP ingest, round and replay control, and the live dashboard. */
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse('serve', argv, {
-    ...PIPELINE_FLAGS,
-    ...RUN_FLAGS,
-    port: { type: 'string' },
-    host: { type: 'string' },
-    token: { type: 'string' },
-    'with-pipeline': { type: 'boolean' },
-    'max-records': { type: 'string' },
-    'max-text-bytes': { type: 'string' },
-    'body-bytes': { type: 'string' },
-    'lag-interval-ms': { type: 'string' },
-  });
+  const { raw } = readArgv('serve', argv, FLAGS.serve);
+  const values = readFlags('serve', raw, FLAGS.serve);
   const logger = createLogger('ipt-serve', logLevel('info'));
   let token = values.token ?? setting('IPT_API_TOKEN');
   const tokenGenerated = !token;
@@ -32,21 +24,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
     logger.warn('no --token or IPT_API_TOKEN: using a random token for this process (printed on stderr)');
     process.stderr.write(`ipt serve: API token ${token}\n`);
   }
-  const pipeline = pipelineOptions('serve', values);
-  const { runId: _, ...runDefaults } = runSettings('serve', values);
+  const pipeline = pipelineOptions('serve', raw);
+  const { runId: _, ...runDefaults } = runSettings('serve', raw);
   const served = await serve({
-    port: intOption('serve', 'port', values.port, 8080, 0),
-    host: values.host ?? '127.0.0.1',
+    port: values.port,
+    host: values.host,
     token,
     tokenGenerated,
     pipeline,
     withPipeline: values['with-pipeline'] === true,
     limits: {
-      maxRecords: intOption('serve', 'max-records', values['max-records'], 10_000),
-      maxTextBytes: intOption('serve', 'max-text-bytes', values['max-text-bytes'], 1 << 20),
-      bodyBytes: intOption('serve', 'body-bytes', values['body-bytes'], 64 << 20),
+      maxRecords: values['max-records'],
+      maxTextBytes: values['max-text-bytes'],
+      bodyBytes: values['body-bytes'],
     },
-    lagIntervalMs: intOption('serve', 'lag-interval-ms', values['lag-interval-ms'], 10_000),
+    lagIntervalMs: values['lag-interval-ms'],
     runDefaults,
     logger,
   });

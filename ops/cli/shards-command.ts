@@ -1,44 +1,31 @@
-import { flagOrSetting } from '../../processors/runtime/settings.ts';
 import { join } from 'node:path';
 import { createLogger } from '../../processors/runtime/logger.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { runtimeConfig } from '../../processors/runtime/runtime-config.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { exportShards } from '../../trainers/shards/export-shards.ts';
-import { SHARD_FORMATS, type ShardFormat } from '../../trainers/shards/shard-manifest.ts';
+import type { ShardFormat } from '../../trainers/shards/shard-manifest.ts';
 import { trainerSinkTopics } from '../../trainers/sink/start-trainer-sink.ts';
 import { ProgressLine } from '../jobs/progress-line.ts';
-import { intOption, parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags } from './flags.ts';
 import { usageOf } from './command-help.ts';
 
 const USAGE = usageOf('shards');
 
-function formatsOf(raw: string | undefined): ShardFormat[] {
-  const fs = (raw ?? 'megatron,parquet').split(',').map((f) => f.trim());
-  for (const f of fs) if (!SHARD_FORMATS.includes(f as ShardFormat)) throw new UsageError(`shards: --format takes ${SHARD_FORMATS.join(', ')} (comma-separated), not "${f}"`);
-  return [...new Set(fs)] as ShardFormat[];
-}
 
 /** `ipt shards`: one run's token batches as Megatron and/or Parquet shards with manifests, resumable. */
 export async function shardsCommand(argv: string[]): Promise<number> {
-  const { values } = parse('shards', argv, {
-    run: { type: 'string' },
-    out: { type: 'string' },
-    format: { type: 'string' },
-    'shard-mb': { type: 'string' },
-    prefix: { type: 'string' },
-    follow: { type: 'boolean' },
-    'idle-flush-s': { type: 'string' },
-    json: { type: 'boolean' },
-  });
+  const { values } = parseFlags('shards', argv, FLAGS.shards);
   if (!values.run || !values.out) throw new UsageError(`shards: --run and --out are required\n${USAGE}`);
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(values.run)) throw new UsageError(`shards: --run "${values.run}" is not a run id (letters, digits, ".", "_", "-")`);
-  const formats = formatsOf(values.format);
-  const shardBytes = intOption('shards', 'shard-mb', values['shard-mb'], 256) * 2 ** 20;
-  const idleFlushMs = intOption('shards', 'idle-flush-s', values['idle-flush-s'], 60) * 1000;
+  const formats: ShardFormat[] = [...new Set(values.format)];
+  const shardBytes = values['shard-mb'] * 2 ** 20;
+  const idleFlushMs = values['idle-flush-s'] * 1000;
   const cfg = runtimeConfig();
   const logger = createLogger('ipt-shards', cfg.logLevel);
-  const prefix = flagOrSetting('IPT_TOPIC_PREFIX', values.prefix, 'prefix');
+  const prefix = values.prefix;
   const dir = join(values.out, values.run);
   const stop = new AbortController();
   const onSignal = () => stop.abort();

@@ -9,12 +9,13 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { produceAll, readTopic } from '../../processors/runtime/topic-io.ts';
 import { ensureTopics } from '../../processors/runtime/topics.ts';
 import { locateStack, endpointsEnv } from '../stack/locate.ts';
-import { intOption, parse } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags } from './flags.ts';
 
 /** Brings the stack up, pushes sample texts through a processor on Kafka and checks every id arrived once. */
 export async function smokeCommand(argv: string[]): Promise<number> {
-  const { values } = parse('smoke', argv, { records: { type: 'string' }, json: { type: 'boolean' } });
-  const n = intOption('smoke', 'records', values.records, 1000);
+  const { values } = parseFlags('smoke', argv, FLAGS.smoke);
+  const n = values.records;
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const ep = await locateStack(process.env, log);
   const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });

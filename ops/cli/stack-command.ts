@@ -1,26 +1,19 @@
 import { stackConfig } from '../stack/stack-config.ts';
 import { stackDown, stackStatus, stackUp, type ServiceStatus } from '../stack/stack.ts';
 import { clientEnvPath } from '../stack/cluster-env.ts';
-import { parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { readArgv, readFlags } from './flags.ts';
 import { usageOf } from './command-help.ts';
 
 const USAGE = usageOf('stack');
 
 export async function stackCommand(argv: string[]): Promise<number> {
-  const { positionals, values } = parse('stack', argv, {
-    wipe: { type: 'boolean' },
-    json: { type: 'boolean' },
-    brokers: { type: 'string' },
-    secure: { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  // Flags are the environment variables by another name: both go through the same validation.
+  const { raw, positionals } = readArgv('stack', argv, FLAGS.stack);
+  const values = readFlags('stack', raw, FLAGS.stack);
+  // Flags are the environment variables by another name: both go through the same definitions.
   const env = { ...process.env };
-  if (values.brokers !== undefined) env.IPT_STACK_BROKERS = values.brokers;
+  if (values.brokers !== undefined) env.IPT_STACK_BROKERS = String(values.brokers);
   if (values.secure) env.IPT_STACK_SECURE = 'true';
   let cfg;
   try {

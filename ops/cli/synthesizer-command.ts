@@ -2,31 +2,22 @@ import { localTokenizerEstimator } from '../../connectors/llm/token-estimators.t
 import { parseFieldMap } from '../../connectors/files/tuning-records.ts';
 import { wordsEstimate } from '../../processors/templating/length-estimators.ts';
 import { buildSynthesizerData } from '../jobs/synthesizer-data.ts';
-import { intOption, parse, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { FLAGS } from './command-flags.ts';
+import { parseFlags } from './flags.ts';
 import { usageOf } from './command-help.ts';
 import { ProgressLine } from '../jobs/progress-line.ts';
 
 /** `ipt synthesizer data …`: the synthesizer's tuning data from context-based task datasets. */
 export async function synthesizerCommand(argv: string[]): Promise<number> {
-  const { positionals, values } = parse('synthesizer', argv, {
-    input: { type: 'string', multiple: true },
-    output: { type: 'string' },
-    'max-per-dataset': { type: 'string' },
-    'max-len': { type: 'string' },
-    'length-estimate': { type: 'string' },
-    tokenizer: { type: 'string' },
-    map: { type: 'string' },
-    'allow-rejects': { type: 'boolean' },
-    json: { type: 'boolean' },
-  });
+  const { positionals, values } = parseFlags('synthesizer', argv, FLAGS.synthesizer);
   if (positionals[0] !== 'data') throw new UsageError(usageOf('synthesizer'));
-  const inputs = (values.input ?? []).flatMap((i) => i.split(',')).filter(Boolean);
+  const inputs = values.input;
   if (inputs.length === 0 || !values.output) throw new UsageError(`synthesizer data: --input and --output are required\n${usageOf('synthesizer')}`);
-  const maxPerDataset = intOption('synthesizer data', 'max-per-dataset', values['max-per-dataset'], 10_000);
-  const maxLen = intOption('synthesizer data', 'max-len', values['max-len'], 4096);
+  const maxPerDataset = values['max-per-dataset'];
+  const maxLen = values['max-len'];
   // As in augment, tokens is the better estimate; it needs the synthesizer's tokenizer, and words is the reference's.
   const lengthEstimate = values['length-estimate'] ?? (values.tokenizer ? 'tokens' : 'words');
-  if (lengthEstimate !== 'words' && lengthEstimate !== 'tokens') throw new UsageError(`synthesizer data: --length-estimate must be words or tokens (got ${lengthEstimate})`);
   if (lengthEstimate === 'tokens' && !values.tokenizer) throw new UsageError('synthesizer data: --length-estimate tokens needs --tokenizer FILE (the synthesizer’s tokenizer.json)');
   let map;
   try {

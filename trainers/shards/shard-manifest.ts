@@ -2,8 +2,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import type { TokenDtype } from './megatron-index.ts';
 
-export type ShardFormat = 'megatron' | 'parquet';
-export const SHARD_FORMATS: readonly ShardFormat[] = ['megatron', 'parquet'];
+export const SHARD_FORMATS = ['megatron', 'parquet'] as const;
+export type ShardFormat = (typeof SHARD_FORMATS)[number];
 export const MANIFEST_FORMAT = 'instruct-pt.shard/1';
 
 /**

@@ -14,7 +14,7 @@ export async function loadLlamaCpp(): Promise<LlamaCpp> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes("'node-llama-cpp'")) {
-      throw new JobError('the embedded synthesizer needs node-llama-cpp, an optional dependency that is not installed: run `npm install node-llama-cpp` (or install without --omit=optional), or point the pipeline at an LLM server with --llm-url');
+      throw new JobError('the embedded synthesizer needs node-llama-cpp, an optional dependency that is not installed: run `npm install node-llama-cpp` (or install without --omit=optional); `ipt pipeline` and `ipt augment` can use any OpenAI-compatible server instead (--llm-url)');
     }
     throw err;
   }

@@ -38,6 +38,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const { installSmallModel } = await import('../stack/models.ts');
       const { stackConfig } = await import('../stack/stack-config.ts');
       const { values } = parseFlags('bench synthesis', argv, FLAGS['bench synthesis']);
+      // The optional llama.cpp binding, before the model is downloaded for it.
+      await (await import('../../connectors/llm/embedded-llama.ts')).loadLlamaCpp();
       const result = await synthesisBench({ modelPath: installSmallModel(stackConfig(), log), log, runs: values.runs });
       print(
         result,

@@ -1,6 +1,7 @@
 import { ENV_GROUPS } from '../config/env-vars.ts';
 import { FLAGS } from './command-flags.ts';
 import { flagTable, type FlagSpecs } from './flags.ts';
+import type { SettingName } from '../../processors/runtime/settings.ts';
 
 /**
  * What `ipt <command> --help` (and `ipt help <command>`) prints: the command's usage with its flags and defaults, the
@@ -26,7 +27,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   demo: {
     summary: 'the main job: the sample corpus through the streaming pipeline with the small real model, embedded',
     usage: 'usage: ipt demo [flags]',
-    env: [STACK, CONNECTIONS],
+    env: [STACK, CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt demo', 'ipt demo --rounds 1 --guided off --json'],
   },
   stack: {
@@ -45,7 +46,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   'serve-llm': {
     summary: 'a GGUF model as an OpenAI-compatible completions server',
     usage: 'usage: ipt serve-llm --model FILE.gguf [flags]',
-    env: [],
+    env: [CONNECTIONS, RUNTIME],
     examples: ['ipt serve-llm --model "$(ipt models path)"', 'IPT_LLM_API_KEY=… ipt serve-llm --model m.gguf --host 0.0.0.0'],
   },
   smoke: {
@@ -70,7 +71,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   augment: {
     summary: 'the embedded Instruction Pre-Training job over a file, no Kafka (docs/operations.md)',
     usage: 'usage: ipt augment --input FILE --output FILE.jsonl --llm-url URL[,URL…] [flags]',
-    env: [],
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt augment --input corpus.jsonl --output out.jsonl --llm-url http://127.0.0.1:8000/v1 --length-estimate words'],
   },
   pipeline: {
@@ -95,7 +96,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   sink: {
     summary: 'the trainer sink: mixed texts → token batches, one partition per data-parallel rank (docs/trainer.md)',
     usage: 'usage: ipt sink --tokenizer tokenizer.json --eos-token TOKEN --world-size N [flags]',
-    env: [CONNECTIONS, RUNTIME],
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt sink --tokenizer tokenizer.json --eos-token "</s>" --world-size 8'],
   },
   shards: {
@@ -106,7 +107,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   offsets it holds and where the next shard continues. Run it again, or keep it running with --follow (the last batches
   are written as a shard after --idle-flush-s seconds without new ones, and on SIGTERM): it goes on after the last
   whole shard.`,
-    env: [CONNECTIONS],
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt shards --run run-1 --out shards/', 'ipt shards --run run-1 --out shards/ --format megatron --shard-mb 1024 --follow'],
   },
   rounds: {
@@ -118,7 +119,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   replay: {
     summary: 'move the stages that read a topic back, to process it again',
     usage: 'usage: ipt replay --topic TOPIC --from earliest|OFFSET|ISO-TIME [flags]',
-    env: [CONNECTIONS],
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt replay --topic ipt.raw.texts --from earliest', 'ipt replay --topic ipt.synth.results --from 2026-11-30T00:00:00Z --stage round-feedback'],
   },
   chaos: {
@@ -153,7 +154,7 @@ export const COMMANDS: Record<string, CommandHelp> = {
   audit: {
     summary: 'reconcile a run across its topics and ClickHouse: what is missing or doubled',
     usage: 'usage: ipt audit --run ID [flags]',
-    env: [CONNECTIONS],
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt audit --run run-1 --json'],
   },
   env: {
@@ -165,6 +166,25 @@ export const COMMANDS: Record<string, CommandHelp> = {
 };
 
 const EXIT_CODES = 'exit codes: 0 done (or stopped by SIGTERM/SIGINT after finishing the batch in flight); 1 failed; 2 usage or configuration error';
+
+// Read by the CLI itself, whatever the command: logging, the shutdown bound, the error detail.
+const EVERY_COMMAND: SettingName[] = ['IPT_LOG_LEVEL', 'IPT_LOG_FORMAT', 'IPT_SHUTDOWN_TIMEOUT_MS', 'IPT_DEBUG'];
+
+/**
+ * The variables to check before a command runs: those of the groups it reads and the CLI's own, less those whose
+ * flag is given in argv (the flag overrides the variable, and is checked by the command's flags).
+ */
+export function settingsToCheck(command: string, argv: string[]): SettingName[] {
+  const given = new Set(argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]!));
+  const overridden = new Set<string>();
+  for (const [k, specs] of Object.entries(FLAGS) as [string, FlagSpecs][]) {
+    if (k !== command && !k.startsWith(`${command} `)) continue;
+    for (const [name, f] of Object.entries(specs)) if (f.kind === 'value' && f.env && given.has(name)) overridden.add(f.env);
+  }
+  const groups = ENV_GROUPS.filter((g) => COMMANDS[command]?.env.includes(g.title));
+  const names = new Set<string>([...EVERY_COMMAND, ...groups.flatMap((g) => g.vars.map((v) => v.name))]);
+  return ([...names] as SettingName[]).filter((n) => !overridden.has(n));
+}
 
 /** The usage of a command, as its usage errors quote it. */
 export function usageOf(command: string): string {

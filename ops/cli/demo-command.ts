@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
+import { EmbeddedSynthesizer, loadLlamaCpp } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
 import { guidedFields } from '../../connectors/llm/pair-grammar.ts';
 import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
@@ -34,6 +34,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const rounds = values.rounds;
   const guided = values.guided;
   if (!existsSync(input)) throw new UsageError(`demo: --input ${input}: no such file`);
+  // The optional llama.cpp binding, before the model is downloaded for it.
+  await loadLlamaCpp();
   const cfg = stackConfig();
   const modelPath = installSmallModel(cfg, log);
   const synth = await EmbeddedSynthesizer.load({ modelPath, parallel: 4, contextSize: 2048 });

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagOrSetting, SETTINGS, type SettingName } from '../../processors/runtime/settings.ts';
+import { flagOrSetting, SETTINGS, type SettingName, type SettingValue } from '../../processors/runtime/settings.ts';
 import { UsageError } from './args.ts';
 
 /**
@@ -101,8 +101,8 @@ export const flag = {
   /** A flag standing for an environment variable: parsed by the variable's definition, which gives it its default. */
   setting<N extends SettingName>(name: N, placeholder: string, help?: string) {
     const d = SETTINGS[name];
-    return { kind: 'value', placeholder, schema: d.schema, fallback: d.fallback, shown: d.shown.replace(/`/g, ''), help: help ?? d.meaning.replace(/`/g, ''), env: name } as ValueFlag<NonNullable<(typeof d)['fallback']>> & {
-      fallback: (typeof d)['fallback'];
+    return { kind: 'value', placeholder, schema: d.schema, fallback: d.fallback, shown: d.shown.replace(/`/g, ''), help: help ?? d.meaning.replace(/`/g, ''), env: name } as ValueFlag<SettingValue<N>> & {
+      fallback: (typeof SETTINGS)[N]['fallback'];
     };
   },
   switch(help: string): SwitchFlag {

@@ -4,7 +4,7 @@
 // stopped silently); 2 usage or configuration error.
 import { checkSettings, setting } from '../../processors/runtime/settings.ts';
 import { UsageError } from './args.ts';
-import { COMMANDS, commandHelp, overallHelp } from './command-help.ts';
+import { COMMANDS, commandHelp, overallHelp, settingsToCheck } from './command-help.ts';
 import { ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { exitIfUnsettled, StageFailure } from '../../processors/runtime/run-until-signal.ts';
 import { JobError } from '../../processors/runtime/job-error.ts';
@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Checked before any work starts, not when the first signal comes or the first line is logged.
-  checkSettings();
+  checkSettings(settingsToCheck(name, rest));
   return (await load())(rest);
 }
 

@@ -1,24 +1,19 @@
-import { setting } from '../../processors/runtime/settings.ts';
 import { randomBytes } from 'node:crypto';
 import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
 import { stopOnSignals, watchOnly } from '../../processors/runtime/run-until-signal.ts';
 import { serve } from '../server/serve.ts';
-import { UsageError } from './args.ts';
-import { usageOf } from './command-help.ts';
 import { FLAGS } from './command-flags.ts';
 import { readArgv, readFlags } from './flags.ts';
 import { pipelineOptions, runSettings } from './pipeline-options.ts';
-
-const USAGE = usageOf('serve');
 
 /** `ipt serve`: health, metrics, HTTP ingest, round and replay control, and the live dashboard. */
 export async function serveCommand(argv: string[]): Promise<number> {
   const { raw } = readArgv('serve', argv, FLAGS.serve);
   const values = readFlags('serve', raw, FLAGS.serve);
   const logger = createLogger('ipt-serve', logLevel('info'));
-  let token = values.token ?? setting('IPT_API_TOKEN');
+  // --token or IPT_API_TOKEN, at least 16 characters (their one definition checks it).
+  let token = values.token;
   const tokenGenerated = !token;
-  if (token !== undefined && token.length < 16) throw new UsageError(`serve: the API token must be at least 16 characters\n${USAGE}`);
   if (!token) {
     token = randomBytes(24).toString('base64url');
     logger.warn('no --token or IPT_API_TOKEN: using a random token for this process (printed on stderr)');

@@ -27,9 +27,16 @@ export function mixProgressRow(s: MixerStateRecord): MixProgressRow | undefined 
  * latest counts in the topic; the history lives in ClickHouse from the moment a server follows the topic.
  */
 export async function startMixProgressFollower(kafka: Kafka, serde: AvroSerde, t: PipelineTopics, inserter: BatchInserter, onError: (e: Error) => void): Promise<() => Promise<void>> {
+  // Rows held past ClickHouse's outage budget fail one by one: one warning a minute says so, not one per row.
+  let warnedAt = -Infinity;
+  const failed = (e: Error) => {
+    if (Date.now() - warnedAt < 60_000) return;
+    warnedAt = Date.now();
+    onError(e);
+  };
   const table = new TopicTable<MixerStateRecord>(kafka, serde, t.mixerState, 'mixer-state', (s) => {
     const row = mixProgressRow(s);
-    if (row) void inserter.add('mix_progress', row).catch(onError);
+    if (row) void inserter.add('mix_progress', row).catch(failed);
     return undefined; // nothing kept in memory: the rows are the state
   });
   table.onFailure = onError;

@@ -181,12 +181,14 @@ export const SETTINGS = {
   IPT_TEST_REPORT: opt('stack', text(), 'unset', "also write vitest's JSON report to this path (`.ci/run` uses it)"),
   IPT_SCREENSHOT_DIR: opt('stack', text(), "the test's temporary folder", 'where the dashboard test saves its screenshot'),
   IPT_CLUSTER_TEST_DIR: opt('stack', text(), 'a fixed folder under the temporary directory', "where the local-cluster test keeps its 3-node secure cluster"),
-  IPT_CLUSTER_TEST_PORT: def('stack', port(), 39092, '`39092`', "the local-cluster test's first port"),
+  IPT_CLUSTER_TEST_PORT: def('stack', port(), 29092, '`29092`', "the local-cluster test's first port"),
   IPT_CLUSTER_KEEP: def('stack', z.string().transform(() => true), false, 'unset', "leave the local-cluster test's cluster running for the next run"),
 } satisfies Record<string, SettingDef<unknown>>;
 
 export type SettingName = keyof typeof SETTINGS;
 type Value<N extends SettingName> = (typeof SETTINGS)[N] extends SettingDef<infer T> ? T : never;
+/** A variable's parsed type (its schema's output). */
+export type SettingValue<N extends SettingName> = Value<N>;
 type Fallback<N extends SettingName> = (typeof SETTINGS)[N]['fallback'];
 
 /**
@@ -208,8 +210,9 @@ export function setting<N extends SettingName>(name: N, env: NodeJS.ProcessEnv =
  */
 export function flagOrSetting<N extends SettingName>(name: N, flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv = process.env): Value<N> | Fallback<N> {
   if (flag === undefined) return setting(name, env);
-  const r = (SETTINGS[name] as SettingDef<Value<N>>).schema.safeParse(flag);
-  if (!r.success) throw new ConfigError(`--${flagName} ${flag}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  const d = SETTINGS[name] as SettingDef<Value<N>>;
+  const r = d.schema.safeParse(flag);
+  if (!r.success) throw new ConfigError(`--${flagName}${d.secret ? '' : ` ${flag}`}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   return r.data;
 }
 
@@ -217,11 +220,12 @@ export function flagOrSetting<N extends SettingName>(name: N, flag: string | und
 export const isSet = (name: SettingName, env: NodeJS.ProcessEnv = process.env): boolean => env[name] !== undefined && env[name] !== '';
 
 /**
- * Every variable of the environment checked at once, before a command does anything: the first refused value is a
- * ConfigError naming it, so a mistake in a setting the command reads late is not found halfway through its work.
+ * The variables a command reads, checked at once before it does anything (the first refused value is a ConfigError
+ * naming it), so a mistake in a setting it reads late is not found halfway through its work. `names` are the ones to
+ * check: a variable whose flag the command was given is left out, as the flag overrides it.
  */
-export function checkSettings(env: NodeJS.ProcessEnv = process.env): void {
-  for (const name of Object.keys(SETTINGS) as SettingName[]) setting(name, env);
+export function checkSettings(names: Iterable<SettingName>, env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of names) setting(name, env);
 }
 
 /** The variables' names, in the catalog's order. */

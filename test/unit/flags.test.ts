@@ -58,3 +58,15 @@ describe('flags, defined once', () => {
     }
   });
 });
+
+describe('the settings checked before a command runs', () => {
+  it('are the groups it reads and the CLI’s own, less those whose flag it was given', async () => {
+    const { settingsToCheck } = await import('../../ops/cli/command-help.ts');
+    expect(settingsToCheck('env', []).sort()).toEqual(['IPT_DEBUG', 'IPT_LOG_FORMAT', 'IPT_LOG_LEVEL', 'IPT_SHUTDOWN_TIMEOUT_MS']);
+    expect(settingsToCheck('stack', ['up'])).toContain('IPT_STACK_BROKERS');
+    expect(settingsToCheck('stack', ['up', '--brokers', '3'])).not.toContain('IPT_STACK_BROKERS');
+    expect(settingsToCheck('serve', ['--token=0123456789abcdef'])).not.toContain('IPT_API_TOKEN');
+    expect(settingsToCheck('serve', [])).toContain('IPT_API_TOKEN');
+    expect(settingsToCheck('pipeline', ['run', '--prefix', 'x'])).not.toContain('IPT_TOPIC_PREFIX');
+  });
+});

@@ -1,6 +1,7 @@
 -- The dashboard's sample browser: the parsed pairs of sampled synthesis texts (round feedback samples each round's
 -- first texts and one in sixteen after, by id), a row per pair with the start of its text's context. Replaced on id
--- (the metric event's id and the pair's index), so a replayed text's pairs replace, never add.
+-- (the metric event's id and the pair's index): a replayed text's pairs replace those at the same index, never add (a
+-- replay that parses fewer pairs leaves the earlier ones above them).
 CREATE TABLE IF NOT EXISTS pair_samples (
   id String,
   run_id String,

@@ -220,6 +220,7 @@ export function overallHelp(version: string): string {
     `ipt ${version} — instruct-pt: Instruction Pre-Training as a streaming dataflow on Kafka`,
     '',
     'usage: ipt <command> [flags]    ipt <command> --help    ipt help <command>    ipt --version',
+    '  --debug (anywhere): errors with their stacks, for a bug report; without it a mistake is one line naming what to fix',
     '',
     'commands:',
     ...Object.entries(COMMANDS).map(([c, h]) => `  ${c.padEnd(width)}  ${h.summary}`),

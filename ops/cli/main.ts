@@ -35,6 +35,15 @@ const commands: Record<string, () => Promise<Command>> = {
   synthesizer: async () => (await import('./synthesizer-command.ts')).synthesizerCommand,
 };
 
+/** A setting for the error path, which must not throw: its default where the variable is not valid. */
+function settingOr<T>(name: 'IPT_DEBUG', fallback: T): boolean | T {
+  try {
+    return setting(name);
+  } catch {
+    return fallback;
+  }
+}
+
 const version = (): string => (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
 async function main(argv: string[]): Promise<number> {
@@ -65,12 +74,20 @@ async function main(argv: string[]): Promise<number> {
   return (await load())(rest);
 }
 
-const argv = process.argv.slice(2);
+// --debug, anywhere before a `--`, is the CLI's own (as IPT_DEBUG): every error is printed with its stack.
+const given = process.argv.slice(2);
+const cut = given.indexOf('--');
+const debugAt = given.findIndex((a, i) => a === '--debug' && (cut < 0 || i < cut));
+const argv = debugAt < 0 ? given : given.filter((_, i) => i !== debugAt);
 const work = main(argv);
 exitIfUnsettled([argv[0] ?? 'ipt', ...argv.slice(1, 2).filter((a) => !a.startsWith('-'))].join(' '), work);
 work.then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (debugAt >= 0 || settingOr('IPT_DEBUG', false)) {
+      process.stderr.write(`ipt: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);
+    }
     if (err instanceof UsageError || err instanceof ConfigError) {
       process.stderr.write(`ipt: ${err.message}\n`);
       process.exit(2);
@@ -79,8 +96,7 @@ work.then(
       process.stderr.write(`ipt: ${err.message}\n`);
       process.exit(1);
     }
-    const unreachable = setting('IPT_DEBUG') ? undefined : unreachableService(err);
-    process.stderr.write(`ipt: ${unreachable ?? (err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
+    process.stderr.write(`ipt: ${unreachableService(err) ?? (err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     process.exit(1);
   },
 );

@@ -135,7 +135,7 @@ export const SETTINGS = {
   IPT_METRICS_PORT: opt('runtime', whole(0, 65535), 'unset', 'serve `/metrics`, `/healthz`, `/readyz` on this port'),
   IPT_LOG_LEVEL: opt('runtime', oneOf(LOG_LEVELS), '`info` for long-running processes, `warn` for one-shot commands', 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`'),
   IPT_LOG_FORMAT: opt('runtime', oneOf(['json', 'pretty']), 'unset: `pretty` when stderr is a terminal, else `json`', '`json` (one JSON line per entry, for collectors) or `pretty` (for people)'),
-  IPT_DEBUG: def('runtime', z.string().transform(() => true), false, 'unset', "when set, the CLI prints an unreachable service's full error stack instead of a one-line hint"),
+  IPT_DEBUG: def('runtime', z.string().transform(() => true), false, 'unset', 'when set, the CLI prints every error with its stack (as `--debug` does) instead of one line naming what to fix'),
 
   // The pipeline and its limits
   IPT_TOPIC_PREFIX: def('pipeline', z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-"'), 'ipt', '`ipt`', "prefix of the pipeline's topics and consumer groups (`--prefix`)"),

@@ -68,6 +68,15 @@ describe('the CLI’s help', () => {
     expect(format).toEqual({ code: 2, err: 'ipt: IPT_LOG_FORMAT=xml: expected json or pretty\n' });
   }, 60_000);
 
+  it('prints a mistake in one line, and with its stack under --debug (anywhere before --)', async () => {
+    const [plain, debug, first] = await Promise.all([ipt(['pipeline', 'describe', '--partitions', '0']), ipt(['pipeline', 'describe', '--partitions', '0', '--debug']), ipt(['--debug', 'pipeline', 'describe', '--partitions', '0'])]);
+    expect(plain).toMatchObject({ code: 2, err: 'ipt: pipeline describe: --partitions must be an integer ≥ 1 (got 0)\n' });
+    for (const r of [debug, first]) {
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^ipt: Error: pipeline describe: --partitions must be an integer ≥ 1 \(got 0\)\n\s+at /);
+    }
+  }, 60_000);
+
   it('checks the demo’s flags before installing the model', async () => {
     const [guided, rounds] = await Promise.all([ipt(['demo', '--guided', 'bogus']), ipt(['demo', '--rounds', '0'])]);
     expect(guided).toMatchObject({ code: 2, err: 'ipt: demo: --guided must be gbnf or off (got bogus)\n' });

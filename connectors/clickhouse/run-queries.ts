@@ -65,7 +65,7 @@ export interface RoundAggregate {
 }
 
 // JSON output quotes 64-bit integers; numbers are what callers want.
-const TEXT_COLUMNS = new Set(['run_id', 'dataset', 'stage', 'topic', 'job', 'failure', 'reason', 'record_key', 'time']);
+const TEXT_COLUMNS = new Set(['run_id', 'dataset', 'stage', 'topic', 'job', 'failure', 'reason', 'record_key', 'time', 'judge_model', 'category']);
 const numeric = <T>(row: Record<string, unknown>): T => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && !TEXT_COLUMNS.has(k) && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v])) as T;
 
 export async function roundAggregates(ch: ClickHouseClient, runId?: string): Promise<RoundAggregate[]> {
@@ -283,4 +283,46 @@ export async function mixShareOverTime(ch: ClickHouseClient, runId?: string): Pr
     f.params,
   );
   return rows.map((r) => ({ ...numeric<MixSharePoint>(r), minute: String(r.minute), run_id: String(r.run_id) }));
+}
+
+/** Every sampled pair of a run (pair_samples), without the context, in a stable order: what the judge samples from. */
+export async function pairSamplesOfRun(ch: ClickHouseClient, runId: string): Promise<{ round: number; record_id: string; pair_index: number; question: string; answer: string }[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT round, record_id, pair_index, question, answer FROM pair_samples FINAL WHERE ${f.where} ORDER BY round, record_id, pair_index`, f.params);
+  return rows.map((r) => ({ round: Number(r.round), record_id: String(r.record_id), pair_index: Number(r.pair_index), question: String(r.question), answer: String(r.answer) }));
+}
+
+/** The start of each sampled text of a run, as its sample kept it. */
+export async function pairSampleContexts(ch: ClickHouseClient, runId: string): Promise<Map<string, string>> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<{ record_id: string; context: string }>(ch, `SELECT record_id, any(context) AS context FROM pair_samples WHERE ${f.where} GROUP BY record_id`, f.params);
+  return new Map(rows.map((r) => [String(r.record_id), String(r.context)]));
+}
+
+export interface JudgeRoundRow {
+  run_id: string;
+  round: number;
+  judge_model: string;
+  pairs: number;
+  judged: number;
+  relevant: number;
+  accurate: number;
+}
+
+/** The judge's verdicts per run, round and judge model (judgements): pairs sent, answers read, relevant, accurate. */
+export async function judgeVerdicts(ch: ClickHouseClient, runId?: string): Promise<JudgeRoundRow[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT run_id, round, judge_model, count() AS pairs, sum(judged) AS judged, sum(relevant) AS relevant, sum(accurate) AS accurate FROM judgements FINAL WHERE ${f.where} GROUP BY run_id, round, judge_model ORDER BY run_id, round, judge_model`,
+    f.params,
+  );
+  return rows.map((r) => ({ ...numeric<JudgeRoundRow>(r), run_id: String(r.run_id), judge_model: String(r.judge_model) }));
+}
+
+/** The task categories the judge gave, with their pairs. */
+export async function judgeCategories(ch: ClickHouseClient, runId?: string): Promise<{ category: string; pairs: number }[]> {
+  const f = await runFilter(ch, runId);
+  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT category, count() AS pairs FROM judgements FINAL WHERE ${f.where} AND judged = 1 GROUP BY category ORDER BY pairs DESC, category`, f.params);
+  return rows.map((r) => ({ category: String(r.category), pairs: Number(r.pairs) }));
 }

@@ -177,6 +177,19 @@ export const FLAGS = {
   env: {
     markdown: flag.switch('the tables of docs/operations.md'),
   },
+  judge: {
+    run: flag.text('ID', 'the run whose sampled pairs to judge'),
+    'judge-url': flag.text('URL[,URL…]', "the judge's OpenAI-compatible base URL(s)"),
+    'judge-model': flag.text('NAME', 'the judge model'),
+    sample: flag.int('pairs judged per round, a uniform sample of the round’s sampled pairs', 500, { placeholder: 'K' }),
+    guided: flag.choice(['gbnf', 'json', 'off'], "the answer's guide: a GBNF grammar (llama.cpp), a JSON schema (vLLM guided_json, llama.cpp json_schema), or none", 'gbnf'),
+    seed: flag.int('seed of the sample', 0, { min: 0 }),
+    concurrency: flag.int('judge requests in flight per endpoint', 8),
+    retries: flag.int('retries of a failed request', 2, { min: 0 }),
+    'timeout-ms': flag.int('how long one request may take', 120_000, { placeholder: 'MS' }),
+    prefix: PIPELINE_FLAGS.prefix,
+    json,
+  },
   synthesizer: {
     input: flag.list('FILE[,FILE…]', 'the task datasets (.jsonl or .parquet)'),
     output: flag.text('FILE.jsonl', 'the tuning sequences'),

@@ -157,6 +157,15 @@ export const COMMANDS: Record<string, CommandHelp> = {
     env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt audit --run run-1 --json'],
   },
+  judge: {
+    summary: 'the LLM judge over a run’s sampled pairs: relevance, accuracy and task category, rates with 95% intervals (docs/method.md §7.4)',
+    usage: `usage: ipt judge --run ID --judge-url URL --judge-model NAME [flags]
+  Judges a uniform sample of each round's sampled pairs (ClickHouse's pair_samples) against their whole texts (read
+  back from the raw topic), stores each verdict in ClickHouse's judgements, and reports the relevance and accuracy
+  rates with 95% Wilson intervals and the task categories' shares. Exit 1 when no pair could be judged.`,
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
+    examples: ['ipt judge --run run-1 --judge-url http://127.0.0.1:8000/v1 --judge-model Qwen2.5-72B-Instruct --guided json --json'],
+  },
   env: {
     summary: 'every environment variable instruct-pt reads, with its default and meaning',
     usage: 'usage: ipt env [--markdown]',

@@ -33,6 +33,7 @@ const commands: Record<string, () => Promise<Command>> = {
   chaos: async () => (await import('./chaos-command.ts')).chaosCommand,
   env: async () => (await import('./env-command.ts')).envCommand,
   synthesizer: async () => (await import('./synthesizer-command.ts')).synthesizerCommand,
+  judge: async () => (await import('./judge-command.ts')).judgeCommand,
 };
 
 /** A setting for the error path, which must not throw: its default where the variable is not valid. */

@@ -109,6 +109,9 @@ describe('ipt serve on the real stack', () => {
         format: 'JSONEachRow',
         values: [1, 2, 3, 4].map((step) => ({ run_id: s.runId, job: 'train', step, time_ms: Date.now() + step, loss: 5 - step / 2, held_out_loss: step % 2 === 0 ? 5.2 - step / 3 : null, lr: 3e-4, grad_norm: 1, tokens_per_second: 900 + step, mfu: null, ranks: 2, tokens: 64 * step })),
       });
+      // The judge's verdicts, as `ipt judge` stores them: round 0 all relevant, 1 of 2 accurate; round 1 one unreadable.
+      const verdict = (round: number, i: number, judged: number, relevant: number, accurate: number, category: string) => ({ id: `${s.runId}/${round}/t${i}/0/j`, run_id: s.runId, round, record_id: `t${i}`, pair_index: 0, judge_model: 'j', time_ms: Date.now(), time: Math.floor(Date.now() / 1000), judged, relevant, accurate, category, error: judged ? '' : 'no JSON object in the answer', question: 'Q?', answer: 'A.' });
+      await ch.insert({ table: 'judgements', format: 'JSONEachRow', values: [verdict(0, 1, 1, 1, 1, 'code'), verdict(0, 2, 1, 1, 0, 'reading comprehension'), verdict(1, 3, 1, 0, 0, 'code'), verdict(1, 4, 0, 0, 0, '')] });
     } finally {
       await ch.close();
     }
@@ -131,6 +134,8 @@ describe('ipt serve on the real stack', () => {
       const points = await page.evaluate(() => (window as unknown as { dashboardState: { points: Record<string, number> } }).dashboardState.points);
       for (const chart of ['pairs', 'parse', 'kinds', 'f1', 'throughput', 'lag', 'histPairs', 'histAnswer', 'histGrounding', 'mixShare']) expect(points[chart], chart).toBeGreaterThan(0);
       expect([points.training, points.trainingSpeed]).toEqual([8, 4]);
+      // Two rounds' relevance and accuracy; two categories.
+      expect([points.judgeRates, points.judgeCategories]).toEqual([4, 2]);
       // Canvases hold drawn pixels, not blank bitmaps.
       const inked = await page.evaluate(() =>
         [...document.querySelectorAll('canvas')].map((c) => {

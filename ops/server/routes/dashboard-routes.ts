@@ -3,10 +3,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { deadLetterGroups, f1ByDataset, histograms, lagOverTime, latestPairSamples, mixShareOverTime, recentDeadLetters, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
+import { deadLetterGroups, f1ByDataset, histograms, lagOverTime, judgeCategories, judgeVerdicts, latestPairSamples, mixShareOverTime, recentDeadLetters, roundAggregates, runIds, throughput, trainingCurve } from '../../../connectors/clickhouse/run-queries.ts';
 import type { Logger } from '../../../processors/runtime/logger.ts';
 import type { BackendStats } from '../../../processors/pipeline/llm-port.ts';
 import { dashboardQuery } from '../request-schemas.ts';
+import { wilsonInterval } from '../../../processors/evaluation/judge.ts';
 import { packagePath } from '../../../processors/runtime/package-root.ts';
 
 const require = createRequire(import.meta.url);
@@ -22,7 +23,7 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger; backe
       const query = req.query as { run?: string; kind?: string };
       const run = query.run || undefined;
       try {
-        const [runList, rounds, f1, tput, lag, training, deadLetters, recentDead, hist, samples, mix] = await Promise.all([
+        const [runList, rounds, f1, tput, lag, training, deadLetters, recentDead, hist, samples, mix, verdicts, categories] = await Promise.all([
           runIds(d.ch),
           roundAggregates(d.ch, run),
           f1ByDataset(d.ch, run),
@@ -34,8 +35,12 @@ export function dashboardRoutes(d: { ch: ClickHouseClient; logger: Logger; backe
           histograms(d.ch, run),
           latestPairSamples(d.ch, run, query.kind || undefined),
           mixShareOverTime(d.ch, run),
+          judgeVerdicts(d.ch, run),
+          judgeCategories(d.ch, run),
         ]);
-        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead, histograms: hist, samples, mix, backends: d.backends?.() ?? null };
+        // The judge's rates with their 95% Wilson intervals, per run, round and judge model.
+        const judge = verdicts.map((v) => ({ ...v, relevantRate: wilsonInterval(v.relevant, v.judged), accurateRate: wilsonInterval(v.accurate, v.judged) }));
+        return { run: run ?? null, runs: runList, rounds, f1, throughput: tput, lag, training, deadLetters, recentDead, histograms: hist, samples, mix, judge, judgeCategories: categories, backends: d.backends?.() ?? null };
       } catch (err) {
         // ClickHouse down or overloaded: not the server's failure, and the page asks again every 5 s.
         d.logger.warn({ err: (err as Error).message }, 'dashboard queries failed');

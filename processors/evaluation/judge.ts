@@ -1,0 +1,160 @@
+import { seededRng, type Rng } from '../pretrain-text/seeded-random.ts';
+
+/**
+ * The LLM judge of synthesized pairs (docs/method.md §7.4): the paper's two questions — is the pair relevant to its
+ * text, is the response accurate — and the pair's task category for the diversity analysis, asked of a strong LLM
+ * and answered as a small JSON object. Pure: the prompt, the answer's grammar and JSON schema, the answer's parser,
+ * the uniform sample and the rates' confidence intervals. The LLM call and the storage are elsewhere.
+ */
+
+/** Task categories a pair is labelled with (the paper reports 40+ finer ones; these are the families they fall in). */
+export const JUDGE_CATEGORIES = [
+  'reading comprehension',
+  'commonsense reasoning',
+  'natural language inference',
+  'sentiment and opinion',
+  'coreference',
+  'math and quantitative reasoning',
+  'code',
+  'summarization',
+  'struct-to-text',
+  'information extraction',
+  'classification',
+  'paraphrase and rewriting',
+  'open-ended generation',
+  'other',
+] as const;
+export type JudgeCategory = (typeof JUDGE_CATEGORIES)[number];
+
+export interface Judgement {
+  relevant: boolean;
+  accurate: boolean;
+  category: JudgeCategory;
+}
+
+/** What the judge is shown: the text the pair was synthesized from, the instruction and the response. */
+export interface JudgedPair {
+  context: string;
+  question: string;
+  answer: string;
+}
+
+/**
+ * The judge's prompt, for a completions endpoint: the text, the pair, the two questions and the categories, then the
+ * start of the answer's JSON object, which the judge (guided by judgeGrammarGbnf or judgeJsonSchema) completes.
+ */
+export function judgePrompt(p: JudgedPair): string {
+  return [
+    'You are judging an instruction-response pair that was written automatically from a text.',
+    '',
+    '### Text',
+    p.context,
+    '',
+    '### Instruction',
+    p.question,
+    '',
+    '### Response',
+    p.answer,
+    '',
+    '### Questions',
+    '1. relevant: is the instruction relevant to the text, i.e. can it be answered from the text or is it about the text?',
+    '2. accurate: is the response accurate, i.e. a correct answer to the instruction given the text?',
+    `3. category: which kind of task is the instruction? One of: ${JUDGE_CATEGORIES.join('; ')}.`,
+    '',
+    'Answer with one JSON object: {"relevant": true or false, "accurate": true or false, "category": "..."}',
+    '',
+    '### Answer',
+    '',
+  ].join('\n');
+}
+
+const gbnfString = (s: string) => `"\\"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}\\""`;
+
+/** A GBNF grammar (llama.cpp's `grammar`) that admits exactly the judge's JSON objects. */
+export function judgeGrammarGbnf(): string {
+  return [
+    'root ::= "{" ws "\\"relevant\\"" ws ":" ws bool ws "," ws "\\"accurate\\"" ws ":" ws bool ws "," ws "\\"category\\"" ws ":" ws category ws "}"',
+    'bool ::= "true" | "false"',
+    `category ::= ${JUDGE_CATEGORIES.map(gbnfString).join(' | ')}`,
+    'ws ::= [ ]?',
+    '',
+  ].join('\n');
+}
+
+/** The same answer as a JSON schema (vLLM's `guided_json`, OpenAI-compatible `response_format`). */
+export function judgeJsonSchema(): Record<string, unknown> {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['relevant', 'accurate', 'category'],
+    properties: { relevant: { type: 'boolean' }, accurate: { type: 'boolean' }, category: { type: 'string', enum: [...JUDGE_CATEGORIES] } },
+  };
+}
+
+/**
+ * The judge's answer read strictly: the first JSON object in the text with the three fields and their types (a
+ * category outside the list is an error, not "other", so a judge that ignores the grammar is seen). Returns the
+ * judgement or the reason it cannot be read.
+ */
+export function parseJudgement(text: string): Judgement | { error: string } {
+  const start = text.indexOf('{');
+  const end = text.indexOf('}', start);
+  if (start < 0 || end < 0) return { error: 'no JSON object in the answer' };
+  let o: unknown;
+  try {
+    o = JSON.parse(text.slice(start, end + 1));
+  } catch (err) {
+    return { error: `the answer's JSON does not parse: ${(err as Error).message}` };
+  }
+  const r = o as Record<string, unknown>;
+  if (typeof r.relevant !== 'boolean') return { error: '"relevant" is not true or false' };
+  if (typeof r.accurate !== 'boolean') return { error: '"accurate" is not true or false' };
+  if (typeof r.category !== 'string' || !(JUDGE_CATEGORIES as readonly string[]).includes(r.category)) return { error: `"category" ${JSON.stringify(r.category)} is not one of the categories` };
+  return { relevant: r.relevant, accurate: r.accurate, category: r.category as JudgeCategory };
+}
+
+/** A rate with its 95% Wilson score interval: honest for small samples and rates near 0 or 1, where the normal one is not. */
+export interface Rate {
+  successes: number;
+  n: number;
+  rate: number;
+  low: number;
+  high: number;
+}
+
+export function wilsonInterval(successes: number, n: number, z = 1.959963984540054): Rate {
+  if (n === 0) return { successes, n, rate: 0, low: 0, high: 1 };
+  const p = successes / n;
+  const z2 = z * z;
+  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  return { successes, n, rate: p, low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}
+
+/**
+ * A uniform sample of at most k items from a stream of unknown length (Vitter's algorithm R), seeded so that the same
+ * stream gives the same sample: each item seen ends up kept with probability k / seen.
+ */
+export class Reservoir<T> {
+  readonly items: T[] = [];
+  seen = 0;
+  private readonly rng: Rng;
+
+  constructor(
+    readonly k: number,
+    seed: string | number,
+  ) {
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`reservoir size ${k}: expected a whole number ≥ 1`);
+    this.rng = seededRng(seed);
+  }
+
+  offer(item: T): void {
+    this.seen++;
+    if (this.items.length < this.k) {
+      this.items.push(item);
+      return;
+    }
+    const j = this.rng.int(this.seen);
+    if (j < this.k) this.items[j] = item;
+  }
+}

@@ -8,6 +8,7 @@ import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
 import { scanToEnd } from '../../processors/runtime/topic-io.ts';
+import { ProgressLine } from './progress-line.ts';
 
 export interface JudgeOptions {
   ch: ClickHouseClient;
@@ -61,7 +62,7 @@ interface Candidate {
   answer: string;
 }
 
-const VERDICT_ROW = (o: JudgeOptions, c: Candidate, v: Judgement | { error: string }) => {
+const verdictRow = (o: JudgeOptions, c: Candidate, v: Judgement | { error: string }) => {
   const time = Date.now();
   const ok = !('error' in v);
   return {
@@ -106,6 +107,12 @@ export async function judgeRun(o: JudgeOptions): Promise<JudgeReport> {
   const wanted = new Map(chosen.map((c) => [recordKey(o.runId, c.record_id), c.record_id]));
   const texts = new Map<string, string>();
   const schema = loadSchema('raw-text');
+  let reading: ProgressLine | undefined;
+  const readProgress = (read: number, total: number) => {
+    if (total < 10_000) return;
+    const line = (reading ??= new ProgressLine(total, 'records')).update(read);
+    if (line !== undefined) log(`judge: reading the texts back: ${line}`);
+  };
   await scanToEnd(o.kafka, o.topics.raw, async (messages) => {
     const mine = messages.filter((m) => wanted.has(m.key?.toString() ?? ''));
     if (mine.length === 0) return;
@@ -118,10 +125,12 @@ export async function judgeRun(o: JudgeOptions): Promise<JudgeReport> {
         // an undecodable raw record was dead-lettered by the stage; the sample's start of text stands in
       }
     }
-  });
+  }, undefined, readProgress);
   let contextFromSample = 0;
   const heads = chosen.some((c) => !texts.has(c.record_id)) ? await pairSampleContexts(o.ch, o.runId) : new Map<string, string>();
 
+  const judging = new ProgressLine(chosen.length, 'pairs');
+  let done = 0;
   const verdicts = await Promise.all(
     chosen.map(async (c) => {
       let context = texts.get(c.record_id);
@@ -134,11 +143,14 @@ export async function judgeRun(o: JudgeOptions): Promise<JudgeReport> {
         return { c, v: parseJudgement(res.text), failed: false };
       } catch (err) {
         return { c, v: { error: `the judge failed: ${(err as Error).message}` }, failed: true };
+      } finally {
+        const line = judging.update(++done);
+        if (line !== undefined) log(`judge: ${line} judged`);
       }
     }),
   );
   if (verdicts.length > 0) {
-    await o.ch.insert({ table: 'judgements', format: 'JSONEachRow', values: verdicts.map(({ c, v }) => VERDICT_ROW(o, c, v)) });
+    await o.ch.insert({ table: 'judgements', format: 'JSONEachRow', values: verdicts.map(({ c, v }) => verdictRow(o, c, v)) });
   }
 
   const ok = verdicts.filter((x): x is { c: Candidate; v: Judgement; failed: boolean } => !('error' in x.v));

@@ -285,18 +285,24 @@ export async function mixShareOverTime(ch: ClickHouseClient, runId?: string): Pr
   return rows.map((r) => ({ ...numeric<MixSharePoint>(r), minute: String(r.minute), run_id: String(r.run_id) }));
 }
 
-/** Every sampled pair of a run (pair_samples), without the context, in a stable order: what the judge samples from. */
-export async function pairSamplesOfRun(ch: ClickHouseClient, runId: string): Promise<{ round: number; record_id: string; pair_index: number; question: string; answer: string }[]> {
+/** Every sampled pair of a run (pair_samples) by key only, in a stable order: what the judge samples from. */
+export async function pairSampleKeys(ch: ClickHouseClient, runId: string): Promise<{ round: number; record_id: string; pair_index: number }[]> {
   const f = await runFilter(ch, runId);
-  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT round, record_id, pair_index, question, answer FROM pair_samples FINAL WHERE ${f.where} ORDER BY round, record_id, pair_index`, f.params);
-  return rows.map((r) => ({ round: Number(r.round), record_id: String(r.record_id), pair_index: Number(r.pair_index), question: String(r.question), answer: String(r.answer) }));
+  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT round, record_id, pair_index FROM pair_samples FINAL WHERE ${f.where} ORDER BY round, record_id, pair_index`, f.params);
+  return rows.map((r) => ({ round: Number(r.round), record_id: String(r.record_id), pair_index: Number(r.pair_index) }));
 }
 
-/** The start of each sampled text of a run, as its sample kept it. */
-export async function pairSampleContexts(ch: ClickHouseClient, runId: string): Promise<Map<string, string>> {
+/** The chosen sampled pairs' questions, answers and the start of their texts, by `<record>/<pair index>`. */
+export async function pairSamplesById(ch: ClickHouseClient, runId: string, keys: { record_id: string; pair_index: number }[]): Promise<Map<string, { question: string; answer: string; context: string; context_chars: number }>> {
+  const out = new Map<string, { question: string; answer: string; context: string; context_chars: number }>();
   const f = await runFilter(ch, runId);
-  const rows = await queryRows<{ record_id: string; context: string }>(ch, `SELECT record_id, any(context) AS context FROM pair_samples WHERE ${f.where} GROUP BY record_id`, f.params);
-  return new Map(rows.map((r) => [String(r.record_id), String(r.context)]));
+  // A bounded IN list per query (the ids are run-scoped: the sampled texts' ids).
+  for (let i = 0; i < keys.length; i += 500) {
+    const ids = [...new Set(keys.slice(i, i + 500).map((k) => k.record_id))].map(sqlString).join(', ');
+    const rows = await queryRows<Record<string, unknown>>(ch, `SELECT record_id, pair_index, question, answer, context, context_chars FROM pair_samples FINAL WHERE ${f.where} AND record_id IN (${ids})`, f.params);
+    for (const r of rows) out.set(`${r.record_id}/${r.pair_index}`, { question: String(r.question), answer: String(r.answer), context: String(r.context), context_chars: Number(r.context_chars) });
+  }
+  return out;
 }
 
 export interface JudgeRoundRow {
@@ -320,9 +326,14 @@ export async function judgeVerdicts(ch: ClickHouseClient, runId?: string): Promi
   return rows.map((r) => ({ ...numeric<JudgeRoundRow>(r), run_id: String(r.run_id), judge_model: String(r.judge_model) }));
 }
 
-/** The task categories the judge gave, with their pairs. */
-export async function judgeCategories(ch: ClickHouseClient, runId?: string): Promise<{ category: string; pairs: number }[]> {
+/** The task categories each judge model gave, with their pairs. */
+export async function judgeCategories(ch: ClickHouseClient, runId?: string): Promise<{ judge_model: string; category: string; pairs: number }[]> {
   const f = await runFilter(ch, runId);
-  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT category, count() AS pairs FROM judgements FINAL WHERE ${f.where} AND judged = 1 GROUP BY category ORDER BY pairs DESC, category`, f.params);
-  return rows.map((r) => ({ category: String(r.category), pairs: Number(r.pairs) }));
+  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT judge_model, category, count() AS pairs FROM judgements FINAL WHERE ${f.where} AND judged = 1 GROUP BY judge_model, category ORDER BY judge_model, pairs DESC, category`, f.params);
+  return rows.map((r) => ({ judge_model: String(r.judge_model), category: String(r.category), pairs: Number(r.pairs) }));
+}
+
+/** Drops a run's earlier verdicts by one judge model, so judging again (another seed, another sample) replaces them. */
+export async function clearJudgements(ch: ClickHouseClient, runId: string, judgeModel: string): Promise<void> {
+  await ch.command({ query: `ALTER TABLE judgements DELETE WHERE run_id = ${sqlString(runId)} AND judge_model = ${sqlString(judgeModel)}` });
 }

@@ -15,7 +15,7 @@ import { pipelineOptions } from './pipeline-options.ts';
 /** The request fields that guide the judge's answer to its JSON object. */
 function guideFields(mode: 'gbnf' | 'json' | 'off'): Record<string, unknown> {
   if (mode === 'gbnf') return { grammar: judgeGrammarGbnf() };
-  // vLLM's and llama.cpp's names for a JSON schema to decode to.
+  // vLLM's and llama.cpp server's names for a JSON schema to decode to (ipt serve-llm takes the grammar only).
   if (mode === 'json') return { guided_json: judgeJsonSchema(), json_schema: judgeJsonSchema() };
   return {};
 }
@@ -52,6 +52,7 @@ export async function judgeCommand(argv: string[]): Promise<number> {
       seed: v.seed,
       judge,
       judgeModel: v['judge-model'],
+      concurrency: v.concurrency * endpoints.length,
       log: (l) => process.stderr.write(`${l}\n`),
     });
     const pct = (x: { rate: number; low: number; high: number }) => `${(100 * x.rate).toFixed(1)}% [${(100 * x.low).toFixed(1)}, ${(100 * x.high).toFixed(1)}]`;

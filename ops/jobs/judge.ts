@@ -1,13 +1,15 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
-import { pairSampleContexts, pairSamplesOfRun } from '../../connectors/clickhouse/run-queries.ts';
+import { clearJudgements, pairSampleKeys, pairSamplesById } from '../../connectors/clickhouse/run-queries.ts';
+import { isSampled } from '../../processors/round-feedback/pair-sample.ts';
+import { topicEnds } from '../../processors/runtime/topic-ends.ts';
+import { scanSegments } from '../../processors/runtime/topic-scan.ts';
 import { JUDGE_CATEGORIES, judgePrompt, parseJudgement, Reservoir, wilsonInterval, type Judgement, type Rate } from '../../processors/evaluation/judge.ts';
 import type { LlmClient } from '../../processors/pipeline/llm-port.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
 import { loadSchema } from '../../processors/runtime/schemas.ts';
 import type { AvroSerde } from '../../processors/runtime/serde.ts';
-import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export interface JudgeOptions {
@@ -23,13 +25,16 @@ export interface JudgeOptions {
   judgeModel: string;
   /** Tokens the judge may write: the JSON answer is short. */
   maxTokens?: number;
+  /** Requests in flight at once (default 8). */
+  concurrency?: number;
   log?: (line: string) => void;
 }
 
 export interface RoundVerdicts {
   round: number;
-  /** Pairs the round's sampled texts hold (what the reservoir drew from). */
+  /** Pairs the reservoir drew from: those of the texts sampled by id, or all the round's sampled pairs (byIdOnly false). */
   candidates: number;
+  byIdOnly: boolean;
   sampled: number;
   judged: number;
   relevant: Rate;
@@ -60,6 +65,9 @@ interface Candidate {
   pair_index: number;
   question: string;
   answer: string;
+  /** The start of the text, as the sample kept it, and the whole text's length. */
+  context: string;
+  context_chars: number;
 }
 
 const verdictRow = (o: JudgeOptions, c: Candidate, v: Judgement | { error: string }) => {
@@ -86,84 +94,117 @@ const verdictRow = (o: JudgeOptions, c: Candidate, v: Judgement | { error: strin
 
 /**
  * The LLM judge over a finished run (docs/method.md §7.4): a uniform sample of each round's sampled pairs (ClickHouse's
- * pair_samples), each judged with its whole text (read back from the raw topic), the verdicts stored in ClickHouse's
- * judgements (one row per pair and judge model: a run judged again replaces its rows), and the rates with their
- * intervals and the category shares reported.
+ * pair_samples), each judged against its whole text (read back from the raw topic), the verdicts stored in ClickHouse's
+ * judgements as they come (a run judged again by the same model replaces its earlier verdicts), and the rates with
+ * their intervals and the category shares reported.
  */
 export async function judgeRun(o: JudgeOptions): Promise<JudgeReport> {
   const started = Date.now();
   const log = o.log ?? (() => undefined);
-  const candidates = await pairSamplesOfRun(o.ch, o.runId);
-  const byRound = new Map<number, Reservoir<Candidate>>();
-  for (const c of candidates) {
-    let r = byRound.get(c.round);
-    if (!r) byRound.set(c.round, (r = new Reservoir<Candidate>(o.sample, `${o.seed}/${o.runId}/${c.round}`)));
-    r.offer(c);
+  const keys = await pairSampleKeys(o.ch, o.runId);
+  // Uniform over a round's texts: the texts sampled by id (one in SAMPLE_EVERY), not the round's first few that the
+  // dashboard's sample also keeps; a round with none of those (a small one) draws from all it has.
+  const byRound = new Map<number, typeof keys>();
+  for (const k of keys) byRound.set(k.round, [...(byRound.get(k.round) ?? []), k]);
+  const reservoirs = new Map<number, { reservoir: Reservoir<(typeof keys)[number]>; byIdOnly: boolean }>();
+  for (const [round, all] of byRound) {
+    const byId = all.filter((k) => isSampled(k.record_id, Number.POSITIVE_INFINITY));
+    const pool = byId.length > 0 ? byId : all;
+    const reservoir = new Reservoir<(typeof keys)[number]>(o.sample, `${o.seed}/${o.runId}/${round}`);
+    for (const k of pool) reservoir.offer(k);
+    reservoirs.set(round, { reservoir, byIdOnly: byId.length > 0 });
   }
-  const chosen = [...byRound.values()].flatMap((r) => r.items);
-  log(`judge: run ${o.runId}: ${chosen.length} pairs sampled from ${candidates.length} in ${byRound.size} round(s)`);
+  const chosenKeys = [...reservoirs.values()].flatMap((r) => r.reservoir.items);
+  log(`judge: run ${o.runId}: ${chosenKeys.length} pairs sampled from ${keys.length} in ${byRound.size} round(s)`);
+  const empty = { relevant: wilsonInterval(0, 0), accurate: wilsonInterval(0, 0) };
+  if (chosenKeys.length === 0) {
+    return { runId: o.runId, judgeModel: o.judgeModel, sampled: 0, judged: 0, unreadable: 0, failed: 0, ...empty, categories: [], rounds: [], contextFromSample: 0, problems: [], seconds: Math.round((Date.now() - started) / 100) / 10 };
+  }
+  const details = await pairSamplesById(o.ch, o.runId, chosenKeys);
+  const chosen: Candidate[] = chosenKeys.map((k) => ({ ...k, ...(details.get(`${k.record_id}/${k.pair_index}`) ?? { question: '', answer: '', context: '', context_chars: 0 }) }));
 
-  // Each pair is judged against its whole text, read back from the raw topic (the sample keeps only its start).
-  const wanted = new Map(chosen.map((c) => [recordKey(o.runId, c.record_id), c.record_id]));
+  // Each pair is judged against its whole text, read back from the raw topic (the sample keeps only its start); the
+  // scan ends once every text is found.
+  const wanted = new Set(chosen.map((c) => recordKey(o.runId, c.record_id)));
   const texts = new Map<string, string>();
   const schema = loadSchema('raw-text');
-  let reading: ProgressLine | undefined;
-  const readProgress = (read: number, total: number) => {
-    if (total < 10_000) return;
-    const line = (reading ??= new ProgressLine(total, 'records')).update(read);
-    if (line !== undefined) log(`judge: reading the texts back: ${line}`);
-  };
-  await scanToEnd(o.kafka, o.topics.raw, async (messages) => {
-    const mine = messages.filter((m) => wanted.has(m.key?.toString() ?? ''));
-    if (mine.length === 0) return;
-    await o.serde.prefetch(mine.map((m) => m.value));
-    for (const m of mine) {
-      try {
-        const r = o.serde.decode(m.value, schema) as RawTextRecord;
-        texts.set(r.id, r.text);
-      } catch {
-        // an undecodable raw record was dead-lettered by the stage; the sample's start of text stands in
+  const segments = (await topicEnds(o.kafka, o.topics.raw)).map((e) => ({ partition: e.partition, from: BigInt(e.low), to: BigInt(e.high) }));
+  const total = segments.reduce((n, x) => n + Number(x.to - x.from), 0);
+  const reading = new ProgressLine(total, 'records');
+  let read = 0;
+  await scanSegments(
+    o.kafka,
+    o.topics.raw,
+    segments,
+    async (messages) => {
+      read += messages.length;
+      if (total >= 10_000) {
+        const line = reading.update(read);
+        if (line !== undefined) log(`judge: reading the texts back: ${line}`);
       }
-    }
-  }, undefined, readProgress);
-  let contextFromSample = 0;
-  const heads = chosen.some((c) => !texts.has(c.record_id)) ? await pairSampleContexts(o.ch, o.runId) : new Map<string, string>();
-
-  const judging = new ProgressLine(chosen.length, 'pairs');
-  let done = 0;
-  const verdicts = await Promise.all(
-    chosen.map(async (c) => {
-      let context = texts.get(c.record_id);
-      if (context === undefined) {
-        context = heads.get(c.record_id) ?? '';
-        contextFromSample++;
+      const mine = messages.filter((m) => wanted.has(m.key?.toString() ?? ''));
+      if (mine.length === 0) return;
+      await o.serde.prefetch(mine.map((m) => m.value));
+      for (const m of mine) {
+        try {
+          const r = o.serde.decode(m.value, schema) as RawTextRecord;
+          texts.set(recordKey(o.runId, r.id), r.text);
+        } catch {
+          // an undecodable raw record was dead-lettered by the stage; the sample's start of text stands in
+        }
       }
-      try {
-        const res = await o.judge.complete({ prompt: judgePrompt({ context, question: c.question, answer: c.answer }), maxTokens: o.maxTokens ?? 96, temperature: 0 });
-        return { c, v: parseJudgement(res.text), failed: false };
-      } catch (err) {
-        return { c, v: { error: `the judge failed: ${(err as Error).message}` }, failed: true };
-      } finally {
-        const line = judging.update(++done);
-        if (line !== undefined) log(`judge: ${line} judged`);
-      }
-    }),
+    },
+    { what: 'judge', enough: () => texts.size >= wanted.size, timeoutMs: 6 * 3600_000 },
   );
-  if (verdicts.length > 0) {
-    await o.ch.insert({ table: 'judgements', format: 'JSONEachRow', values: verdicts.map(({ c, v }) => verdictRow(o, c, v)) });
-  }
 
+  // A run judged again by this model: its earlier verdicts go (another seed or sample would otherwise add to them).
+  await clearJudgements(o.ch, o.runId, o.judgeModel);
+  let contextFromSample = 0;
+  const verdicts: { c: Candidate; v: Judgement | { error: string }; failed: boolean }[] = [];
+  const pending: ReturnType<typeof verdictRow>[] = [];
+  const flush = async () => {
+    if (pending.length > 0) await o.ch.insert({ table: 'judgements', format: 'JSONEachRow', values: pending.splice(0) });
+  };
+  const judging = new ProgressLine(chosen.length, 'pairs');
+  // A bounded number in flight, so each request's deadline starts when it is sent, not when the job began.
+  let next = 0;
+  const worker = async () => {
+    while (next < chosen.length) {
+      const c = chosen[next++]!;
+      const whole = texts.get(recordKey(o.runId, c.record_id));
+      let v: Judgement | { error: string };
+      let failed = false;
+      if (whole === undefined && c.context === '') v = { error: 'its text is neither in the raw topic nor in the sample' };
+      else {
+        if (whole === undefined) contextFromSample++;
+        try {
+          const prompt = judgePrompt({ context: whole ?? c.context, question: c.question, answer: c.answer, partial: whole === undefined && c.context_chars > c.context.length });
+          v = parseJudgement((await o.judge.complete({ prompt, maxTokens: o.maxTokens ?? 96, temperature: 0 })).text);
+        } catch (err) {
+          v = { error: `the judge failed: ${(err as Error).message}` };
+          failed = true;
+        }
+      }
+      verdicts.push({ c, v, failed });
+      pending.push(verdictRow(o, c, v));
+      if (pending.length >= 50) await flush();
+      const line = judging.update(verdicts.length);
+      if (line !== undefined) log(`judge: ${line} judged`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.concurrency ?? 8) }, worker));
+  await flush();
   const ok = verdicts.filter((x): x is { c: Candidate; v: Judgement; failed: boolean } => !('error' in x.v));
   const rates = (xs: typeof ok) => ({ relevant: wilsonInterval(xs.filter((x) => x.v.relevant).length, xs.length), accurate: wilsonInterval(xs.filter((x) => x.v.accurate).length, xs.length) });
   const counts = new Map<string, number>();
   for (const x of ok) counts.set(x.v.category, (counts.get(x.v.category) ?? 0) + 1);
   const categories = JUDGE_CATEGORIES.filter((c) => counts.has(c)).map((category) => ({ category, pairs: counts.get(category)!, share: counts.get(category)! / ok.length }));
   categories.sort((a, b) => b.pairs - a.pairs);
-  const rounds = [...byRound.entries()]
+  const rounds = [...reservoirs.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([round, r]) => {
+    .map(([round, { reservoir, byIdOnly }]) => {
       const mine = ok.filter((x) => x.c.round === round);
-      return { round, candidates: r.seen, sampled: r.items.length, judged: mine.length, ...rates(mine) };
+      return { round, candidates: reservoir.seen, byIdOnly, sampled: reservoir.items.length, judged: mine.length, ...rates(mine) };
     });
   const problems = verdicts.filter((x) => 'error' in x.v).map((x) => `${x.c.record_id} pair ${x.c.pair_index}: ${(x.v as { error: string }).error}`);
   return {

@@ -37,18 +37,26 @@ export interface JudgedPair {
   context: string;
   question: string;
   answer: string;
+  /** The text is only its start (`context` holds its first characters): the judge is told so. */
+  partial?: boolean;
 }
 
+/** The most of a text the judge is shown (about 6,000 tokens): a longer one is cut there and marked as partial. */
+export const JUDGE_MAX_TEXT_CHARS = 24_000;
+
 /**
- * The judge's prompt, for a completions endpoint: the text, the pair, the two questions and the categories, then the
- * start of the answer's JSON object, which the judge (guided by judgeGrammarGbnf or judgeJsonSchema) completes.
+ * The judge's prompt, for a completions endpoint: the text (cut at JUDGE_MAX_TEXT_CHARS, and then marked as its
+ * start), the pair, the two questions and the categories, then an `### Answer` heading after which the judge
+ * (guided by judgeGrammarGbnf or judgeJsonSchema) writes its JSON object.
  */
 export function judgePrompt(p: JudgedPair): string {
+  const cut = p.context.length > JUDGE_MAX_TEXT_CHARS;
+  const text = cut ? p.context.slice(0, JUDGE_MAX_TEXT_CHARS) : p.context;
   return [
     'You are judging an instruction-response pair that was written automatically from a text.',
     '',
-    '### Text',
-    p.context,
+    cut || p.partial ? '### Text (only its beginning is shown)' : '### Text',
+    text,
     '',
     '### Instruction',
     p.question,
@@ -81,7 +89,7 @@ export function judgeGrammarGbnf(): string {
   ].join('\n');
 }
 
-/** The same answer as a JSON schema (vLLM's `guided_json`, OpenAI-compatible `response_format`). */
+/** The same answer as a JSON schema (vLLM's `guided_json`, llama.cpp server's `json_schema`). */
 export function judgeJsonSchema(): Record<string, unknown> {
   return {
     type: 'object',
@@ -128,7 +136,8 @@ export function wilsonInterval(successes: number, n: number, z = 1.9599639845400
   const z2 = z * z;
   const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
   const half = (z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return { successes, n, rate: p, low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+  // The interval's ends at 0 and 1 exactly where they belong, not a rounding error away.
+  return { successes, n, rate: p, low: successes === 0 ? 0 : Math.max(0, centre - half), high: successes === n ? 1 : Math.min(1, centre + half) };
 }
 
 /**

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSampled } from '../../processors/round-feedback/pair-sample.ts';
 import { clickhouseClient, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
@@ -12,7 +14,7 @@ import { testKafka } from './helpers.ts';
 import { cannedServer, isolated, runOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
 
 // A finished 2-round run of 12 texts (made-up pairs: "Which word opens the text?", "Which word closes the text?"):
-// every text is sampled (each round's first 8, and the rest by id when they fall in the sixteenth).
+// every text is in the dashboard's sample (each round's first 8), some also by id (one in 16).
 const iso = isolated();
 let runId = '';
 let texts = new Map<string, string>();
@@ -42,48 +44,52 @@ function options(judge: SynthesisPool, judgeModel: string, sample: number): Judg
 }
 
 describe('the LLM judge over a finished run', () => {
-  it('judges a uniform sample per round against the whole texts, stores the verdicts once, and reports rates with intervals (recorded-response judge: the protocol)', async () => {
-    // Keyed on the pair's instruction: "opens" is judged accurate, "closes" not; one text's pairs get an answer outside the grammar.
+  it('judges a uniform sample per round against the whole texts, stores the verdicts as they come, and reports rates with intervals (recorded-response judge: the protocol)', async () => {
+    // What each round draws from: its texts sampled by id, or all its texts where it has none (6 texts a round, 2 pairs each).
+    const ids = [...texts.keys()];
+    const pool = (round: number) => {
+      const mine = ids.slice(round * 6, round * 6 + 6);
+      const byId = mine.filter((id) => isSampled(id, Number.POSITIVE_INFINITY));
+      return byId.length > 0 ? byId : mine;
+    };
+    const pools = [pool(0), pool(1)];
+    // Keyed on the pair's instruction: "opens" is judged accurate, "closes" not; one text's "closes" pair gets an answer
+    // outside the grammar.
+    const odd = texts.get(pools[0]![0]!)!;
     const instruction = (prompt: string) => /### Instruction\n([^\n]*)\n/.exec(prompt)?.[1];
     const recorded = new RecordedCompletionsServer({ unreadable: '{"relevant": true, "accurate": true, "category": "poetry"}' }, undefined, (q) => JSON.stringify({ relevant: true, accurate: q.includes('opens'), category: 'reading comprehension' }), (p) => {
       const q = instruction(p);
-      return q !== undefined && p.includes('### Text\nDocument 3.') ? 'unreadable' : q;
+      return q !== undefined && q.includes('closes') && p.includes(`### Text\n${odd}\n`) ? 'unreadable' : q;
     });
     await recorded.start();
     const judge = new SynthesisPool({ endpoints: [recorded.url], model: 'recorded-judge', extraBody: { grammar: judgeGrammarGbnf() } });
-    const o = options(judge, 'recorded-judge', 5);
+    const all = options(judge, 'recorded-judge', 100);
     try {
-      const r = await judgeRun(o);
-      expect(r.rounds.map((x) => x.round)).toEqual([0, 1]);
-      for (const x of r.rounds) {
-        expect(x.candidates).toBeGreaterThan(5);
-        expect(x.sampled).toBe(5);
-      }
-      expect(r.sampled).toBe(10);
-      expect(r.failed).toBe(0);
-      expect(r.judged + r.unreadable).toBe(10);
-      for (const p of r.problems) expect(p).toMatch(/"category" "poetry" is not one of the categories/);
-      expect(r.relevant).toMatchObject({ successes: r.judged, n: r.judged, rate: 1 });
+      const r = await judgeRun(all);
+      expect(r.rounds.map((x) => [x.round, x.byIdOnly, x.candidates, x.sampled])).toEqual(pools.map((p, round) => [round, p.length < 6, 2 * p.length, 2 * p.length]));
+      expect(r.sampled).toBe(2 * (pools[0]!.length + pools[1]!.length));
+      expect([r.failed, r.unreadable, r.judged]).toEqual([0, 1, r.sampled - 1]);
+      expect(r.problems).toEqual([expect.stringMatching(/pair \d: "category" "poetry" is not one of the categories$/)]);
+      expect(r.relevant).toMatchObject({ successes: r.judged, n: r.judged, rate: 1, high: 1 });
       expect(r.relevant.low).toBeLessThan(1);
-      const opens = recorded.prompts.filter((p) => /### Instruction\n[^\n]*opens/.test(p) && !p.includes('### Text\nDocument 3.')).length;
-      expect(r.accurate.successes).toBe(opens);
-      expect(r.categories).toEqual(r.judged > 0 ? [{ category: 'reading comprehension', pairs: r.judged, share: 1 }] : []);
+      expect(r.accurate.successes).toBe(r.sampled / 2);
+      expect(r.categories).toEqual([{ category: 'reading comprehension', pairs: r.judged, share: 1 }]);
       expect(r.contextFromSample).toBe(0);
       // Each prompt carries its pair's whole text, from the raw topic; each request the judge's grammar.
-      expect(recorded.prompts).toHaveLength(10);
-      for (const p of recorded.prompts) {
-        const text = /### Text\n([\s\S]*?)\n\n### Instruction/.exec(p)![1]!;
-        expect([...texts.values()]).toContain(text);
-      }
+      expect(recorded.prompts).toHaveLength(r.sampled);
+      for (const p of recorded.prompts) expect(pools.flat().map((id) => texts.get(id))).toContain(/### Text\n([\s\S]*?)\n\n### Instruction/.exec(p)![1]);
       for (const e of recorded.extras) expect(e.grammar).toBe(judgeGrammarGbnf());
 
-      // Stored once per pair and judge: judging again replaces the rows.
-      await judgeRun(o);
-      const rows = await queryRows<{ n: string; judged: string; accurate: string }>(o.ch, `SELECT count() AS n, sum(judged) AS judged, sum(accurate) AS accurate FROM judgements FINAL WHERE run_id = '${runId}'`);
-      expect(rows[0]).toEqual({ n: '10', judged: String(r.judged), accurate: String(r.accurate.successes) });
+      // A smaller sample: one pair a round; the run's earlier verdicts by this judge are replaced, not added to.
+      const one = await judgeRun({ ...all, sample: 1, seed: 2 });
+      expect(one.rounds.map((x) => x.sampled)).toEqual([1, 1]);
+      const stored = async () => (await queryRows<{ n: string }>(all.ch, `SELECT count() AS n FROM judgements FINAL WHERE run_id = '${runId}' AND judge_model = 'recorded-judge'`))[0]!.n;
+      const until = Date.now() + 30_000;
+      while ((await stored()) !== '2' && Date.now() < until) await sleep(200);
+      expect(await stored()).toBe('2');
     } finally {
       await recorded.stop();
-      await o.ch.close();
+      await all.ch.close();
     }
   }, 120_000);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JUDGE_CATEGORIES, judgeGrammarGbnf, judgeJsonSchema, judgePrompt, parseJudgement, Reservoir, wilsonInterval } from '../../processors/evaluation/judge.ts';
+import { JUDGE_CATEGORIES, JUDGE_MAX_TEXT_CHARS, judgeGrammarGbnf, judgeJsonSchema, judgePrompt, parseJudgement, Reservoir, wilsonInterval } from '../../processors/evaluation/judge.ts';
 
 describe('the LLM judge’s method', () => {
   it('asks the paper’s two questions and the category, about the text and the pair', () => {
@@ -11,6 +11,10 @@ describe('the LLM judge’s method', () => {
     expect(prompt).toMatch(/accurate: is the response accurate/);
     for (const c of JUDGE_CATEGORIES) expect(prompt).toContain(c);
     expect(prompt.endsWith('### Answer\n')).toBe(true);
+    // A text past the limit is cut and marked; so is one known to be only its start.
+    const long = judgePrompt({ context: 'x'.repeat(JUDGE_MAX_TEXT_CHARS + 10), question: 'Q?', answer: 'A.' });
+    expect(long).toContain(`### Text (only its beginning is shown)\n${'x'.repeat(JUDGE_MAX_TEXT_CHARS)}\n\n### Instruction`);
+    expect(judgePrompt({ context: 'Start.', question: 'Q?', answer: 'A.', partial: true })).toContain('### Text (only its beginning is shown)\nStart.\n');
   });
 
   it('guides the answer to exactly the judgement’s JSON (grammar and schema name every category)', () => {
@@ -38,6 +42,8 @@ describe('the LLM judge’s method', () => {
     expect(wilsonInterval(0, 20).low).toBe(0);
     expect(wilsonInterval(0, 20).high).toBeCloseTo(0.1611, 4);
     expect(wilsonInterval(500, 500).high).toBe(1);
+    // The ends are exact for every n, not a rounding error away.
+    for (let n = 1; n <= 60; n++) expect([wilsonInterval(0, n).low, wilsonInterval(n, n).high]).toEqual([0, 1]);
     expect(wilsonInterval(0, 0)).toEqual({ successes: 0, n: 0, rate: 0, low: 0, high: 1 });
   });
 

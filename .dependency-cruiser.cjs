@@ -5,7 +5,7 @@
  */
 const METHOD = [
   '^processors/pretrain-text/',
-  '^processors/evaluation/(f1|judge)\\.ts$',
+  '^processors/evaluation/(f1|judge|paper-figures)\\.ts$',
   '^processors/mixing/mix-sampler\\.ts$',
   '^processors/round-feedback/(pair-kinds|pair-sample|parse-output|python-whitespace|quality|templated-records)\\.ts$',
   '^processors/templating/(length-estimators|multi-round|request-prompt|synthesizer-format|text-checks|text-rule)\\.ts$',

@@ -190,6 +190,13 @@ export const FLAGS = {
     prefix: PIPELINE_FLAGS.prefix,
     json,
   },
+  report: {
+    run: flag.text('ID', 'the run to report on'),
+    out: flag.text('DIR', 'where to write index.html, report.json and charts/'),
+    prefix: PIPELINE_FLAGS.prefix,
+    'no-kafka': flag.switch("leave out the run's settings and final mix (read from Kafka): ClickHouse only"),
+    json,
+  },
   synthesizer: {
     input: flag.list('FILE[,FILE…]', 'the task datasets (.jsonl or .parquet)'),
     output: flag.text('FILE.jsonl', 'the tuning sequences'),

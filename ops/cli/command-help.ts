@@ -166,6 +166,15 @@ export const COMMANDS: Record<string, CommandHelp> = {
     env: [CONNECTIONS, RUNTIME, PIPELINE],
     examples: ['ipt judge --run run-1 --judge-url http://127.0.0.1:8000/v1 --judge-model Qwen2.5-72B-Instruct --guided json --json'],
   },
+  report: {
+    summary: 'one run’s analyses as a static HTML page with PNG charts, beside the paper’s figures (docs/method.md §8)',
+    usage: `usage: ipt report --run ID --out DIR [flags]
+  Writes DIR/index.html with the run's pairs per text, pair kinds, parse success and grounding by round, the judge's
+  rates and categories, response F1 zero-/few-shot × seen/unseen and the mix, each as a chart (DIR/charts/*.png) and
+  a table, next to what the paper reports; DIR/report.json holds the data. Sections without data say how to get it.`,
+    env: [CONNECTIONS, RUNTIME, PIPELINE],
+    examples: ['ipt report --run run-1 --out report/run-1', 'ipt report --run run-1 --out /tmp/r --no-kafka --json'],
+  },
   env: {
     summary: 'every environment variable instruct-pt reads, with its default and meaning',
     usage: 'usage: ipt env [--markdown]',

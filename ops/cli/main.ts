@@ -34,6 +34,7 @@ const commands: Record<string, () => Promise<Command>> = {
   env: async () => (await import('./env-command.ts')).envCommand,
   synthesizer: async () => (await import('./synthesizer-command.ts')).synthesizerCommand,
   judge: async () => (await import('./judge-command.ts')).judgeCommand,
+  report: async () => (await import('./report-command.ts')).reportCommand,
 };
 
 /** A setting for the error path, which must not throw: its default where the variable is not valid. */

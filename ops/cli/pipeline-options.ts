@@ -7,7 +7,6 @@ import { UsageError } from './args.ts';
 import { setting } from '../../processors/runtime/settings.ts';
 
 /** The flags of the pipeline and of a run (ops/cli/command-flags.ts), for commands that take them. */
-export { PIPELINE_FLAGS, RUN_FLAGS };
 
 /** Pipeline settings from flags (as given: strings) and the environment, validated once by their definitions. */
 export function pipelineOptions(cmd: string, raw: RawFlags, env: NodeJS.ProcessEnv = process.env): Omit<PipelineOptions, 'logger'> {

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
-import { TopicTable } from '../../processors/runtime/topic-table.ts';
 import { ensurePipelineTopics } from '../pipeline/start-pipeline.ts';
 import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { validateRun, type RunConfig } from '../../processors/pipeline/run-config.ts';
 import type { RawTextRecord, RoundCollectionRecord } from '../../processors/pipeline/records.ts';
+import { readRun } from './read-run.ts';
 import { executeRun, type PipelineRunOptions, type PipelineRunSummary } from './pipeline-run.ts';
 
 export interface RoundsStartOptions {
@@ -16,18 +15,6 @@ export interface RoundsStartOptions {
   newRunId?: string;
   /** Another seed for templating (the default keeps the original, so the output is the same). */
   seed?: number;
-}
-
-/** The records of one run in a topic, read to the topic's current end (the latest per key). */
-async function readRun<T extends { runId: string }>(kafka: Kafka, serde: AvroSerde, topic: string, schema: string, runId: string, keyOf: (v: T) => string): Promise<Map<string, T>> {
-  const table = new TopicTable<T>(kafka, serde, topic, schema, (v) => (v.runId === runId ? keyOf(v) : undefined));
-  await table.start();
-  try {
-    await table.ready();
-    return new Map(table.entries());
-  } finally {
-    await table.stop();
-  }
 }
 
 /**

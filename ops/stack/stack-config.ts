@@ -36,7 +36,6 @@ export interface StackConfig {
 }
 
 /** Node counts a cluster may have: at least one, and few enough for a 2-core machine (IPT_STACK_BROKERS's bound). */
-export { MAX_STACK_BROKERS as MAX_BROKERS } from '../../processors/runtime/settings.ts';
 
 export function stackConfig(env: NodeJS.ProcessEnv = process.env, root = process.cwd()): StackConfig {
   const dir = resolve(root, setting('IPT_STACK_DIR', env));

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import type { RecordedCompletionsServer } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import type { Served } from '../../ops/server/serve.ts';
@@ -9,7 +10,7 @@ import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { inject } from 'vitest';
 import { cannedServer, isolated, runOnStack, serveOnStack, tmp, writeCorpus } from './pipeline-harness.ts';
-import { testKafka } from './helpers.ts';
+import { exited, spawnIpt, testKafka } from './helpers.ts';
 import { clickhouseClient } from '../../connectors/clickhouse/clickhouse.ts';
 import { deadLetterMessage } from '../../processors/runtime/dead-letter.ts';
 import { produceAll } from '../../processors/runtime/topic-io.ts';
@@ -81,7 +82,7 @@ describe('ipt serve on the real stack', () => {
     expect(metrics).toMatch(/ipt_records_in_total\{processor="[^"]+\.templating"/);
   });
 
-  it('shows live charts of quality, F1, throughput and lag in headless Chromium', async () => {
+  it('shows live charts of quality, F1, throughput and lag in headless Chromium, and the run as a static report', async () => {
     const CHROMIUM = inject('chromium');
     expect(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (set IPT_CHROMIUM)`).toBe(true);
     const dir = tmp();
@@ -177,6 +178,25 @@ describe('ipt serve on the real stack', () => {
       const shot = join(process.env.IPT_SCREENSHOT_DIR ?? dir, 'dashboard.png');
       await page.screenshot({ path: shot, fullPage: true });
       expect(statSync(shot).size).toBeGreaterThan(20_000);
+
+      // The same run as a static report (ipt report): every analysis drawn, beside the paper, readable in the browser.
+      const out = join(dir, 'report');
+      const cli = spawnIpt(['report', '--run', s.runId, '--out', out, '--prefix', iso.prefix], { IPT_CLICKHOUSE_DB: iso.database, IPT_CLICKHOUSE_URL: inject('stack').clickhouseUrl });
+      expect(await exited(cli)).toBe(0);
+      const report = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+      await report.goto(pathToFileURL(join(out, 'index.html')).href);
+      const images = await report.evaluate(() => [...document.images].map((i) => ({ src: i.getAttribute('src'), ok: i.complete && i.naturalWidth === 1520 && i.naturalHeight === 760 })));
+      expect(images.map((i) => i.src)).toEqual(['pairs-per-text', 'pairs-by-round', 'pair-kinds', 'quality-by-round', 'judge-rates-0', 'judge-categories-0', 'response-f1', 'mix-share'].map((f) => `charts/${f}.png`));
+      expect(images.every((i) => i.ok)).toBe(true);
+      const paper = await report.locator('#paper').innerText();
+      expect(paper).toMatch(/pairs per converted text\s+\d+\.\d\d\s+5 \(200M pairs from 40M texts\)/);
+      expect(paper).toMatch(/rounds, from scratch\s+2\s/);
+      expect(await report.locator('#judge').innerText()).toMatch(/3 of 4 sampled pairs judged; relevant 66\.7% \[/);
+      expect(await report.locator('#f1').innerText()).toMatch(/few-shot\s+seen\s+1\s/);
+      expect(await report.locator('#mix').innerText()).toMatch(/target general share\s+0\.0%/);
+      const reportShot = join(process.env.IPT_SCREENSHOT_DIR ?? dir, 'report.png');
+      await report.screenshot({ path: reportShot, fullPage: true });
+      expect(statSync(reportShot).size).toBeGreaterThan(50_000);
     } finally {
       await browser.close();
     }

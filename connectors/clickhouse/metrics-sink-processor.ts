@@ -26,6 +26,15 @@ export function metricRows(m: MetricEventRecord): TableRow[] {
       row: { id: m.id, run_id: m.runId, record_id: m.recordId, time_ms: m.time, time: seconds(m.time), dataset: m.dataset, shots: m.shots, seen: m.seen ? 1 : 0, f1: m.f1, exact_match: m.exactMatch, response: m.response, latency_ms: m.latencyMs, version },
     }];
   }
+  if (m.kind === 'judgement') {
+    const j = m.judgement;
+    if (!j) throw new Error(`metric event ${m.id}: a judgement without its verdict`);
+    // The row `ipt judge` writes for the same pair and model (same id), so either replaces the other.
+    return [{
+      table: 'judgements',
+      row: { id: m.id, run_id: m.runId, round: m.round, record_id: m.recordId, pair_index: j.pairIndex, judge_model: j.judgeModel, time_ms: m.time, time: seconds(m.time), judged: j.judged ? 1 : 0, relevant: j.relevant ? 1 : 0, accurate: j.accurate ? 1 : 0, category: j.category, error: j.error, question: j.question, answer: j.answer },
+    }];
+  }
   if (m.kind !== 'synthesis') throw new Error(`metric event ${m.id}: unknown kind "${m.kind}"`);
   const rows: TableRow[] = [{
     table: 'synthesis_metrics',

@@ -74,11 +74,12 @@ export async function roundAggregates(ch: ClickHouseClient, runId?: string): Pro
   return rows.map((r) => numeric<RoundAggregate>(r));
 }
 
-export async function metricRowCounts(ch: ClickHouseClient, runId: string): Promise<{ synthesis: number; evaluation: number }> {
+export async function metricRowCounts(ch: ClickHouseClient, runId: string): Promise<{ synthesis: number; evaluation: number; judgement: number }> {
   const f = await runFilter(ch, runId);
   const [s] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM synthesis_metrics FINAL WHERE ${f.where}`, f.params);
   const [e] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM evaluations FINAL WHERE ${f.where}`, f.params);
-  return { synthesis: Number(s?.n ?? 0), evaluation: Number(e?.n ?? 0) };
+  const [j] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM judgements FINAL WHERE ${f.where}`, f.params);
+  return { synthesis: Number(s?.n ?? 0), evaluation: Number(e?.n ?? 0), judgement: Number(j?.n ?? 0) };
 }
 
 export interface F1Row {

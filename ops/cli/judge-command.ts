@@ -1,6 +1,6 @@
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
-import { judgeGrammarGbnf, judgeJsonSchema } from '../../processors/evaluation/judge.ts';
+import { judgeGuide } from '../../processors/evaluation/judge.ts';
 import { pipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import { createKafka } from '../../processors/runtime/kafka-client.ts';
 import { createLogger, logLevel } from '../../processors/runtime/logger.ts';
@@ -11,14 +11,6 @@ import { usageOf } from './command-help.ts';
 import { FLAGS } from './command-flags.ts';
 import { readArgv, readFlags } from './flags.ts';
 import { pipelineOptions } from './pipeline-options.ts';
-
-/** The request fields that guide the judge's answer to its JSON object. */
-function guideFields(mode: 'gbnf' | 'json' | 'off'): Record<string, unknown> {
-  if (mode === 'gbnf') return { grammar: judgeGrammarGbnf() };
-  // vLLM's and llama.cpp server's names for a JSON schema to decode to (ipt serve-llm takes the grammar only).
-  if (mode === 'json') return { guided_json: judgeJsonSchema(), json_schema: judgeJsonSchema() };
-  return {};
-}
 
 /** `ipt judge`: the LLM judge over a finished run's sampled pairs. */
 export async function judgeCommand(argv: string[]): Promise<number> {
@@ -39,7 +31,7 @@ export async function judgeCommand(argv: string[]): Promise<number> {
     maxAttempts: v.retries + 1,
     timeoutMs: v['timeout-ms'],
     backoffMs: 250,
-    extraBody: guideFields(v.guided),
+    extraBody: judgeGuide(v.guided),
   });
   try {
     const r = await judgeRun({

@@ -68,6 +68,8 @@ async function run(argv: string[]): Promise<number> {
         `ClickHouse rows ${summary.metricRows.synthesis} synthesis, ${summary.metricRows.evaluation} evaluation; ${summary.seconds}s`,
     );
     for (const r of summary.perRound) console.log(`  round ${r.round}: ${r.texts} texts, ${r.fewShot} few-shot, ${r.pairs} pairs, ${r.failed} failed, parse success ${r.parseSuccess}`);
+    const j = summary.judge;
+    if (j) console.log(`  judge: ${j.judged}/${j.verdicts} pairs judged, ${j.relevant} relevant, ${j.accurate} accurate (\`ipt report\` for the rates with intervals)`);
     for (const d of summary.deadLetters) console.log(`  dead-lettered ${d.id} (${d.stage}): ${d.reason}`);
   }
   return summary.rejected + summary.deadLettered > 0 ? 1 : 0;

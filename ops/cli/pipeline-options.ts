@@ -32,6 +32,7 @@ export function pipelineOptions(cmd: string, raw: RawFlags, env: NodeJS.ProcessE
       temperature: v.temperature,
     },
     clickhouse: { url: setting('IPT_CLICKHOUSE_URL', env), database: setting('IPT_CLICKHOUSE_DB', env) },
+    ...(v['judge-url'].length > 0 ? { judge: { endpoints: v['judge-url'], model: v['judge-model'], guided: v['judge-guided'], perRound: v['judge-per-round'] } } : {}),
   };
 }
 

@@ -1,10 +1,10 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
 import { clearJudgements, pairSampleKeys, pairSamplesById } from '../../connectors/clickhouse/run-queries.ts';
-import { isSampled } from '../../processors/round-feedback/pair-sample.ts';
+import { isSampledById } from '../../processors/round-feedback/pair-sample.ts';
 import { topicEnds } from '../../processors/runtime/topic-ends.ts';
 import { scanSegments } from '../../processors/runtime/topic-scan.ts';
-import { JUDGE_CATEGORIES, judgePrompt, parseJudgement, Reservoir, wilsonInterval, type Judgement, type Rate } from '../../processors/evaluation/judge.ts';
+import { JUDGE_CATEGORIES, judgementId, judgePrompt, parseJudgement, Reservoir, wilsonInterval, type Judgement, type Rate } from '../../processors/evaluation/judge.ts';
 import type { LlmClient } from '../../processors/pipeline/llm-port.ts';
 import { recordKey, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { RawTextRecord } from '../../processors/pipeline/records.ts';
@@ -74,7 +74,7 @@ const verdictRow = (o: JudgeOptions, c: Candidate, v: Judgement | { error: strin
   const time = Date.now();
   const ok = !('error' in v);
   return {
-    id: `${o.runId}/${c.round}/${c.record_id}/${c.pair_index}/${o.judgeModel}`,
+    id: judgementId(o.runId, c.round, c.record_id, c.pair_index, o.judgeModel),
     run_id: o.runId,
     round: c.round,
     record_id: c.record_id,
@@ -108,7 +108,7 @@ export async function judgeRun(o: JudgeOptions): Promise<JudgeReport> {
   for (const k of keys) byRound.set(k.round, [...(byRound.get(k.round) ?? []), k]);
   const reservoirs = new Map<number, { reservoir: Reservoir<(typeof keys)[number]>; byIdOnly: boolean }>();
   for (const [round, all] of byRound) {
-    const byId = all.filter((k) => isSampled(k.record_id, Number.POSITIVE_INFINITY));
+    const byId = all.filter((k) => isSampledById(k.record_id));
     const pool = byId.length > 0 ? byId : all;
     const reservoir = new Reservoir<(typeof keys)[number]>(o.sample, `${o.seed}/${o.runId}/${round}`);
     for (const k of pool) reservoir.offer(k);

@@ -113,6 +113,10 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
       left(),
       () => `metric events (${tally.settled}/${input.converted} synthesis, ${tally.evaluationEvents}/${expectedEvaluations} evaluation)`,
     );
+    // With a judge, the run is done when the judge stage has given every verdict it will give (its cap per round).
+    const judge = opts.pipeline.judge;
+    const expectedJudgements = () => (judge ? tally.expectedJudgements(judge.perRound) : 0);
+    if (judge) await monitor.until(() => (stagesAlive(), tally.judgementEvents >= expectedJudgements()), left(), () => `the judge's verdicts (${tally.judgementEvents}/${expectedJudgements()})`);
     // ClickHouse may be down now (the sink waits it out): its queries are asked again until the run's deadline.
     let outage: string | undefined;
     const ask = async <T>(query: () => Promise<T>): Promise<T> => {
@@ -131,8 +135,8 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
       }
     };
     let rows = await ask(() => metricRowCounts(ch, runId));
-    const wantRows = { synthesis: tally.synthesisEvents, evaluation: tally.evaluationEvents };
-    while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation) {
+    const wantRows = { synthesis: tally.synthesisEvents, evaluation: tally.evaluationEvents, judgement: tally.judgementEvents };
+    while (rows.synthesis < wantRows.synthesis || rows.evaluation < wantRows.evaluation || rows.judgement < wantRows.judgement) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ClickHouse: ${JSON.stringify(rows)} of ${JSON.stringify(wantRows)} metric rows stored`);
       stagesAlive();
       await new Promise((r) => setTimeout(r, 250));

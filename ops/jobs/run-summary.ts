@@ -18,8 +18,10 @@ export interface PipelineRunSummary {
   outputTexts: number;
   perRound: { round: number; texts: number; fewShot: number; pairs: number; failed: number; skipped: number; parseSuccess: number; duplicateRate: number; grounding: number; truncated: number }[];
   mixed: { records: number; augmented: number; raw: number; general: number; domainTokens: number; generalTokens: number; generalShare: number };
-  metricRows: { synthesis: number; evaluation: number };
+  metricRows: { synthesis: number; evaluation: number; judgement: number };
   evaluation: F1Row[];
+  /** The judge stage's verdicts on this run (present when it gave any): read, and of those relevant and accurate. */
+  judge?: { verdicts: number; judged: number; relevant: number; accurate: number };
   output?: { path: string; records: number };
   seconds: number;
 }
@@ -28,7 +30,7 @@ export function summarize(
   run: RunConfig,
   input: PlannedRun,
   tally: RunTally,
-  metricRows: { synthesis: number; evaluation: number },
+  metricRows: { synthesis: number; evaluation: number; judgement: number },
   rounds: RoundAggregate[],
   evaluation: F1Row[],
   started: number,
@@ -70,6 +72,7 @@ export function summarize(
     },
     metricRows,
     evaluation: evaluation.map((e) => ({ ...e, f1: round3(e.f1), exact_match: round3(e.exact_match) })),
+    ...(tally.judgementEvents > 0 ? { judge: { verdicts: tally.judgementEvents, ...tally.judge } } : {}),
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -1,4 +1,5 @@
 import type { MetricEventRecord, MixedTextRecord } from '../../processors/pipeline/records.ts';
+import { judgeablePairs } from '../../processors/evaluation/judge-processor.ts';
 import { Bits, NumberColumn } from '../../connectors/files/compact-ids.ts';
 import type { MixedSpool } from '../../connectors/files/mixed-spool.ts';
 
@@ -58,6 +59,11 @@ export class RunTally {
   readonly mix = { records: 0, augmented: 0, raw: 0, general: 0, domainTokens: 0, generalTokens: 0 };
   synthesisEvents = 0;
   evaluationEvents = 0;
+  /** The judge stage's verdicts seen, and of those read, how many relevant and accurate. */
+  judgementEvents = 0;
+  readonly judge = { judged: 0, relevant: 0, accurate: 0 };
+  /** Per round, the pairs the judge stage draws from (texts sampled by id). */
+  private readonly judgeable = new Map<number, number>();
   /** The first dead letters of the run's texts (updated when one is dead-lettered again), for the summary. */
   readonly namedDeadLetters: DeadLetter[] = [];
   /** Dead letters of records that are not texts of the run (evaluation records), by id. */
@@ -176,13 +182,35 @@ export class RunTally {
     if (s >= 0) {
       if (!this.synthesisBits.set(s)) return;
       this.synthesisEvents++;
+      this.countJudgeable(e);
       if (!this.noOutputBits.get(s)) this.settleOnce(s);
       return;
     }
     if (this.otherMetrics.has(e.id)) return;
     this.otherMetrics.set(e.id, e.kind);
-    if (e.kind === 'synthesis') this.synthesisEvents++;
-    else this.evaluationEvents++;
+    if (e.kind === 'synthesis') {
+      this.synthesisEvents++;
+      this.countJudgeable(e);
+    } else if (e.kind === 'judgement') {
+      this.judgementEvents++;
+      if (e.judgement?.judged) {
+        this.judge.judged++;
+        if (e.judgement.relevant) this.judge.relevant++;
+        if (e.judgement.accurate) this.judge.accurate++;
+      }
+    } else this.evaluationEvents++;
+  }
+
+  private countJudgeable(e: MetricEventRecord): void {
+    const n = judgeablePairs(e);
+    if (n > 0) this.judgeable.set(e.round, (this.judgeable.get(e.round) ?? 0) + n);
+  }
+
+  /** The verdicts the judge stage gives this run, capped at `perRound` pairs per round. */
+  expectedJudgements(perRound: number): number {
+    let n = 0;
+    for (const pairs of this.judgeable.values()) n += Math.min(perRound, pairs);
+    return n;
   }
 
   private settleOnce(s: number): void {

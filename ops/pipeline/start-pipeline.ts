@@ -14,6 +14,8 @@ import { synthesisProcessor } from '../../processors/synthesis/synthesis-process
 import { roundFeedbackProcessor } from '../../processors/round-feedback/round-feedback-processor.ts';
 import { mixingProcessor } from '../../processors/mixing/mixing-processor.ts';
 import { evaluationProcessor, type EvaluationSettings } from '../../processors/evaluation/evaluation-processor.ts';
+import { judgeProcessor } from '../../processors/evaluation/judge-processor.ts';
+import { judgeGuide, type JudgeGuide } from '../../processors/evaluation/judge.ts';
 import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { clickhouseClient, migrate } from '../../connectors/clickhouse/clickhouse.ts';
 import { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
@@ -29,6 +31,8 @@ export interface PipelineOptions {
   partitions: number;
   llm: LlmSettings;
   evaluation: EvaluationSettings;
+  /** The judge stage's judge (docs/method.md §7.4); without it the judge stage does not run. */
+  judge?: JudgeStageOptions;
   clickhouse: { url: string; database: string };
   /** Stages to run in this process (all of the topology's by default): several processes can share the work, one stage each. */
   stages?: readonly StageName[];
@@ -37,6 +41,14 @@ export interface PipelineOptions {
   logger: Logger;
   metrics?: ProcessorMetrics;
   waitMs?: number;
+}
+
+export interface JudgeStageOptions {
+  endpoints: string[];
+  model: string;
+  guided: JudgeGuide;
+  /** Pairs judged per run and round at most. */
+  perRound: number;
 }
 
 export interface RunningPipeline {
@@ -72,11 +84,16 @@ export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime'
 
 /**
  * Starts the chosen stages in this process, each a processor on the runtime in its own consumer group:
- * templating, templating-pool, synthesis, round-feedback, mixing, evaluation and the ClickHouse sink.
+ * templating, templating-pool, synthesis, round-feedback, mixing, evaluation, the judge (when configured) and the ClickHouse sink.
  */
 export async function startPipeline(opts: PipelineOptions): Promise<RunningPipeline> {
   const topics = await ensurePipelineTopics(opts);
   const stages = new Set<StageName>(opts.stages ?? TOPOLOGIES[opts.topology ?? 'staged']);
+  // A stage that needs configuration runs where it has it; asked for by name without it, it is a mistake.
+  if (!opts.judge) {
+    if (opts.stages?.includes('judge')) throw new Error(`the judge stage needs ${stageNode('judge').configured}`);
+    stages.delete('judge');
+  }
   const both = FUSED_STAGES.filter((s) => stages.has(s));
   if (stages.has('fused') && both.length > 0) throw new Error(`the fused stage replaces ${both.join(', ')}: run one or the other, not both`);
   const metrics = opts.metrics ?? new ProcessorMetrics();
@@ -105,6 +122,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
       await ch?.close();
     })());
   const llm = llmPorts(opts.llm);
+  // The judge is another model, usually on other servers, guided to its JSON answer.
+  const judgeLlm = opts.judge && llmPorts({ ...opts.llm, endpoints: opts.judge.endpoints, tokenizer: undefined, extraBody: judgeGuide(opts.judge.guided), client: undefined });
   const ctx = new PipelineContext(kafkaTables(kafka, serde, tableFailed), topics, llm, opts.logger, opts.waitMs);
   await ctx.start();
 
@@ -130,6 +149,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     fused: () => add('fused', fusedProcessor(ctx)),
     mixing: () => add('mixing', mixingProcessor(ctx)),
     evaluation: () => add('evaluation', evaluationProcessor(ctx, opts.evaluation)),
+    judge: () => add('judge', judgeProcessor(ctx, judgeLlm!.client(opts.judge!.model), { model: opts.judge!.model, perRound: opts.judge!.perRound })),
     'clickhouse-sink': async () => {
       await migrate(opts.clickhouse.url, opts.clickhouse.database);
       ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);
@@ -157,7 +177,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     metrics,
     ready: () => processors.every((p) => p.ready()),
     done,
-    backends: () => llm.backends?.() ?? [],
+    backends: () => [...(llm.backends?.() ?? []), ...(judgeLlm?.backends?.() ?? [])],
     get failure() {
       return failure;
     },

@@ -140,6 +140,19 @@ export function wilsonInterval(successes: number, n: number, z = 1.9599639845400
   return { successes, n, rate: p, low: successes === 0 ? 0 : Math.max(0, centre - half), high: successes === n ? 1 : Math.min(1, centre + half) };
 }
 
+export type JudgeGuide = 'gbnf' | 'json' | 'off';
+
+/** The request fields that guide the judge's answer to its JSON object (a GBNF grammar, a JSON schema, or none). */
+export function judgeGuide(mode: JudgeGuide): Record<string, unknown> {
+  if (mode === 'gbnf') return { grammar: judgeGrammarGbnf() };
+  // vLLM's and llama.cpp server's names for a JSON schema to decode to (ipt serve-llm takes the grammar only).
+  if (mode === 'json') return { guided_json: judgeJsonSchema(), json_schema: judgeJsonSchema() };
+  return {};
+}
+
+/** A verdict's id: one per run, round, text, pair and judge model, so judging a pair again replaces its row. */
+export const judgementId = (runId: string, round: number, recordId: string, pairIndex: number, judgeModel: string) => `${runId}/${round}/${recordId}/${pairIndex}/${judgeModel}`;
+
 /**
  * A uniform sample of at most k items from a stream of unknown length (Vitter's algorithm R), seeded so that the same
  * stream gives the same sample: each item seen ends up kept with probability k / seen.

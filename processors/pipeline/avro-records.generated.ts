@@ -48,7 +48,7 @@ export interface MetricEventBatch {
   events: MetricEvent[];
 }
 
-/** schemas/metric-event.avsc: A per-record quality or evaluation metric bound for ClickHouse. id is the idempotency key: a replayed event replaces, never adds. kind = synthesis (round feedback, one per synthesized text) or evaluation (one per record and shot count). */
+/** schemas/metric-event.avsc: A per-record quality or evaluation metric bound for ClickHouse. id is the idempotency key: a replayed event replaces, never adds. kind = synthesis (round feedback, one per synthesized text), evaluation (one per record and shot count) or judgement (the judge stage, one per judged pair). */
 export interface MetricEvent {
   id: string;
   kind: string;
@@ -95,10 +95,25 @@ export interface MetricEvent {
       kind: string;
     }[];
   };
+  /** The judge's verdict on one synthesized pair (kind = judgement; null for the other kinds). */
+  judgement: null | {
+    /** The pair's place among its text's parsed pairs. */
+    pairIndex: number;
+    judgeModel: string;
+    /** The judge's answer was read; false when it could not be, or the request failed (error says why). */
+    judged: boolean;
+    relevant: boolean;
+    accurate: boolean;
+    /** One of the judge's task categories; empty when not judged. */
+    category: string;
+    error: string;
+    question: string;
+    answer: string;
+  };
 }
 
 /** The defaults schemas/metric-event.avsc declares. */
-export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'fewShot' | 'pairs' | 'parsedPieces' | 'parseOk' | 'kindFree' | 'kindMc' | 'kindCot' | 'kindMcCot' | 'textChars' | 'outputChars' | 'questionChars' | 'answerChars' | 'grounding' | 'latencyMs' | 'promptTokens' | 'completionTokens' | 'finishReason' | 'dataset' | 'shots' | 'seen' | 'f1' | 'exactMatch' | 'response' | 'sample'> = {
+export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'fewShot' | 'pairs' | 'parsedPieces' | 'parseOk' | 'kindFree' | 'kindMc' | 'kindCot' | 'kindMcCot' | 'textChars' | 'outputChars' | 'questionChars' | 'answerChars' | 'grounding' | 'latencyMs' | 'promptTokens' | 'completionTokens' | 'finishReason' | 'dataset' | 'shots' | 'seen' | 'f1' | 'exactMatch' | 'response' | 'sample' | 'judgement'> = {
   round: 0,
   outcome: '',
   fewShot: false,
@@ -125,6 +140,7 @@ export const METRIC_EVENT_DEFAULTS: Pick<MetricEvent, 'round' | 'outcome' | 'few
   exactMatch: 0,
   response: '',
   sample: null,
+  judgement: null,
 };
 
 /** schemas/mixed-text.avsc: One text of the mixed training stream (docs/method.md §5), in mix order per run; the trainer sink reads these. */

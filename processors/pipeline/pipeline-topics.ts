@@ -35,7 +35,7 @@ export function pipelineTopics(prefix = 'ipt'): PipelineTopics {
   };
 }
 
-export const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'fused', 'mixing', 'evaluation', 'clickhouse-sink'] as const;
+export const STAGES = ['templating', 'templating-pool', 'synthesis', 'round-feedback', 'fused', 'mixing', 'evaluation', 'judge', 'clickhouse-sink'] as const;
 export type StageName = (typeof STAGES)[number];
 
 /**

@@ -40,7 +40,7 @@ export type MixedTextRecord = Omit<Avro.MixedText, 'source'> & { source: 'augmen
 
 export type MixerStateRecord = Avro.MixerState;
 
-export type MetricEventRecord = Omit<Avro.MetricEvent, 'kind'> & { kind: 'synthesis' | 'evaluation' };
+export type MetricEventRecord = Omit<Avro.MetricEvent, 'kind'> & { kind: 'synthesis' | 'evaluation' | 'judgement' };
 
 export type EvaluationRecord = Avro.EvaluationRecord;
 

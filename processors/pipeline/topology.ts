@@ -47,6 +47,8 @@ export interface StageNode {
   exclusive?: boolean;
   /** It calls the LLM: it keeps as many records in flight as the LLM pool may send at once. */
   callsLlm?: boolean;
+  /** It runs only where this is configured (the cuts leave it out otherwise); says what. */
+  configured?: string;
   /** The stages it runs in one processor, chained in memory (the fused stage). */
   fuses?: StageName[];
   /**
@@ -74,6 +76,17 @@ export const STAGE_GRAPH: readonly StageNode[] = [
   },
   { name: 'mixing', what: 'domain and general texts by token weight', reads: 'augmented', writes: ['mixed', 'mixerState'], tables: ['runs', 'general', 'mixerState'], cuts: ['staged'], exclusive: true },
   { name: 'evaluation', what: 'F1 of the synthesizer on evaluation tasks', reads: 'evalRecords', writes: ['metrics'], tables: ['runs'], cuts: ['staged', 'fused'], callsLlm: true },
+  {
+    name: 'judge',
+    what: 'the LLM judge on a sample of the synthesized pairs',
+    reads: 'metrics',
+    writes: ['metrics'],
+    tables: ['raw'],
+    cuts: ['staged', 'fused'],
+    exclusive: true,
+    callsLlm: true,
+    configured: 'a judge URL (--judge-url, IPT_JUDGE_URL)',
+  },
   { name: 'clickhouse-sink', what: 'metric events to ClickHouse', reads: 'metrics', writes: [], tables: [], cuts: ['staged', 'fused'] },
 ];
 

@@ -15,7 +15,12 @@ export const SAMPLE_CONTEXT_CHARS = 2000;
  * and a hash of its id, so a replay samples the same texts (and their rows replace, not add).
  */
 export function isSampled(id: string, position: number): boolean {
-  return position < SAMPLE_HEAD || mix32(hashString(id)) % SAMPLE_EVERY === 0;
+  return position < SAMPLE_HEAD || isSampledById(id);
+}
+
+/** The part of the sample drawn by a hash of the id alone (one text in SAMPLE_EVERY): a uniform subset of a round's texts. */
+export function isSampledById(id: string): boolean {
+  return mix32(hashString(id)) % SAMPLE_EVERY === 0;
 }
 
 /** The sample a metric event carries: null for texts not sampled and for those without pairs. */

@@ -85,6 +85,7 @@ function feedBack(r: SynthesisResultRecord, run: RunConfig): Emit<Out>[] {
     exactMatch: METRIC_DEFAULTS.exactMatch,
     response: METRIC_DEFAULTS.response,
     sample: pairSample(r.id, r.position, r.text, typed),
+    judgement: null,
   };
   const emits: Emit<Out>[] = [{ to: 'metrics', key, value: metric }];
   if (r.round < run.rounds - 1) {

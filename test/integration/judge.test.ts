@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isSampled } from '../../processors/round-feedback/pair-sample.ts';
+import { isSampledById } from '../../processors/round-feedback/pair-sample.ts';
 import { clickhouseClient, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
 import { EmbeddedSynthesizer } from '../../connectors/llm/embedded-llama.ts';
 import { startEmbeddedServer } from '../../connectors/llm/embedded-server.ts';
@@ -49,7 +49,7 @@ describe('the LLM judge over a finished run', () => {
     const ids = [...texts.keys()];
     const pool = (round: number) => {
       const mine = ids.slice(round * 6, round * 6 + 6);
-      const byId = mine.filter((id) => isSampled(id, Number.POSITIVE_INFINITY));
+      const byId = mine.filter((id) => isSampledById(id));
       return byId.length > 0 ? byId : mine;
     };
     const pools = [pool(0), pool(1)];
@@ -92,6 +92,38 @@ describe('the LLM judge over a finished run', () => {
       await all.ch.close();
     }
   }, 120_000);
+
+  it('judges in the stream: a pipeline run with a judge gives a verdict for each pair of its texts sampled by id, up to the cap per round, stored in ClickHouse before the run reports done', async () => {
+    const streamIso = isolated();
+    const corpus = writeCorpus(tmp(), 32, 'stream.jsonl', 'stream');
+    const whole = new Map(corpus.texts.map((t) => [t.id, t.text]));
+    // 2 rounds of 16 texts; 2 made-up pairs a text; the cap of 3 binds in a round with 2 or more texts sampled by id.
+    const perRound = 3;
+    const expected = [0, 1].map((round) => Math.min(perRound, 2 * corpus.texts.slice(round * 16, round * 16 + 16).filter((t) => isSampledById(t.id)).length));
+    expect(expected.every((n) => n > 0), 'both rounds have texts sampled by id').toBe(true);
+    const judgeLlm = new RecordedCompletionsServer({}, undefined, () => JSON.stringify({ relevant: true, accurate: false, category: 'code' }), (p) => /### Instruction\n([^\n]*)\n/.exec(p)?.[1]);
+    await judgeLlm.start();
+    try {
+      const s = await runOnStack(streamIso, corpus.path, { 'llm-url': synthServer.url, rounds: '2', 'judge-url': judgeLlm.url, 'judge-model': 'stream-judge', 'judge-per-round': String(perRound), 'judge-guided': 'gbnf' });
+      expect(s.augmented).toBe(32);
+      expect(s.judge).toEqual({ verdicts: expected[0]! + expected[1]!, judged: expected[0]! + expected[1]!, relevant: expected[0]! + expected[1]!, accurate: 0 });
+      expect(s.metricRows.judgement).toBe(expected[0]! + expected[1]!);
+      const ch = clickhouseClient(inject('stack').clickhouseUrl, streamIso.database);
+      try {
+        const rows = await queryRows<{ round: number; record_id: string; judge_model: string; judged: number; category: string }>(ch, `SELECT round, record_id, judge_model, judged, category FROM judgements FINAL WHERE run_id = '${s.runId}' ORDER BY round`);
+        expect([0, 1].map((r) => rows.filter((x) => Number(x.round) === r).length)).toEqual(expected);
+        for (const r of rows) expect([isSampledById(r.record_id), r.judge_model, Number(r.judged), r.category]).toEqual([true, 'stream-judge', 1, 'code']);
+      } finally {
+        await ch.close();
+      }
+      // Each prompt: a whole text from the raw topic; each request: the judge's grammar.
+      expect(judgeLlm.prompts).toHaveLength(expected[0]! + expected[1]!);
+      for (const p of judgeLlm.prompts) expect([...whole.values()]).toContain(/### Text\n([\s\S]*?)\n\n### Instruction/.exec(p)![1]);
+      for (const e of judgeLlm.extras) expect(e.grammar).toBe(judgeGrammarGbnf());
+    } finally {
+      await judgeLlm.stop();
+    }
+  }, 180_000);
 
   it('gets a readable verdict for every pair from the small real model, guided by the grammar', async () => {
     const synth = await EmbeddedSynthesizer.load({ modelPath: inject('smallModel'), parallel: 2, contextSize: 2048 });

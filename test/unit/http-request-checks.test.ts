@@ -30,7 +30,7 @@ describe('HTTP request checks', () => {
       ['/runs', { seed: 1 }, 'body: "runId" is required'],
       ['/runs', [], 'body: body must be object'],
       ['/rounds', { runId: 'r', round: 1.5 }, 'body: "round" must be integer'],
-      ['/replay', { topic: 't', from: 'earliest', stage: 'nope' }, 'body: "stage" must be one of templating, templating-pool, synthesis, round-feedback, fused, mixing, evaluation, clickhouse-sink'],
+      ['/replay', { topic: 't', from: 'earliest', stage: 'nope' }, 'body: "stage" must be one of templating, templating-pool, synthesis, round-feedback, fused, mixing, evaluation, judge, clickhouse-sink'],
     ];
     for (const [url, payload, error] of cases) {
       const res = await a.inject({ method: 'POST', url, payload: payload as object });

@@ -39,7 +39,7 @@ describe('run queries', () => {
     const probes = sent.filter((s) => s.query.includes('{probe:String}'));
     expect(probes).toHaveLength(1);
     const queries = sent.filter((s) => !s.query.includes('{probe:String}'));
-    expect(queries).toHaveLength(5);
+    expect(queries).toHaveLength(6); // metricRowCounts asks three tables
     for (const q of queries) {
       expect(q.query).toContain('run_id = {run:String}');
       expect(q.query).not.toContain('OR 1=1');

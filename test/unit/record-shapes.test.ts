@@ -30,7 +30,7 @@ function columns(table: string): string[] {
 
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
-function event(kind: 'synthesis' | 'evaluation'): MetricEventRecord {
+function event(kind: 'synthesis' | 'evaluation' | 'judgement'): MetricEventRecord {
   return { ...METRIC_DEFAULTS, id: 'e', kind, runId: 'r', recordId: 'x', time: 1_700_000_000_000 };
 }
 
@@ -43,15 +43,19 @@ describe('the metric event, one shape', () => {
 
   it('each table’s row has exactly the table’s columns (the time column is derived by ClickHouse)', () => {
     const sample = { context: 'c', contextChars: 1, pairs: [{ question: 'q', answer: 'a', kind: 'free' }] };
-    for (const kind of ['synthesis', 'evaluation'] as const) {
-      for (const { table, row } of metricRows({ ...event(kind), sample: kind === 'synthesis' ? sample : null })) expect(Object.keys(row).sort(), table).toEqual(columns(table).sort());
+    const judgement = { pairIndex: 0, judgeModel: 'j', judged: true, relevant: true, accurate: false, category: 'code', error: '', question: 'q', answer: 'a' };
+    for (const kind of ['synthesis', 'evaluation', 'judgement'] as const) {
+      const rows = metricRows({ ...event(kind), sample: kind === 'synthesis' ? sample : null, judgement: kind === 'judgement' ? judgement : null });
+      expect(rows.length, kind).toBeGreaterThan(0);
+      for (const { table, row } of rows) expect(Object.keys(row).sort(), table).toEqual(columns(table).sort());
     }
+    expect(() => metricRows({ ...event('judgement'), judgement: null })).toThrow(/a judgement without its verdict/);
   });
 
   it('every field of the schema is stored in one of the tables (kind chooses the table)', () => {
     const stored = new Set([...columns('synthesis_metrics'), ...columns('evaluations')]);
-    // The sample is stored apart, a pair_samples row per pair (checked above).
-    const missing = fields.map((f) => f.name).filter((n) => n !== 'kind' && n !== 'sample' && !stored.has(n === 'time' ? 'time_ms' : snake(n)));
+    // The sample is stored apart, a pair_samples row per pair, and a verdict as a judgements row (checked above).
+    const missing = fields.map((f) => f.name).filter((n) => n !== 'kind' && n !== 'sample' && n !== 'judgement' && !stored.has(n === 'time' ? 'time_ms' : snake(n)));
     expect(missing).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import { roundFeedbackProcessor } from '../../processors/round-feedback/round-fe
 import { mixingProcessor } from '../../processors/mixing/mixing-processor.ts';
 import { evaluationProcessor } from '../../processors/evaluation/evaluation-processor.ts';
 import { fusedProcessor } from '../../processors/pipeline/fused-processor.ts';
+import { judgeProcessor } from '../../processors/evaluation/judge-processor.ts';
 import { metricsSinkProcessor } from '../../connectors/clickhouse/metrics-sink-processor.ts';
 import { consumersOf } from '../../ops/jobs/replay.ts';
 import type { ProcessorSpec } from '../../processors/runtime/processor.ts';
@@ -35,6 +36,7 @@ function processorSpecs(): Record<StageName, ProcessorSpec<never, string>> {
     fused: fusedProcessor(ctx).spec,
     mixing: mixingProcessor(ctx).spec,
     evaluation: evaluationProcessor(ctx, { model: 'm', maxNewTokens: 8, temperature: 0 }).spec,
+    judge: judgeProcessor(ctx, { complete: () => Promise.reject(new Error('no LLM')), countTokens: async () => undefined }, { model: 'j', perRound: 1 }).spec,
     'clickhouse-sink': metricsSinkProcessor(t, {} as ClickHouseClient, { logger: silent }).spec,
   };
   return specs as unknown as Record<StageName, ProcessorSpec<never, string>>;
@@ -57,8 +59,10 @@ describe('the topology as data', () => {
   });
 
   it('derives the two cuts, the fused stage’s members and their in-memory edges', () => {
-    expect(TOPOLOGIES.staged).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink']);
-    expect(TOPOLOGIES.fused).toEqual(['fused', 'evaluation', 'clickhouse-sink']);
+    expect(TOPOLOGIES.staged).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'judge', 'clickhouse-sink']);
+    expect(TOPOLOGIES.fused).toEqual(['fused', 'evaluation', 'judge', 'clickhouse-sink']);
+    // The judge runs where a judge is configured: startPipeline leaves it out otherwise.
+    expect(stageNode('judge').configured).toMatch(/--judge-url/);
     expect(FUSED_STAGES).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing']);
     expect(inMemoryTopics('fused').sort()).toEqual<TopicKey[]>(['requests', 'results']);
     expect(inMemoryTopics('staged')).toEqual([]);

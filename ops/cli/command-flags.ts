@@ -54,6 +54,7 @@ export const FLAGS = {
     guided: flag.choice(['gbnf', 'off'], 'guided decoding of the pairs with a grammar', 'gbnf'),
     input: flag.text('FILE', 'the texts (JSONL or Parquet)', undefined, 'the bundled examples/sample-corpus.jsonl'),
     batch: flag.switch('the embedded augment job instead of the streaming pipeline'),
+    judge: flag.switch('also the judge stage, with the embedded model as the judge (it shows the mechanism; a 135M model is no judge)'),
     'output-dir': flag.text('DIR', "where --batch writes its files", undefined, '.stack/demo'),
     json,
   },

@@ -49,12 +49,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function pipelineDemo(values: { json?: boolean }, input: string, rounds: number, guided: 'off' | 'gbnf', url: string, log: (l: string) => void): Promise<number> {
+async function pipelineDemo(values: { json?: boolean; judge?: boolean }, input: string, rounds: number, guided: 'off' | 'gbnf', url: string, log: (l: string) => void): Promise<number> {
   const ep = await locateStack(process.env, log);
   const env = { ...process.env, ...endpointsEnv(ep) };
   const flags = { 'llm-url': url, model: 'SmolLM2-135M-Instruct', rounds: String(rounds), 'max-model-len': '2048', 'max-new-tokens': '256', concurrency: '8', retries: '2', 'timeout-ms': '300000' };
   const pipeline = pipelineOptions('demo', flags, env);
   pipeline.llm.extraBody = { ...EXTRA, ...guidedFields(guided, GRAMMAR_BOUNDS) };
+  if (values.judge) pipeline.judge = { endpoints: [url], model: 'SmolLM2-135M-Instruct', guided: 'gbnf', perRound: 500 };
   const summary = await runPipeline({
     input,
     settings: runSettings('demo', flags),
@@ -72,6 +73,8 @@ async function pipelineDemo(values: { json?: boolean }, input: string, rounds: n
         `${summary.metricRows.synthesis} metric rows in ClickHouse (database ${pipeline.clickhouse.database}); ${summary.seconds}s`,
     );
     for (const r of summary.perRound) console.log(`  round ${r.round}: ${r.texts} texts, ${r.fewShot} few-shot, ${r.pairs} pairs, parse success ${r.parseSuccess}, grounding ${r.grounding}`);
+    if (summary.judge) console.log(`  judge: ${summary.judge.judged}/${summary.judge.verdicts} pairs judged, ${summary.judge.relevant} relevant, ${summary.judge.accurate} accurate`);
+    console.log(`  report: npm run -s ipt -- report --run ${summary.runId} --out report/${summary.runId}`);
     console.log(`  topics: ${pipeline.prefix}.*; dashboard: npm run -s ipt -- serve, then http://127.0.0.1:8080/`);
   }
   return summary.deadLettered + summary.rejected === 0 ? 0 : 1;

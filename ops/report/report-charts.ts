@@ -193,7 +193,8 @@ function mixShare(d: ReportData): ReportChart | undefined {
   const over = d.mix.over.filter((p) => p.domain_tokens + p.general_tokens > 0);
   const final = realisedGeneralShare(d);
   const last = final ?? (over.length > 0 ? over[over.length - 1]!.general_tokens / (over[over.length - 1]!.domain_tokens + over[over.length - 1]!.general_tokens) : undefined);
-  if (last === undefined) return undefined;
+  // Nothing but domain texts mixed, as asked: the section's table says so; an empty chart would not.
+  if (last === undefined || (last === 0 && (target ?? 0) === 0 && over.every((p) => p.general_tokens === 0))) return undefined;
   if (over.length < 2) {
     // No history to draw (ipt serve was not following the changelog, or the run mixed within one bucket): the end of
     // the run beside the target.

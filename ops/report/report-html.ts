@@ -77,7 +77,8 @@ function mixSection(d: ReportData, charts: ReportChart[]): string {
   if (d.run) rows.push(['target general share', pct(d.run.generalWeight)]);
   if (realised !== undefined) rows.push(['realised general share', pct(realised)]);
   if (f) rows.push(['domain tokens', f.domainTokens], ['general tokens', f.generalTokens], ['records mixed', f.mixIndex]);
-  return [`<section id="mix"><h2>The mix</h2>`, figure(charts, 'mix-share.png', 'General instructions’ share of the mixed tokens'), table(['', 'value'], rows), `</section>`].join('\n');
+  const domainOnly = !charts.some((c) => c.file === 'mix-share.png') ? note('Only domain texts were mixed: the run asked for no general instructions (general weight 0).') : '';
+  return [`<section id="mix"><h2>The mix</h2>`, figure(charts, 'mix-share.png', 'General instructions’ share of the mixed tokens'), domainOnly, table(['', 'value'], rows), `</section>`].join('\n');
 }
 
 const STYLE = `body{font-family:"DejaVu Sans",Arial,sans-serif;margin:2rem auto;max-width:64rem;color:#222;line-height:1.4}

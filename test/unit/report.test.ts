@@ -74,6 +74,10 @@ describe('the run report (ipt report)', () => {
   it('draws a chart for each analysis with data and none for those without', () => {
     expect(reportCharts(FULL).map((c) => c.file)).toEqual(['pairs-per-text.png', 'pairs-by-round.png', 'pair-kinds.png', 'quality-by-round.png', 'judge-rates-0.png', 'judge-categories-0.png', 'response-f1.png', 'mix-share.png']);
     expect(reportCharts(EMPTY)).toEqual([]);
+    // Domain texts only, as asked (general weight 0): no empty chart, and the page says why.
+    const domainOnly: ReportData = { ...FULL, run: { ...FULL.run!, generalWeight: 0 }, mix: { final: { domainTokens: 900, generalTokens: 0, mixIndex: 10 }, over: [] } };
+    expect(reportCharts(domainOnly).map((c) => c.file)).not.toContain('mix-share.png');
+    expect(reportHtml(domainOnly, reportCharts(domainOnly))).toContain('Only domain texts were mixed');
     const byRound = reportCharts(FULL).find((c) => c.file === 'pairs-by-round.png')!;
     expect(byRound.config.data.datasets[1]!.data).toEqual([5, 5]); // the paper's line
     const histogram = reportCharts(FULL)[0]!;

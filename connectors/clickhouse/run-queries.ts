@@ -311,6 +311,8 @@ export interface JudgeRoundRow {
   round: number;
   judge_model: string;
   pairs: number;
+  /** The texts those pairs came from (texts are a round's: a text's id is unique within its run). */
+  texts: number;
   judged: number;
   relevant: number;
   accurate: number;
@@ -321,7 +323,7 @@ export async function judgeVerdicts(ch: ClickHouseClient, runId?: string): Promi
   const f = await runFilter(ch, runId);
   const rows = await queryRows<Record<string, unknown>>(
     ch,
-    `SELECT run_id, round, judge_model, count() AS pairs, sum(judged) AS judged, sum(relevant) AS relevant, sum(accurate) AS accurate FROM judgements FINAL WHERE ${f.where} GROUP BY run_id, round, judge_model ORDER BY run_id, round, judge_model`,
+    `SELECT run_id, round, judge_model, count() AS pairs, uniqExact(record_id) AS texts, sum(judged) AS judged, sum(relevant) AS relevant, sum(accurate) AS accurate FROM judgements FINAL WHERE ${f.where} GROUP BY run_id, round, judge_model ORDER BY run_id, round, judge_model`,
     f.params,
   );
   return rows.map((r) => ({ ...numeric<JudgeRoundRow>(r), run_id: String(r.run_id), judge_model: String(r.judge_model) }));

@@ -28,7 +28,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
           serde: new AvroSerde(opts.runtime.registryUrl),
           topics: pipelineTopics(opts.prefix),
         };
-    const r = await reportRun({ ch, runId: v.run, ...(kafka ? { kafka } : {}) }, resolve(v.out));
+    const r = await reportRun({ ch, runId: v.run, ...(kafka ? { kafka } : {}), warn: (l) => process.stderr.write(`report: ${l}\n`) }, resolve(v.out));
     if (v.json) console.log(JSON.stringify(r));
     else {
       console.log(`report: run ${r.runId}: ${r.dir}/index.html, ${r.charts} charts`);

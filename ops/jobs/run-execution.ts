@@ -8,6 +8,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { ensurePipelineTopics, startPipeline, type RunningPipeline } from '../pipeline/start-pipeline.ts';
 import type { EvaluationRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
+import { stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
 import { RunMonitor } from './run-monitor.ts';
 import type { RunTally } from './run-tally.ts';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
@@ -44,7 +45,7 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
   const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
   // Nothing is written before the stages are known to be able to work.
-  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log);
+  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log, opts.pipeline.judge);
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
   const kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-run`, logger: opts.logger });
@@ -113,8 +114,10 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
       left(),
       () => `metric events (${tally.settled}/${input.converted} synthesis, ${tally.evaluationEvents}/${expectedEvaluations} evaluation)`,
     );
-    // With a judge, the run is done when the judge stage has given every verdict it will give (its cap per round).
-    const judge = opts.pipeline.judge;
+    // With a judge stage in this process, the run is done when it has given every verdict it will give (its cap per
+    // round). One elsewhere (stages run apart, a list without it) may have another cap, or none: not waited for.
+    const judgeGroup = stageGroup(topics, 'judge');
+    const judge = pipeline?.processors.some((p) => p.name === judgeGroup) ? opts.pipeline.judge : undefined;
     const expectedJudgements = () => (judge ? tally.expectedJudgements(judge.perRound) : 0);
     if (judge) await monitor.until(() => (stagesAlive(), tally.judgementEvents >= expectedJudgements()), left(), () => `the judge's verdicts (${tally.judgementEvents}/${expectedJudgements()})`);
     // ClickHouse may be down now (the sink waits it out): its queries are asked again until the run's deadline.
@@ -165,7 +168,11 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
  * Before stages start: the LLM endpoints answer, and the server can count tokens when the run's length estimate
  * needs it. A run that cannot work fails here, naming what to fix, instead of dead-lettering every text.
  */
-async function checkStagesCanWork(llm: PipelineRunOptions['pipeline']['llm'], run: RunConfig, log: (line: string) => void): Promise<void> {
+async function checkStagesCanWork(llm: PipelineRunOptions['pipeline']['llm'], run: RunConfig, log: (line: string) => void, judge?: PipelineRunOptions['pipeline']['judge']): Promise<void> {
+  if (judge) {
+    const judges = new SynthesisPool({ endpoints: judge.endpoints, model: judge.model, timeoutMs: llm.timeoutMs });
+    for (const w of await checkLlmEndpoints(judges, { needTokenize: false, setting: '--judge-url (IPT_JUDGE_URL)' })) log(`pipeline: ${w}`);
+  }
   if (llm.client || llm.endpoints.length === 0) return;
   const pool = new SynthesisPool({ endpoints: llm.endpoints, model: run.model, timeoutMs: llm.timeoutMs });
   for (const w of await checkLlmEndpoints(pool, { needTokenize: run.lengthEstimate === 'tokens' && !llm.tokenizer, setting: '--llm-url (IPT_LLM_URL)' })) log(`pipeline: ${w}`);

@@ -149,7 +149,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<RunningPipel
     fused: () => add('fused', fusedProcessor(ctx)),
     mixing: () => add('mixing', mixingProcessor(ctx)),
     evaluation: () => add('evaluation', evaluationProcessor(ctx, opts.evaluation)),
-    judge: () => add('judge', judgeProcessor(ctx, judgeLlm!.client(opts.judge!.model), { model: opts.judge!.model, perRound: opts.judge!.perRound })),
+    judge: () => add('judge', judgeProcessor(ctx, judgeLlm!.client(opts.judge!.model), { model: opts.judge!.model, perRound: opts.judge!.perRound, inFlight: opts.llm.concurrency * opts.judge!.endpoints.length })),
     'clickhouse-sink': async () => {
       await migrate(opts.clickhouse.url, opts.clickhouse.database);
       ch = clickhouseClient(opts.clickhouse.url, opts.clickhouse.database);

@@ -157,9 +157,11 @@ function judgeRates(d: ReportData): ReportChart[] {
 
 /** Each judge's task categories, as shares of its labelled pairs. */
 function judgeCategories(d: ReportData): ReportChart[] {
+  // Numbered as the page numbers the judges: over all of them, before those without categories are left out.
   return judgeSummaries(d)
-    .filter((j) => j.categories.length > 0)
-    .map((j, ji) => ({
+    .map((j, ji) => ({ j, ji }))
+    .filter(({ j }) => j.categories.length > 0)
+    .map(({ j, ji }) => ({
       file: `judge-categories-${ji}.png`,
       config: {
         type: 'bar',

@@ -5,11 +5,11 @@ import { comparisons, f1Cells, judgeSummaries, rateText, realisedGeneralShare } 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const num = (x: number, digits = 3) => (Number.isInteger(x) ? String(x) : x.toFixed(digits));
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
+const num = (x: number, digits = 3) => (!Number.isFinite(x) ? '—' : Number.isInteger(x) ? String(x) : x.toFixed(digits));
 
-function table(head: string[], rows: (string | number)[][]): string {
-  const cell = (v: string | number) => `<td>${escapeHtml(typeof v === 'number' ? num(v) : v)}</td>`;
+function table(head: string[], rows: (string | number | null | undefined)[][]): string {
+  const cell = (v: string | number | null | undefined) => `<td>${escapeHtml(typeof v === 'number' ? num(v) : (v ?? '—'))}</td>`;
   return `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
@@ -42,12 +42,12 @@ function synthesisSections(d: ReportData, charts: ReportChart[]): string {
 
 function judgeSection(d: ReportData, charts: ReportChart[]): string {
   const judges = judgeSummaries(d);
-  if (judges.length === 0) return `<section id="judge"><h2>The LLM judge</h2>${note(`No judgements for this run: \`ipt judge --run ${d.runId} --judge-url URL --judge-model NAME\` adds them (docs/method.md §7.4).`)}</section>`;
+  if (judges.length === 0) return `<section id="judge"><h2>The LLM judge</h2>${note(`No judgements for this run: \`ipt judge --run ${d.runId} --judge-url URL --judge-model NAME\` adds them, and so does a pipeline given \`--judge-url\` as it runs (docs/method.md §7.4).`)}</section>`;
   const parts = judges.map((j, i) => {
     const rounds = j.rounds.map((r) => [r.round, r.judged, rateText(r.relevant), rateText(r.accurate)]);
     return [
       `<h3>${escapeHtml(j.model)}</h3>`,
-      `<p>${j.judged} of ${j.pairs} sampled pairs judged; relevant ${escapeHtml(rateText(j.relevant))}, accurate ${escapeHtml(rateText(j.accurate))} (95% Wilson intervals).</p>`,
+      `<p>${j.judged} of ${j.pairs} sampled pairs (of ${j.texts} texts) judged; relevant ${escapeHtml(rateText(j.relevant))}, accurate ${escapeHtml(rateText(j.accurate))} (95% Wilson intervals).</p>`,
       figure(charts, `judge-rates-${i}.png`, `Relevant and accurate rates by round, judge ${j.model}`),
       table(['round', 'judged', 'relevant', 'accurate'], rounds),
       figure(charts, `judge-categories-${i}.png`, `Task categories, judge ${j.model}`),

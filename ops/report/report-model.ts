@@ -22,6 +22,8 @@ export interface F1Cell {
 export interface JudgeSummary {
   model: string;
   pairs: number;
+  /** The texts the pairs came from. */
+  texts: number;
   judged: number;
   relevant: Rate;
   accurate: Rate;
@@ -29,7 +31,7 @@ export interface JudgeSummary {
   categories: { category: string; pairs: number; share: number }[];
 }
 
-const pct = (x: number, digits = 1) => `${(100 * x).toFixed(digits)}%`;
+const pct = (x: number, digits = 1) => (Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '—');
 export const rateText = (r: Rate) => (r.n === 0 ? '—' : `${pct(r.rate)} [${pct(r.low)}, ${pct(r.high)}] of ${r.n}`);
 
 export function f1Cells(d: ReportData): F1Cell[] {
@@ -46,12 +48,13 @@ export function f1Cells(d: ReportData): F1Cell[] {
 
 export function judgeSummaries(d: ReportData): JudgeSummary[] {
   return d.judges.map((j) => {
-    const sum = (k: 'pairs' | 'judged' | 'relevant' | 'accurate') => j.rounds.reduce((a, r) => a + r[k], 0);
+    const sum = (k: 'pairs' | 'texts' | 'judged' | 'relevant' | 'accurate') => j.rounds.reduce((a, r) => a + r[k], 0);
     const judged = sum('judged');
     const labelled = j.categories.reduce((a, c) => a + c.pairs, 0);
     return {
       model: j.model,
       pairs: sum('pairs'),
+      texts: sum('texts'),
       judged,
       relevant: wilsonInterval(sum('relevant'), judged),
       accurate: wilsonInterval(sum('accurate'), judged),
@@ -93,7 +96,7 @@ export function comparisons(d: ReportData): Comparison[] {
   const judges = judgeSummaries(d);
   const categories = new Set(judges.flatMap((j) => j.categories.map((c) => c.category)));
   out.push(line(P.taskCategories, judges.length === 0 ? '—' : `${categories.size} of the judge's families`));
-  out.push(line(P.judgeSample, judges.length === 0 ? '—' : judges.map((j) => `${j.judged} pairs (${j.model})`).join('; ')));
+  out.push(line(P.judgeSample, judges.length === 0 ? '—' : judges.map((j) => `${j.judged} pairs of ${j.texts} texts (${j.model})`).join('; ')));
   out.push(line(P.judgeRates, judges.length === 0 ? '—' : judges.map((j) => `relevant ${rateText(j.relevant)}, accurate ${rateText(j.accurate)}`).join('; ')));
   const cells = f1Cells(d);
   out.push(line(P.responseF1, cells.length === 0 ? '—' : cells.map((c) => `${c.shots} ${c.seen} ${c.f1.toFixed(3)}`).join(', ')));

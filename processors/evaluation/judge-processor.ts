@@ -1,5 +1,6 @@
 import { defineProcessor, stageOf, type Emit } from '../runtime/processor.ts';
 import type { ReadBackTable } from '../runtime/read-back-table.ts';
+import { limiter } from '../runtime/concurrency.ts';
 import { isSampledById } from '../round-feedback/pair-sample.ts';
 import { metricsOutput, recordKey, stageGroup } from '../pipeline/pipeline-topics.ts';
 import { METRIC_DEFAULTS, type MetricEventBatchRecord, type MetricEventRecord, type RawTextRecord } from '../pipeline/records.ts';
@@ -14,6 +15,8 @@ export interface JudgeStageSettings {
   perRound: number;
   /** Raw texts the read-back holds ahead. */
   maxHeld?: number;
+  /** Judge requests in flight at most (the rest wait here, not in the pool, whose deadline starts on entry). */
+  inFlight?: number;
 }
 
 type Sampled = MetricEventRecord & { sample: NonNullable<MetricEventRecord['sample']> };
@@ -29,13 +32,16 @@ export const judgeablePairs = (e: MetricEventRecord): number => (judgeable(e) ? 
  * texts sampled by id, and judges their pairs, each against its whole text (read back from the raw topic), up to
  * `perRound` pairs per run and round; each verdict goes back to the metric events (kind `judgement`), and the
  * ClickHouse sink stores it in `judgements` under the same id as `ipt judge` would, so either replaces the other.
- * The cap is kept in memory (one active instance): a pair judged again after a restart or a replay replaces its
- * row and is not counted twice; pairs first seen after a restart count against a fresh cap.
+ * The cap is kept in memory (one active instance), for the life of the process: a pair judged again after a restart
+ * or a replay replaces its row and is not counted twice; pairs first seen after a restart count against a fresh cap;
+ * a pair whose judge failed gives its place to a later one. An open run (HTTP ingest: one round without end) has at
+ * most `perRound` pairs judged per process. At most `inFlight` requests are sent at once.
  */
 export function judgeProcessor(ctx: PipelineContext, judge: LlmClient, settings: JudgeStageSettings) {
   const t = ctx.topics;
   // Per run and round, the pairs judged so far (by text and pair): at most perRound keys each.
   const judged = new Map<string, Set<string>>();
+  const slot = limiter(settings.inFlight ?? 8);
   let raw: ReadBackTable<RawTextRecord> | undefined;
   const rawTable = () =>
     (raw ??= ctx.tables.readBack<RawTextRecord>(t.raw, 'raw-text', (r) => (r.convert && isSampledById(r.id) ? recordKey(r.runId, r.id) : undefined), { maxHeld: settings.maxHeld ?? 2_000 }));
@@ -96,10 +102,12 @@ export function judgeProcessor(ctx: PipelineContext, judge: LlmClient, settings:
       pairs.map(async (i) => {
         const p = e.sample.pairs[i]!;
         try {
-          const res = await judge.complete({ prompt: judgePrompt({ context: text.context, question: p.question, answer: p.answer, partial: text.partial }), maxTokens: 96, temperature: 0 });
+          const res = await slot(() => judge.complete({ prompt: judgePrompt({ context: text.context, question: p.question, answer: p.answer, partial: text.partial }), maxTokens: 96, temperature: 0 }));
           return verdict(e, i, parseJudgement(res.text));
         } catch (err) {
-          // Past the pool's retries and deadline: the verdict says the judge failed, and nothing waits on it.
+          // Past the pool's retries and deadline: the verdict says the judge failed, nothing waits on it, and the pair
+          // gives its place under the cap to a later one.
+          judged.get(`${e.runId}\u0000${e.round}`)?.delete(`${e.recordId}/${i}`);
           return verdict(e, i, { error: `the judge failed: ${err instanceof Error ? err.message : String(err)}` });
         }
       }),

@@ -21,7 +21,7 @@ export const PAPER_FIGURES = {
   convertedFromScratch: { quantity: 'texts converted, from scratch', value: 0.2, shown: '20% (40M of 200M)', source: '§5.1' },
   convertedDomain: { quantity: 'texts converted, domain-adaptive', value: 1, shown: '100%', source: '§5.2' },
   taskCategories: { quantity: 'task categories', value: 40, shown: 'more than 40 (finer than the judge’s 14 families)', source: '§5.1, §7.4' },
-  judgeSample: { quantity: 'judged sample', value: 500, shown: '500 texts, judged by GPT-4', source: '§7.3' },
+  judgeSample: { quantity: 'judged sample', value: 500, shown: '500 texts (their pairs), judged by GPT-4', source: '§7.3' },
   judgeRates: { quantity: 'relevant and accurate rates', value: null, shown: 'charted in the paper; no value stated here', source: '§7.3' },
   responseF1: { quantity: 'response F1, zero-/few-shot × seen/unseen', value: null, shown: 'charted in the paper; no value stated here', source: '§7.1' },
   maxNewTokens: { quantity: 'new tokens per output', value: 400, shown: '400', source: '§3.8' },

@@ -54,3 +54,23 @@ export function inOrder(): <T>(step: () => T | Promise<T>) => T | Promise<T> {
 export function whenReady<T, R>(v: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
 }
+
+/**
+ * At most `n` calls of the returned function's steps run at once; the others wait their turn in order. For work whose
+ * deadline starts when it is handed on (an LLM pool's queue), so that it is handed on only when it can start.
+ */
+export function limiter(n: number): <T>(step: () => Promise<T>) => Promise<T> {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`limiter: expected a whole number ≥ 1, got ${n}`);
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (step) => {
+    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await step();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}

@@ -191,7 +191,7 @@ describe('ipt serve on the real stack', () => {
       const paper = await report.locator('#paper').innerText();
       expect(paper).toMatch(/pairs per converted text\s+\d+\.\d\d\s+5 \(200M pairs from 40M texts\)/);
       expect(paper).toMatch(/rounds, from scratch\s+2\s/);
-      expect(await report.locator('#judge').innerText()).toMatch(/3 of 4 sampled pairs judged; relevant 66\.7% \[/);
+      expect(await report.locator('#judge').innerText()).toMatch(/3 of 4 sampled pairs \(of 4 texts\) judged; relevant 66\.7% \[/);
       expect(await report.locator('#f1').innerText()).toMatch(/few-shot\s+seen\s+1\s/);
       // The run mixed domain texts only (general weight 0): the table says so, with no empty chart.
       expect(await report.locator('#mix').innerText()).toMatch(/Only domain texts were mixed[\s\S]*target general share\s+0\.0%/);

@@ -34,7 +34,7 @@ const FULL: ReportData = {
     { dataset: 'a', shots: 2, seen: 1, records: 4, f1: 0.7, exact_match: 0.25 },
     { dataset: 'c', shots: 0, seen: 0, records: 2, f1: 0.2, exact_match: 0 },
   ],
-  judges: [{ model: 'judge-m', rounds: [{ run_id: 'run-<1>', round: 0, judge_model: 'judge-m', pairs: 10, judged: 9, relevant: 9, accurate: 6 }, { run_id: 'run-<1>', round: 1, judge_model: 'judge-m', pairs: 5, judged: 5, relevant: 4, accurate: 2 }], categories: [{ category: 'code', pairs: 10 }, { category: 'other', pairs: 4 }] }],
+  judges: [{ model: 'judge-m', rounds: [{ run_id: 'run-<1>', round: 0, judge_model: 'judge-m', pairs: 10, texts: 5, judged: 9, relevant: 9, accurate: 6 }, { run_id: 'run-<1>', round: 1, judge_model: 'judge-m', pairs: 5, texts: 3, judged: 5, relevant: 4, accurate: 2 }], categories: [{ category: 'code', pairs: 10 }, { category: 'other', pairs: 4 }] }],
   mix: { final: { domainTokens: 950, generalTokens: 50, mixIndex: 120 }, over: [] },
 };
 
@@ -52,7 +52,7 @@ describe('the run report (ipt report)', () => {
     expect(c.get(PAPER_FIGURES.roundsFromScratch.quantity)?.run).toBe('2');
     expect(c.get(PAPER_FIGURES.convertedFromScratch.quantity)?.run).toBe('20.0% (20 of 100)');
     expect(c.get(PAPER_FIGURES.taskCategories.quantity)?.run).toBe("2 of the judge's families");
-    expect(c.get(PAPER_FIGURES.judgeSample.quantity)?.run).toBe('14 pairs (judge-m)');
+    expect(c.get(PAPER_FIGURES.judgeSample.quantity)?.run).toBe('14 pairs of 8 texts (judge-m)');
     expect(c.get(PAPER_FIGURES.judgeRates.quantity)?.paper).toBe(PAPER_FIGURES.judgeRates.shown);
     // Nothing recorded: every figure of the run is a dash, the paper's are still there.
     for (const x of comparisons(EMPTY)) expect(x.run).toBe('—');
@@ -80,6 +80,17 @@ describe('the run report (ipt report)', () => {
     expect(reportHtml(domainOnly, reportCharts(domainOnly))).toContain('Only domain texts were mixed');
     const byRound = reportCharts(FULL).find((c) => c.file === 'pairs-by-round.png')!;
     expect(byRound.config.data.datasets[1]!.data).toEqual([5, 5]); // the paper's line
+    // Two judges, the first with no category (every answer unreadable): each chart under its own judge.
+    const failing = { model: 'stream', rounds: [{ run_id: 'run-<1>', round: 0, judge_model: 'stream', pairs: 2, texts: 1, judged: 0, relevant: 0, accurate: 0 }], categories: [] };
+    const two: ReportData = { ...FULL, judges: [failing, FULL.judges[0]!] };
+    expect(reportCharts(two).map((c) => c.file).filter((f) => f.startsWith('judge-'))).toEqual(['judge-rates-0.png', 'judge-rates-1.png', 'judge-categories-1.png']);
+    const twoHtml = reportHtml(two, reportCharts(two));
+    expect(twoHtml.indexOf('judge-categories-1.png')).toBeGreaterThan(twoHtml.indexOf('<h3>judge-m</h3>'));
+    // A value ClickHouse could not give prints as a dash, not NaN or a crash.
+    const odd: ReportData = { ...FULL, rounds: [{ ...FULL.rounds[0]!, pairs_per_text: null as unknown as number, grounding_avg: Number.NaN }] };
+    const oddHtml = reportHtml(odd, reportCharts(odd));
+    expect(oddHtml).not.toMatch(/NaN/);
+    expect(oddHtml).toContain('<td>—</td>');
     const histogram = reportCharts(FULL)[0]!;
     expect(histogram.config.data.datasets.map((d) => d.data)).toEqual([[0, 0, 0, 4, 0, 6, 0], [0, 0, 0, 0, 0, 0, 10]]);
   });

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { mapOrdered } from '../../processors/runtime/concurrency.ts';
+import { limiter, mapOrdered } from '../../processors/runtime/concurrency.ts';
 import { runtimeConfig, ConfigError } from '../../processors/runtime/runtime-config.ts';
 import { deadLetterMessage, DLQ_HEADERS } from '../../processors/runtime/dead-letter.ts';
 import { defineProcessor, deadLetterTopic } from '../../processors/runtime/processor.ts';
@@ -166,5 +166,28 @@ describe('decoding strings', () => {
     mixed.fill(0xc0, mixed.indexOf('XX'), mixed.indexOf('XX') + 1);
     expect(() => serde.decode(mixed, raw)).toThrow('a string is not valid UTF-8');
     expect(() => serde.decode(serde.encode('t', raw, record('half \ud800 a pair')), raw)).toThrow('a string is not valid UTF-8');
+  });
+});
+
+describe('limiter', () => {
+  it('runs at most n steps at once, the others in the order they came, and frees a place when a step fails', async () => {
+    const slot = limiter(2);
+    let running = 0;
+    let most = 0;
+    const started: number[] = [];
+    const step = (i: number) => async () => {
+      started.push(i);
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+      if (i === 1) throw new Error('step 1 fails');
+      return i;
+    };
+    const results = await Promise.allSettled([0, 1, 2, 3, 4].map((i) => slot(step(i))));
+    expect(most).toBe(2);
+    expect(started).toEqual([0, 1, 2, 3, 4]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'failed'))).toEqual([0, 'failed', 2, 3, 4]);
+    expect(() => limiter(0)).toThrow(/whole number ≥ 1/);
   });
 });

@@ -21,6 +21,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   switch (what) {
     case 'runtime': {
       const { values } = parseFlags('bench runtime', argv, FLAGS['bench runtime']);
+      const loadBefore = loadavg();
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { runtimeBench } = await import('../bench/runtime-bench.ts');
@@ -30,6 +31,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         recordBytes: values['record-bytes'],
         log,
       });
+      log(`bench runtime: result saved to ${await saveResult('runtime', argv, result, loadBefore)}`);
       print(result, values.json, `runtime ${result.runtimeRecordsPerSec} rec/s vs bare kafkajs ${result.bareRecordsPerSec} rec/s: ratio ${result.ratio} (goal ≥ 0.8)`);
       return 0;
     }
@@ -38,9 +40,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const { installSmallModel } = await import('../stack/models.ts');
       const { stackConfig } = await import('../stack/stack-config.ts');
       const { values } = parseFlags('bench synthesis', argv, FLAGS['bench synthesis']);
+      const loadBefore = loadavg();
       // The optional llama.cpp binding, before the model is downloaded for it.
       await (await import('../../connectors/llm/embedded-llama.ts')).loadLlamaCpp();
       const result = await synthesisBench({ modelPath: installSmallModel(stackConfig(), log), log, runs: values.runs });
+      log(`bench synthesis: result saved to ${await saveResult('synthesis', argv, result, loadBefore)}`);
       print(
         result,
         values.json,
@@ -51,6 +55,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     case 'pipeline': {
       const { values } = parseFlags('bench pipeline', argv, FLAGS['bench pipeline']);
+      const loadBefore = loadavg();
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { pipelineBench } = await import('../bench/pipeline-bench.ts');
@@ -62,6 +67,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         topologies: values.topology === 'both' ? ['fused', 'staged'] : [values.topology],
         log,
       });
+      log(`bench pipeline: result saved to ${await saveResult('pipeline', argv, result, loadBefore)}`);
       print(
         result,
         values.json,
@@ -81,6 +87,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     case 'sink': {
       const { values } = parseFlags('bench sink', argv, FLAGS['bench sink']);
+      const loadBefore = loadavg();
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { sinkBench } = await import('../bench/sink-bench.ts');
@@ -97,6 +104,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         worldSize: 2,
         log,
       });
+      log(`bench sink: result saved to ${await saveResult('sink', argv, result, loadBefore)}`);
       print(result, values.json, `sink ${result.sinkTokensPerSec} tokens/s end to end vs bare encode ${result.bareTokensPerSec} tokens/s: ratio ${result.ratio} (goal ≥ 0.7)`);
       return 0;
     }
@@ -173,4 +181,10 @@ function scaleTable(r: import('../bench/scale-bench.ts').ScaleBenchResult): stri
     // Each instance's CPU per text is fixed, so a machine near full makes the larger sides wait for CPU, not the LLM.
     ...(r.sides.some((s) => s.machineBusy > 0.8) ? ['note: the machine was over 80% busy during a side: its figures are CPU-starved; run it again when the machine is quieter'] : []),
   ].join('\n');
+}
+
+/** Every benchmark's result is written to bench-results/ (ops/bench/save-result.ts); returns the file's path. */
+async function saveResult(name: string, argv: string[], result: object, loadBefore: number[]): Promise<string> {
+  const { saveBenchResult } = await import('../bench/save-result.ts');
+  return saveBenchResult(name, argv, result, loadBefore);
 }

@@ -5,6 +5,7 @@ import type { PipelineOptions } from '../pipeline/start-pipeline.ts';
 import type { RunSettings } from '../../connectors/ingest/run-plan.ts';
 import { UsageError } from './args.ts';
 import { setting } from '../../processors/runtime/settings.ts';
+import { stageNode } from '../../processors/pipeline/topology.ts';
 
 /** The flags of the pipeline and of a run (ops/cli/command-flags.ts), for commands that take them. */
 
@@ -12,6 +13,7 @@ import { setting } from '../../processors/runtime/settings.ts';
 export function pipelineOptions(cmd: string, raw: RawFlags, env: NodeJS.ProcessEnv = process.env): Omit<PipelineOptions, 'logger'> {
   const runtime = runtimeConfig(env);
   const v = readFlags(cmd, raw, PIPELINE_FLAGS, env);
+  if (v.stages?.includes('judge') && v['judge-url'].length === 0) throw new UsageError(`${cmd}: --stages judge needs ${stageNode('judge').configured}`);
   return {
     runtime,
     prefix: v.prefix,

@@ -89,11 +89,8 @@ export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime'
 export async function startPipeline(opts: PipelineOptions): Promise<RunningPipeline> {
   const topics = await ensurePipelineTopics(opts);
   const stages = new Set<StageName>(opts.stages ?? TOPOLOGIES[opts.topology ?? 'staged']);
-  // A stage that needs configuration runs where it has it; asked for by name without it, it is a mistake.
-  if (!opts.judge) {
-    if (opts.stages?.includes('judge')) throw new Error(`the judge stage needs ${stageNode('judge').configured}`);
-    stages.delete('judge');
-  }
+  // A stage that needs configuration runs where it has it (the CLI refuses --stages judge without a judge URL).
+  if (!opts.judge) stages.delete('judge');
   const both = FUSED_STAGES.filter((s) => stages.has(s));
   if (stages.has('fused') && both.length > 0) throw new Error(`the fused stage replaces ${both.join(', ')}: run one or the other, not both`);
   const metrics = opts.metrics ?? new ProcessorMetrics();

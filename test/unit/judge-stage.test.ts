@@ -16,6 +16,7 @@ import { isSampledById } from '../../processors/round-feedback/pair-sample.ts';
 import { planRun } from '../../connectors/ingest/run-plan.ts';
 import { cannedPairs } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import type { LlmClient } from '../../processors/pipeline/llm-port.ts';
+import { pipelineOptions } from '../../ops/cli/pipeline-options.ts';
 
 const topics = pipelineTopics('jdg');
 const silent = pino({ level: 'silent' });
@@ -122,5 +123,11 @@ describe('the judge stage (broker-less, through the test driver)', () => {
     ]);
     // The judge was told it sees only the beginning of the text.
     for (const p of judge.prompts) expect(p).toContain('### Text (only its beginning is shown)\nThe start of a long text\n');
+  });
+
+  it('runs where a judge is configured: the flags give its settings, and --stages judge without a judge URL is refused', () => {
+    expect(() => pipelineOptions('pipeline up', { stages: 'judge' }, {})).toThrow(/pipeline up: --stages judge needs a judge URL \(--judge-url, IPT_JUDGE_URL\)/);
+    expect(pipelineOptions('pipeline up', {}, {}).judge).toBeUndefined();
+    expect(pipelineOptions('pipeline up', { 'judge-url': 'http://127.0.0.1:9/v1', 'judge-per-round': '7' }, { IPT_JUDGE_MODEL: 'big-judge' }).judge).toEqual({ endpoints: ['http://127.0.0.1:9/v1'], model: 'big-judge', guided: 'gbnf', perRound: 7 });
   });
 });

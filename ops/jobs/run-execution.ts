@@ -45,7 +45,9 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
   const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
   // Nothing is written before the stages are known to be able to work.
-  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log, opts.pipeline.judge);
+  // The judge's endpoints too, where this process runs the judge stage.
+  const runsJudge = opts.pipeline.judge !== undefined && (opts.pipeline.stages === undefined || opts.pipeline.stages.includes('judge'));
+  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log, runsJudge ? opts.pipeline.judge : undefined);
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
   const kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-run`, logger: opts.logger });
@@ -119,7 +121,7 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
     const judgeGroup = stageGroup(topics, 'judge');
     const judge = pipeline?.processors.some((p) => p.name === judgeGroup) ? opts.pipeline.judge : undefined;
     const expectedJudgements = () => (judge ? tally.expectedJudgements(judge.perRound) : 0);
-    if (judge) await monitor.until(() => (stagesAlive(), tally.judgementEvents >= expectedJudgements()), left(), () => `the judge's verdicts (${tally.judgementEvents}/${expectedJudgements()})`);
+    if (judge) await monitor.until(() => (stagesAlive(), tally.judgementsComplete(judge.perRound)), left(), () => `the judge's verdicts (${tally.judgementEvents}/${expectedJudgements()})`);
     // ClickHouse may be down now (the sink waits it out): its queries are asked again until the run's deadline.
     let outage: string | undefined;
     const ask = async <T>(query: () => Promise<T>): Promise<T> => {

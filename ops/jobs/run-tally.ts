@@ -64,6 +64,8 @@ export class RunTally {
   readonly judge = { judged: 0, relevant: 0, accurate: 0 };
   /** Per round, the pairs the judge stage draws from (texts sampled by id). */
   private readonly judgeable = new Map<number, number>();
+  /** Per round, the verdicts seen (distinct ids). */
+  private readonly judgedByRound = new Map<number, number>();
   /** The first dead letters of the run's texts (updated when one is dead-lettered again), for the summary. */
   readonly namedDeadLetters: DeadLetter[] = [];
   /** Dead letters of records that are not texts of the run (evaluation records), by id. */
@@ -193,6 +195,7 @@ export class RunTally {
       this.countJudgeable(e);
     } else if (e.kind === 'judgement') {
       this.judgementEvents++;
+      this.judgedByRound.set(e.round, (this.judgedByRound.get(e.round) ?? 0) + 1);
       if (e.judgement?.judged) {
         this.judge.judged++;
         if (e.judgement.relevant) this.judge.relevant++;
@@ -206,11 +209,20 @@ export class RunTally {
     if (n > 0) this.judgeable.set(e.round, (this.judgeable.get(e.round) ?? 0) + n);
   }
 
-  /** The verdicts the judge stage gives this run, capped at `perRound` pairs per round. */
+  /** The verdicts the judge stage gives this run at least: per round, its judgeable pairs up to the cap. */
   expectedJudgements(perRound: number): number {
     let n = 0;
     for (const pairs of this.judgeable.values()) n += Math.min(perRound, pairs);
     return n;
+  }
+
+  /**
+   * Whether every round has its verdicts: as many as its judgeable pairs up to the cap (a round may have more, where
+   * a failed judge gave its place to another pair; one round's extra never stands in for another's missing).
+   */
+  judgementsComplete(perRound: number): boolean {
+    for (const [round, pairs] of this.judgeable) if ((this.judgedByRound.get(round) ?? 0) < Math.min(perRound, pairs)) return false;
+    return true;
   }
 
   private settleOnce(s: number): void {

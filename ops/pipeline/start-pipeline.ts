@@ -36,7 +36,7 @@ export interface PipelineOptions {
   clickhouse: { url: string; database: string };
   /** Stages to run in this process (all of the topology's by default): several processes can share the work, one stage each. */
   stages?: readonly StageName[];
-  /** staged (default) or fused: see TOPOLOGIES. */
+  /** staged (default) or fused: see TOPOLOGIES (the judge joins either where configured). */
   topology?: Topology;
   logger: Logger;
   metrics?: ProcessorMetrics;
@@ -88,8 +88,8 @@ export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime'
  */
 export async function startPipeline(opts: PipelineOptions): Promise<RunningPipeline> {
   const topics = await ensurePipelineTopics(opts);
-  const stages = new Set<StageName>(opts.stages ?? TOPOLOGIES[opts.topology ?? 'staged']);
-  // A stage that needs configuration runs where it has it (the CLI refuses --stages judge without a judge URL).
+  // The cut's stages, and the judge where one is configured (the CLI refuses --stages judge without a judge URL).
+  const stages = new Set<StageName>(opts.stages ?? [...TOPOLOGIES[opts.topology ?? 'staged'], ...(opts.judge ? (['judge'] as const) : [])]);
   if (!opts.judge) stages.delete('judge');
   const both = FUSED_STAGES.filter((s) => stages.has(s));
   if (stages.has('fused') && both.length > 0) throw new Error(`the fused stage replaces ${both.join(', ')}: run one or the other, not both`);

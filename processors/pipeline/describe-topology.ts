@@ -4,7 +4,7 @@ import { cutStages, inMemoryTopics, memoryEdges, stageNode, TOPICS, type TopicKe
 /** `ipt pipeline describe`: a cut of the topology as text, for a terminal. */
 export function describeTopology(cut: Topology, prefix = 'ipt', partitions = 4): string {
   const t = pipelineTopics(prefix);
-  const stages = cutStages(cut).map(stageNode);
+  const stages = cutStages(cut, true).map(stageNode);
   const memory = new Set(inMemoryTopics(cut));
   const used = new Set<TopicKey>(stages.flatMap((s) => [s.reads, ...s.writes, ...s.tables]));
   const width = Math.max(...Object.values(t).map((n) => n.length));
@@ -35,7 +35,7 @@ const id = (kind: 't' | 's', name: string) => `${kind}_${name.replace(/[^A-Za-z0
 /** The same cut as a Mermaid flowchart (docs/architecture.md embeds the two cuts). */
 export function topologyMermaid(cut: Topology, prefix = 'ipt'): string {
   const t = pipelineTopics(prefix);
-  const stages = cutStages(cut).map(stageNode);
+  const stages = cutStages(cut, true).map(stageNode);
   const lines = ['flowchart LR'];
   const topics = new Set<TopicKey>();
   for (const s of stages) {

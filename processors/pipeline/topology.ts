@@ -47,7 +47,7 @@ export interface StageNode {
   exclusive?: boolean;
   /** It calls the LLM: it keeps as many records in flight as the LLM pool may send at once. */
   callsLlm?: boolean;
-  /** It runs only where this is configured (the cuts leave it out otherwise); says what. */
+  /** It runs only where this is configured: the cuts' stage lists leave it out, and the pipeline adds it when it is. */
   configured?: string;
   /** The stages it runs in one processor, chained in memory (the fused stage). */
   fuses?: StageName[];
@@ -96,8 +96,11 @@ export function stageNode(name: StageName): StageNode {
   return s;
 }
 
-/** The stages a cut runs, in the graph's order (upstream first). */
-export const cutStages = (cut: Topology): StageName[] => STAGE_GRAPH.filter((s) => s.cuts.includes(cut)).map((s) => s.name);
+/**
+ * The stages a cut runs, in the graph's order (upstream first): those that always run, and with `configured` also
+ * those that run only where configured (the judge), as the cut's description shows them.
+ */
+export const cutStages = (cut: Topology, configured = false): StageName[] => STAGE_GRAPH.filter((s) => s.cuts.includes(cut) && (configured || !s.configured)).map((s) => s.name);
 
 /** The stages that consume a topic (replay moves their groups), over both cuts. */
 export const readersOf = (topic: TopicKey): StageName[] => STAGE_GRAPH.filter((s) => s.reads === topic).map((s) => s.name);

@@ -64,13 +64,15 @@ export function limiter(n: number): <T>(step: () => Promise<T>) => Promise<T> {
   let running = 0;
   const waiting: (() => void)[] = [];
   return async (step) => {
-    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
+    // A finishing step hands its slot straight to the next waiter, so no newcomer slips in between.
+    if (running < n) running++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
     try {
       return await step();
     } finally {
-      running--;
-      waiting.shift()?.();
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
     }
   };
 }

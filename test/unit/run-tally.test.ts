@@ -136,3 +136,33 @@ describe('the run tally (counts by text slot)', () => {
     expect(await tally.texts.namesOf(tally.unaccounted())).toEqual(missing);
   });
 });
+
+describe('the tally of the judge stage’s verdicts', () => {
+  it('is complete when every round has its id-sampled pairs up to the cap; one round’s extra verdicts do not stand in for another’s', async () => {
+    const { isSampledById } = await import('../../processors/round-feedback/pair-sample.ts');
+    const ids = Array.from({ length: 400 }, (_, i) => `j${i}`).filter(isSampledById).slice(0, 4);
+    const tally = new RunTally(RUN, textsOf(ids, new Set(ids)));
+    const sample = (n: number) => ({ context: 'c', contextChars: 1, pairs: Array.from({ length: n }, (_, i) => ({ question: `q${i}`, answer: 'a', kind: 'free' })) });
+    // Round 0: two texts of 3 pairs (cap 2 binds); round 1: one text of 1 pair; a text not sampled by id counts nothing.
+    const synthesis = (id: string, round: number, pairs: number): MetricEventRecord => ({ ...METRIC_DEFAULTS, id: `synthesis/${RUN}/${id}`, kind: 'synthesis', runId: RUN, recordId: id, time: 1, round, outcome: 'ok', pairs, sample: sample(pairs) });
+    tally.metric(synthesis(ids[0]!, 0, 3));
+    tally.metric(synthesis(ids[1]!, 0, 3));
+    tally.metric(synthesis(ids[2]!, 1, 1));
+    expect(tally.expectedJudgements(2)).toBe(3);
+    const verdict = (id: string, round: number, pair: number, judged = true): MetricEventRecord => ({
+      ...METRIC_DEFAULTS, id: `${RUN}/${round}/${id}/${pair}/j`, kind: 'judgement', runId: RUN, recordId: id, time: 1, round,
+      judgement: { pairIndex: pair, judgeModel: 'j', judged, relevant: true, accurate: judged, category: judged ? 'code' : '', error: judged ? '' : 'the judge failed', question: 'q', answer: 'a' },
+    });
+    // Three verdicts in round 0 (a failed one, then its replacement) and none in round 1: not complete.
+    tally.metric(verdict(ids[0]!, 0, 0, false));
+    tally.metric(verdict(ids[0]!, 0, 1));
+    tally.metric(verdict(ids[1]!, 0, 0));
+    tally.metric(verdict(ids[1]!, 0, 0)); // the same verdict read twice counts once
+    expect([tally.judgementEvents, tally.judgementsComplete(2)]).toEqual([3, false]);
+    tally.metric(verdict(ids[2]!, 1, 0));
+    expect([tally.judgementEvents, tally.judgementsComplete(2)]).toEqual([4, true]);
+    expect(tally.judge).toEqual({ judged: 3, relevant: 3, accurate: 3 });
+    // Verdicts are not evaluation events.
+    expect(tally.evaluationEvents).toBe(0);
+  });
+});

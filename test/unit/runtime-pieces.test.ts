@@ -170,24 +170,43 @@ describe('decoding strings', () => {
 });
 
 describe('limiter', () => {
+  /** Steps that record the order they started in and the most that ran at once; step `fails` throws. */
+  function tracked(pause: () => Promise<unknown>, fails?: string) {
+    const t = { running: 0, most: 0, started: [] as string[] };
+    const step = (name: string) => async () => {
+      t.started.push(name);
+      t.running++;
+      t.most = Math.max(t.most, t.running);
+      await pause();
+      t.running--;
+      if (name === fails) throw new Error(`step ${name} fails`);
+      return name;
+    };
+    return { t, step };
+  }
+
   it('runs at most n steps at once, the others in the order they came, and frees a place when a step fails', async () => {
     const slot = limiter(2);
-    let running = 0;
-    let most = 0;
-    const started: number[] = [];
-    const step = (i: number) => async () => {
-      started.push(i);
-      running++;
-      most = Math.max(most, running);
-      await new Promise((r) => setTimeout(r, 5));
-      running--;
-      if (i === 1) throw new Error('step 1 fails');
-      return i;
-    };
-    const results = await Promise.allSettled([0, 1, 2, 3, 4].map((i) => slot(step(i))));
-    expect(most).toBe(2);
-    expect(started).toEqual([0, 1, 2, 3, 4]);
-    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'failed'))).toEqual([0, 'failed', 2, 3, 4]);
+    const { t, step } = tracked(() => new Promise((r) => setTimeout(r, 5)), '1');
+    const results = await Promise.allSettled(['0', '1', '2', '3', '4'].map((i) => slot(step(i))));
+    expect(t.most).toBe(2);
+    expect(t.started).toEqual(['0', '1', '2', '3', '4']);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'failed'))).toEqual(['0', 'failed', '2', '3', '4']);
     expect(() => limiter(0)).toThrow(/whole number ≥ 1/);
+  });
+
+  it('hands a freed slot to the next waiter, not to a caller arriving in between', async () => {
+    const slot = limiter(1);
+    const { t, step } = tracked(() => Promise.resolve());
+    const a = slot(step('A'));
+    const b = slot(step('B'));
+    // C arrives two microtasks on: just after A has finished, before B has resumed.
+    const c = (async () => {
+      await null;
+      await null;
+      return slot(step('C'));
+    })();
+    await Promise.all([a, b, c]);
+    expect([t.most, t.started]).toEqual([1, ['A', 'B', 'C']]);
   });
 });

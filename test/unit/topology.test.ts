@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { PipelineContext } from '../../processors/pipeline/pipeline-context.ts';
 import { FUSED_STAGES, pipelineTopics, STAGES, TOPOLOGIES, topicSpecs, type StageName } from '../../processors/pipeline/pipeline-topics.ts';
-import { consumedTopics, inMemoryTopics, memoryEdges, readersOf, STAGE_GRAPH, stageNode, TOPICS, type TopicKey } from '../../processors/pipeline/topology.ts';
+import { consumedTopics, cutStages, inMemoryTopics, memoryEdges, readersOf, STAGE_GRAPH, stageNode, TOPICS, type TopicKey } from '../../processors/pipeline/topology.ts';
 import { describeTopology, topologyMermaid } from '../../processors/pipeline/describe-topology.ts';
 import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { templatingProcessor } from '../../processors/templating/templating-processor.ts';
@@ -59,10 +59,12 @@ describe('the topology as data', () => {
   });
 
   it('derives the two cuts, the fused stage’s members and their in-memory edges', () => {
-    expect(TOPOLOGIES.staged).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'judge', 'clickhouse-sink']);
-    expect(TOPOLOGIES.fused).toEqual(['fused', 'evaluation', 'judge', 'clickhouse-sink']);
-    // The judge runs where a judge is configured: startPipeline leaves it out otherwise.
+    expect(TOPOLOGIES.staged).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'clickhouse-sink']);
+    expect(TOPOLOGIES.fused).toEqual(['fused', 'evaluation', 'clickhouse-sink']);
+    // The judge runs where a judge is configured (startPipeline adds it then): in both cuts, as their descriptions show.
     expect(stageNode('judge').configured).toMatch(/--judge-url/);
+    expect(cutStages('staged', true)).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing', 'evaluation', 'judge', 'clickhouse-sink']);
+    expect(cutStages('fused', true)).toEqual(['fused', 'evaluation', 'judge', 'clickhouse-sink']);
     expect(FUSED_STAGES).toEqual(['templating', 'templating-pool', 'synthesis', 'round-feedback', 'mixing']);
     expect(inMemoryTopics('fused').sort()).toEqual<TopicKey[]>(['requests', 'results']);
     expect(inMemoryTopics('staged')).toEqual([]);

@@ -95,7 +95,7 @@ describe('ClickHouse sink across a ClickHouse outage (a real clickhouse-server, 
     expect(outcomes.filter((o) => o.error !== undefined).map((o) => String(o.error))).toEqual([]);
     expect(outcomes.filter((o) => !(Array.isArray(o.result) && o.result.length === 0)).map((o) => o.result)).toEqual([]);
 
-    expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500 });
+    expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500, judgement: 0 });
     const [distinct] = await queryRows<{ s: string; e: string }>(
       ch,
       `SELECT (SELECT uniqExact(id) FROM synthesis_metrics WHERE run_id = '${runId}') AS s, (SELECT uniqExact(id) FROM evaluations WHERE run_id = '${runId}') AS e`,
@@ -112,7 +112,7 @@ describe('ClickHouse sink across a ClickHouse outage (a real clickhouse-server, 
 
     // Records handled again (a rebalance re-reads from the last commit) replace their rows: counts stay.
     await Promise.all(records.slice(0, 10).map((r, i) => handle(sink, r, i)));
-    expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500 });
+    expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500, judgement: 0 });
   });
 
   it('dead-letters only the events whose rows ClickHouse refuses as data, with the reason; the others are stored', async () => {
@@ -132,7 +132,7 @@ describe('ClickHouse sink across a ClickHouse outage (a real clickhouse-server, 
     expect(reason).toContain(`metric event ${runId}-m5: synthesis_metrics: ClickHouse refused the row (code 72)`);
     expect(reason).toContain(`metric event ${runId}-m30: synthesis_metrics: ClickHouse refused the row`);
     expect(reason).not.toMatch(new RegExp(`${runId}-m(?!5:|30:)\\d+`));
-    expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 60 - 2, evaluation: 20 });
+    expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 60 - 2, evaluation: 20, judgement: 0 });
     expect(log.lines).toEqual([]);
   });
 
@@ -184,7 +184,7 @@ describe('ClickHouse sink across a ClickHouse outage (a real clickhouse-server, 
       expect(await topicSize(kafka, deadLetterTopic(sink.spec.name))).toBe(0);
       await server.start();
       while ((await total()) < 2000 && Date.now() < deadline + 30_000) await sleep(200);
-      expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500 });
+      expect(await metricRowCounts(ch, runId)).toEqual({ synthesis: 1500, evaluation: 500, judgement: 0 });
       await sleep(1000);
       expect(await topicSize(kafka, deadLetterTopic(sink.spec.name))).toBe(0);
       expect(log.of('warn')).toHaveLength(1);

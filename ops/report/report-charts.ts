@@ -13,10 +13,10 @@ export interface ReportChart {
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 const colour = (i: number) => PALETTE[i % PALETTE.length]!;
 
-const base = (title: string, extra: Record<string, unknown> = {}) => ({
+const base = (title: string, extra: Record<string, unknown> = {}, legend = true) => ({
   responsive: false,
   animation: false as const,
-  plugins: { title: { display: true, text: title, font: { size: 15 } }, legend: { position: 'bottom' as const } },
+  plugins: { title: { display: true, text: title, font: { size: 15 } }, legend: legend ? { position: 'bottom' as const } : { display: false } },
   ...extra,
 });
 
@@ -54,7 +54,8 @@ function whiskers(intervals: (Rate | undefined)[][]): Plugin {
 }
 
 const roundLabels = (d: ReportData) => d.rounds.map((r) => `round ${r.round}`);
-const shareAxis = { y: { min: 0, max: 1, ticks: { callback: (v: number | string) => `${Math.round(Number(v) * 100)}%` } } };
+const shareScale = { min: 0, max: 1, ticks: { callback: (v: number | string) => `${Math.round(Number(v) * 100)}%` } };
+const shareAxis = { y: shareScale };
 
 /** The pairs-per-text distribution, one bar series per round. */
 function pairsHistogram(d: ReportData): ReportChart | undefined {
@@ -166,7 +167,7 @@ function judgeCategories(d: ReportData): ReportChart[] {
       config: {
         type: 'bar',
         data: { labels: j.categories.map((c) => c.category), datasets: [{ label: 'share of judged pairs', backgroundColor: colour(4), data: j.categories.map((c) => c.share) }] },
-        options: base(`Judge ${j.model}: task categories`, { indexAxis: 'y', scales: { x: { min: 0, max: 1, ticks: { callback: (v: number | string) => `${Math.round(Number(v) * 100)}%` } } }, plugins: { title: { display: true, text: `Judge ${j.model}: task categories`, font: { size: 15 } }, legend: { display: false } } }),
+        options: base(`Judge ${j.model}: task categories`, { indexAxis: 'y', scales: { x: shareScale } }, false),
       },
     }));
 }
@@ -206,7 +207,7 @@ function mixShare(d: ReportData): ReportChart | undefined {
       config: {
         type: 'bar',
         data: { labels: bars.map(([l]) => l), datasets: [{ label: 'general share of mixed tokens', backgroundColor: bars.map((_, i) => colour(i)), data: bars.map(([, v]) => v) }] },
-        options: base('The mix: general instructions’ share of tokens at the end of the run', { scales: shareAxis, plugins: { title: { display: true, text: 'The mix: general instructions’ share of tokens at the end of the run', font: { size: 15 } }, legend: { display: false } } }),
+        options: base('The mix: general instructions’ share of tokens at the end of the run', { scales: shareAxis }, false),
       },
     };
   }

@@ -1,11 +1,10 @@
 import type { ReportChart } from './report-charts.ts';
 import type { ReportData } from './report-data.ts';
-import { comparisons, f1Cells, judgeSummaries, rateText, realisedGeneralShare } from './report-model.ts';
+import { comparisons, f1Cells, judgeSummaries, pct, rateText, realisedGeneralShare } from './report-model.ts';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 
-const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
 const num = (x: number, digits = 3) => (!Number.isFinite(x) ? '—' : Number.isInteger(x) ? String(x) : x.toFixed(digits));
 
 function table(head: string[], rows: (string | number | null | undefined)[][]): string {

@@ -31,7 +31,8 @@ export interface JudgeSummary {
   categories: { category: string; pairs: number; share: number }[];
 }
 
-const pct = (x: number, digits = 1) => (Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '—');
+/** A share as a percentage with one decimal; a dash for a value that is not a number. */
+export const pct = (x: number, digits = 1) => (Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '—');
 export const rateText = (r: Rate) => (r.n === 0 ? '—' : `${pct(r.rate)} [${pct(r.low)}, ${pct(r.high)}] of ${r.n}`);
 
 export function f1Cells(d: ReportData): F1Cell[] {

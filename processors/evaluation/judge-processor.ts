@@ -41,6 +41,7 @@ export function judgeProcessor(ctx: PipelineContext, judge: LlmClient, settings:
   const t = ctx.topics;
   // Per run and round, the pairs judged so far (by text and pair): at most perRound keys each.
   const judged = new Map<string, Set<string>>();
+  const roundOf = (e: Sampled) => `${e.runId}\u0000${e.round}`;
   const slot = limiter(settings.inFlight ?? 8);
   let raw: ReadBackTable<RawTextRecord> | undefined;
   const rawTable = () =>
@@ -48,7 +49,7 @@ export function judgeProcessor(ctx: PipelineContext, judge: LlmClient, settings:
 
   /** Claims a place under the cap for a pair; a pair already judged keeps its place. */
   const claim = (e: Sampled, pairIndex: number): boolean => {
-    const k = `${e.runId}\u0000${e.round}`;
+    const k = roundOf(e);
     let set = judged.get(k);
     if (!set) judged.set(k, (set = new Set()));
     const pair = `${e.recordId}/${pairIndex}`;
@@ -107,7 +108,7 @@ export function judgeProcessor(ctx: PipelineContext, judge: LlmClient, settings:
         } catch (err) {
           // Past the pool's retries and deadline: the verdict says the judge failed, nothing waits on it, and the pair
           // gives its place under the cap to a later one.
-          judged.get(`${e.runId}\u0000${e.round}`)?.delete(`${e.recordId}/${i}`);
+          judged.get(roundOf(e))?.delete(`${e.recordId}/${i}`);
           return verdict(e, i, { error: `the judge failed: ${err instanceof Error ? err.message : String(err)}` });
         }
       }),

@@ -12,7 +12,7 @@ import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import type { Kafka } from 'kafkajs';
 import { ensurePipelineTopics } from '../pipeline/start-pipeline.ts';
 import { clickhouseClient, queryRows } from '../../connectors/clickhouse/clickhouse.ts';
-import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
+import { sqlString } from '../../connectors/clickhouse/query-filters.ts';
 import { endpointsEnv } from '../stack/locate.ts';
 import { pipelineOptions, runSettings } from '../cli/pipeline-options.ts';
 import { runPipeline, type PipelineRunSummary } from '../jobs/pipeline-run.ts';

@@ -6,7 +6,7 @@ import { loadSchema } from '../../processors/runtime/schemas.ts';
 import { scanToEnd } from '../../processors/runtime/topic-io.ts';
 import { runOfKey, stageGroup, STAGES, type PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { AugmentedTextRecord, MetricEventBatchRecord, MixedTextRecord, RawTextRecord } from '../../processors/pipeline/records.ts';
-import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
+import { sqlString } from '../../connectors/clickhouse/query-filters.ts';
 import { IdFlags } from './id-flags.ts';
 
 export interface AuditOptions {

@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
-import { clearJudgements, pairSampleKeys, pairSamplesById } from '../../connectors/clickhouse/run-queries.ts';
+import { clearJudgements, pairSampleKeys, pairSamplesById } from '../../connectors/clickhouse/judge-queries.ts';
 import { isSampledById } from '../../processors/round-feedback/pair-sample.ts';
 import { topicEnds } from '../../processors/runtime/topic-ends.ts';
 import { scanSegments } from '../../processors/runtime/topic-scan.ts';

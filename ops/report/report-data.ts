@@ -3,16 +3,14 @@ import type { Kafka } from 'kafkajs';
 import {
   f1ByDataset,
   histograms,
-  judgeCategories,
-  judgeVerdicts,
   mixShareOverTime,
   roundAggregates,
   type F1Row,
   type HistogramBin,
-  type JudgeRoundRow,
   type MixSharePoint,
   type RoundAggregate,
 } from '../../connectors/clickhouse/run-queries.ts';
+import { judgeCategories, judgeVerdicts, type JudgeRoundRow } from '../../connectors/clickhouse/judge-queries.ts';
 import type { PipelineTopics } from '../../processors/pipeline/pipeline-topics.ts';
 import type { MixerStateRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';

@@ -29,7 +29,8 @@ export function textProblem(text: string, maxBytes: number = DEFAULT_MAX_TEXT_BY
  * refused by several sinks. Applies to texts and to the strings stored beside them (a source, an evaluation record).
  */
 export function encodingProblem(field: string, s: string): string | undefined {
-  const at = LONE_SURROGATE.exec(s)?.index;
+  // isWellFormed is native and exact for the common case; the regex finds where a lone surrogate is.
+  const at = s.isWellFormed() ? undefined : LONE_SURROGATE.exec(s)?.index;
   if (at !== undefined) return `"${field}" has a lone surrogate (U+${s.charCodeAt(at).toString(16).toUpperCase()}) at character ${at}: not encodable as UTF-8`;
   const nul = s.indexOf('\u0000');
   if (nul >= 0) return `"${field}" has a NUL character at character ${nul}`;

@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import { createRunBody, dashboardQuery, replayBody, roundsStartBody } from '../../ops/server/request-schemas.ts';
 import { describeValidationErrors } from '../../connectors/http/validation-errors.ts';
 import { useStrictJson } from '../../ops/server/strict-json.ts';
-import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
+import { sqlString } from '../../connectors/clickhouse/query-filters.ts';
 
 /** The server's request checks on an app of their own: no Kafka needed to see what is refused and why. */
 async function app() {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
-import { f1ByDataset, metricRowCounts, roundAggregates, supportsQueryParameters, throughput } from '../../connectors/clickhouse/run-queries.ts';
+import { f1ByDataset, metricRowCounts, roundAggregates, throughput } from '../../connectors/clickhouse/run-queries.ts';
+import { supportsQueryParameters } from '../../connectors/clickhouse/query-filters.ts';
 
 interface Sent {
   query: string;

@@ -10,7 +10,7 @@ import { planPrompt, type Collection } from '../../processors/templating/multi-r
 import { wordsEstimate } from '../../processors/templating/length-estimators.ts';
 import { evaluationPrompts, responseOf } from '../../processors/evaluation/evaluation-processor.ts';
 import { metricRows } from '../../connectors/clickhouse/metrics-sink-processor.ts';
-import { sqlString } from '../../connectors/clickhouse/run-queries.ts';
+import { sqlString } from '../../connectors/clickhouse/query-filters.ts';
 import { parseReplayFrom } from '../../ops/jobs/replay.ts';
 import { templatedRecords } from '../../processors/round-feedback/templated-records.ts';
 import { METRIC_DEFAULTS } from '../../processors/pipeline/records.ts';

@@ -1,5 +1,3 @@
-import { setting } from '../../processors/runtime/settings.ts';
-import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka } from 'kafkajs';
@@ -21,7 +19,7 @@ import { instantRecordedBackend } from './instant-backend.ts';
 import { fusedOutputsOnly } from './fused-outputs-only.ts';
 import { median, round } from './stats.ts';
 import { settleBetweenSides } from './settle.ts';
-import { profileSide } from './side-profile.ts';
+import { probeSide } from './side-probe.ts';
 import { rateOverOutput, recordTimestamps, waitForRecords } from './bench-topics.ts';
 
 export interface LatencyFigures {
@@ -112,14 +110,10 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
         if (side === 'identity') {
           const out = `${topics.prefix}.identity.out`;
           created.push(out);
-          const cpu0 = process.cpuUsage();
-          const elu0 = performance.eventLoopUtilization();
-          const wall0 = performance.now();
-          const profiled = await profileSide(setting('IPT_BENCH_PROFILE'), `${side}-${r + 1}`);
+          const probed = await probeSide(`${side}-${r + 1}`, opts.log);
           const proc = await startProcessor(identityProcessor({ name: `${topics.prefix}.identity`, input: topics.raw, output: out }), cfg, { logger, kafka });
           await waitForRecords(admin, out, opts.texts);
-          await profiled();
-          if (setting('IPT_BENCH_SPANS')) opts.log(spans(side, cpu0, elu0, wall0));
+          await probed();
           await proc.stop();
           rates.identity.push(await rateOverOutput(kafka, out, opts.texts));
           continue;
@@ -133,14 +127,10 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
           methodMicros.push(only.methodMicrosPerText);
           await settleBetweenSides();
         }
-        const cpu0 = process.cpuUsage();
-        const elu0 = performance.eventLoopUtilization();
-        const wall0 = performance.now();
-        const profiled = await profileSide(setting('IPT_BENCH_PROFILE'), `${side}-${r + 1}`);
+        const probed = await probeSide(`${side}-${r + 1}`, opts.log);
         const pipeline = only ? await startProcessor(only.spec, cfg, { logger, kafka }) : await startPipeline(pipelineOpts(cfg, topics.prefix, logger, side as Topology));
         await waitForRecords(admin, topics.mixed, groups);
-        await profiled();
-        if (setting('IPT_BENCH_SPANS')) opts.log(spans(side, cpu0, elu0, wall0));
+        await probed();
         await pipeline.stop();
         // From the first record the first stage wrote to the last mixed record.
         const firstOut = side === 'staged' ? topics.requests : topics.metrics;
@@ -177,13 +167,6 @@ export async function pipelineBench(cfg: RuntimeConfig, logger: Logger, opts: { 
     await admin.deleteTopics({ topics: [...new Set(created)] }).catch(() => undefined);
     await admin.disconnect();
   }
-}
-
-/** A side's process CPU time and how busy its event loop was, from its start until its last output. */
-function spans(side: string, cpu0: NodeJS.CpuUsage, elu0: ReturnType<typeof performance.eventLoopUtilization>, wall0: number): string {
-  const cpu = process.cpuUsage(cpu0);
-  const elu = performance.eventLoopUtilization(elu0);
-  return `  ${side}: process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms over ${Math.round(performance.now() - wall0)} ms, event loop ${Math.round(elu.utilization * 100)}% busy`;
 }
 
 /** One round, texts ingested at half the topology's measured capacity while its stages run: per-text latency raw → mixed. */

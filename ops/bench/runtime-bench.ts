@@ -10,6 +10,7 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { produceAll } from '../../processors/runtime/topic-io.ts';
 import { ensureTopics } from '../../processors/runtime/topics.ts';
 import { median, round } from './stats.ts';
+import { probeSide } from './side-probe.ts';
 import { rateOverOutput, waitForRecords } from './bench-topics.ts';
 
 export interface RuntimeBenchResult {
@@ -72,14 +73,17 @@ export async function runtimeBench(cfg: RuntimeConfig, logger: Logger, opts: { r
     // Alternate which side goes first so that broker warm-up favours neither.
     const sides = r % 2 === 0 ? (['bare', 'runtime'] as const) : (['runtime', 'bare'] as const);
     for (const side of sides) {
+      const probed = await probeSide(`${side}-${r + 1}`, opts.log);
       if (side === 'bare') {
         await bareLoop(kafka, input, bareOut, opts.records);
+        await probed();
         bareRuns.push(await rateOverOutput(kafka, bareOut, opts.records));
       } else {
         const proc = await startProcessor(identityProcessor({ name: `bench-runtime-${id}-${r}`, input, output: runtimeOut }), cfg, { logger, kafka });
         // Read the timestamps only once the output is complete, as on the bare side: a reader running alongside
         // would take CPU from the processor under test.
         await waitForRecords(admin, runtimeOut, opts.records);
+        await probed();
         await proc.stop();
         runtimeRuns.push(await rateOverOutput(kafka, runtimeOut, opts.records));
       }

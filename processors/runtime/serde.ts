@@ -26,6 +26,7 @@ export class DecodeError extends Error {}
 export class RegistryUnavailableError extends Error {}
 
 const MAGIC = 0;
+const SLAB_BYTES = 64 * 1024;
 const ZERO = Buffer.from([0]);
 
 /**
@@ -117,30 +118,41 @@ export class AvroSerde {
     if (!res.ok) throw Object.assign(new Error(`setting ${level} compatibility on "${subject}" failed: HTTP ${res.status} ${await res.text()}`), { status: res.status });
   }
 
-  private scratch = Buffer.allocUnsafe(64 * 1024);
+  // Values are encoded straight into a shared slab and handed out as views of it: no copy per record. A view keeps
+  // its slab alive only until the record is sent; a value too big for a slab gets one of its own size.
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private slabAt = 0;
 
-  /** Encodes with the schema registered for topic (registerValueSchema must have run for it). One copy per record. */
+  /** Encodes with the schema registered for topic (registerValueSchema must have run for it). */
   encode(topic: string, schema: LoadedSchema, value: unknown): Buffer {
     const id = this.writerIds.get(topic);
     if (id === undefined) throw new Error(`no schema registered for topic ${topic}`);
-    const end = this.writeBody(schema.type, value, 5);
-    this.scratch[0] = MAGIC;
-    this.scratch.writeUInt32BE(id, 1);
-    return Buffer.from(this.scratch.subarray(0, end));
+    const out = this.encodeInSlab(schema.type, value, 5);
+    out[0] = MAGIC;
+    out.writeUInt32BE(id, 1);
+    return out;
   }
 
   /** The Avro body of one value (no wire-format header): an item of a batched record (see encodeBatch). */
   encodeItem(type: avro.Type, value: unknown): Buffer {
-    return Buffer.from(this.scratch.subarray(0, this.writeBody(type, value, 0)));
+    return this.encodeInSlab(type, value, 0);
   }
 
-  /** Writes value's Avro body into the scratch buffer at offset, growing it when too small; returns the end. */
-  private writeBody(type: avro.Type, value: unknown, offset: number): number {
-    const end = type.encode(value, this.scratch, offset);
-    if (end >= 0) return end;
-    // avsc returns minus the missing byte count when the buffer is too small.
-    this.scratch = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, this.scratch.length - end));
-    return type.encode(value, this.scratch, offset);
+  /** Writes value's Avro body after `head` reserved bytes at the slab's free end; returns the view of both. */
+  private encodeInSlab(type: avro.Type, value: unknown, head: number): Buffer {
+    for (;;) {
+      const start = this.slabAt;
+      const body = start + head;
+      // avsc returns minus the missing byte count when the buffer is too small.
+      const end = body < this.slab.length ? type.encode(value, this.slab, body) : -1;
+      if (end >= 0) {
+        this.slabAt = end;
+        return this.slab.subarray(start, end);
+      }
+      const size = this.slab.length - body - end;
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, head + size));
+      this.slabAt = 0;
+    }
   }
 
   /**
@@ -219,7 +231,7 @@ export class AvroSerde {
     // Invalid UTF-8 in a string (or a lone surrogate, as avsc writes it) decodes to U+FFFD, indistinguishable from a
     // text that holds U+FFFD unless the bytes are counted: more replacement characters than encoded ones means bytes
     // that were not UTF-8. Texts without U+FFFD (nearly all) pay one native search per string.
-    const replaced = replacementChars(decoded.value);
+    const replaced = replacementCounter(reader.type)(decoded.value);
     if (replaced > 0 && replaced > countEncodedReplacements(buf)) {
       throw new DecodeError(`Avro body with schema id ${id}: a string is not valid UTF-8 (invalid bytes or a lone surrogate)`);
     }
@@ -230,7 +242,50 @@ export class AvroSerde {
 const REPLACEMENT = '\uFFFD';
 const REPLACEMENT_UTF8 = Buffer.from(REPLACEMENT, 'utf8');
 
-/** U+FFFD characters in every string of a decoded value. */
+type Counter = (v: unknown) => number;
+
+const counters = new WeakMap<avro.Type, Counter>();
+// Types whose values hold no decoded text (enum symbols come from the schema; bytes are not text).
+const NO_TEXT = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'fixed', 'enum']);
+const none: Counter = () => 0;
+
+function inString(v: unknown): number {
+  if (typeof v !== 'string') return 0;
+  let n = 0;
+  for (let i = v.indexOf(REPLACEMENT); i >= 0; i = v.indexOf(REPLACEMENT, i + 1)) n++;
+  return n;
+}
+
+/**
+ * U+FFFD characters in every string of a value decoded with this type, by a function built once per type that visits
+ * only the fields that can hold strings (a record of numbers costs nothing); a union's value is walked generically.
+ */
+function replacementCounter(type: avro.Type): Counter {
+  let c = counters.get(type);
+  if (c) return c;
+  const t = type as avro.Type & { typeName: string; fields?: { name: string; type: avro.Type }[]; itemsType?: avro.Type; valuesType?: avro.Type };
+  if (t.typeName === 'string') c = inString;
+  else if (t.fields) {
+    const parts = t.fields.map((f) => [f.name, replacementCounter(f.type)] as const).filter(([, fc]) => fc !== none);
+    c = parts.length === 0 ? none : (v) => {
+      let n = 0;
+      for (const [name, fc] of parts) n += fc((v as Record<string, unknown>)[name]);
+      return n;
+    };
+  } else if (t.itemsType) {
+    const ic = replacementCounter(t.itemsType);
+    c = ic === none ? none : (v) => (v as unknown[]).reduce<number>((n, x) => n + ic(x), 0);
+  } else if (t.valuesType) {
+    const vc = replacementCounter(t.valuesType);
+    c = vc === none ? none : (v) => Object.values(v as Record<string, unknown>).reduce<number>((n, x) => n + vc(x), 0);
+  } else if (NO_TEXT.has(t.typeName)) c = none;
+  // A union (its branch is known only from its value), or any other type: walked generically.
+  else c = replacementChars;
+  counters.set(type, c);
+  return c;
+}
+
+/** U+FFFD characters in every string of a decoded value, whatever its shape. */
 function replacementChars(v: unknown): number {
   if (typeof v === 'string') {
     let n = 0;

@@ -167,6 +167,43 @@ describe('decoding strings', () => {
     expect(() => serde.decode(mixed, raw)).toThrow('a string is not valid UTF-8');
     expect(() => serde.decode(serde.encode('t', raw, record('half \ud800 a pair')), raw)).toThrow('a string is not valid UTF-8');
   });
+
+  it('looks into strings held in unions, arrays and nested records (a metric event’s sampled pairs)', async () => {
+    const { AvroSerde } = await import('../../processors/runtime/serde.ts');
+    const serde = new AvroSerde('http://127.0.0.1:1');
+    const metric = loadSchema('metric-event');
+    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('m', 8);
+    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(8, metric.type);
+    const base = metric.type.fromBuffer(metric.type.toBuffer(metric.type.random())) as Record<string, unknown>;
+    const event = (answer: string) => ({ ...base, sample: { context: 'c', contextChars: 1, pairs: [{ question: 'q', answer: 'fine', kind: 'free' }, { question: 'q2', answer, kind: 'free' }] } });
+    const kept = serde.encode('m', metric, event('genuine \uFFFD'));
+    expect(((serde.decode(kept, metric) as { sample: { pairs: { answer: string }[] } }).sample.pairs[1]!.answer)).toBe('genuine \uFFFD');
+    const broken = serde.encode('m', metric, event('bad XX'));
+    broken.fill(0xff, broken.indexOf('XX'), broken.indexOf('XX') + 2);
+    expect(() => serde.decode(broken, metric)).toThrow('a string is not valid UTF-8');
+  });
+});
+
+describe('encoding', () => {
+  it('hands out values that stay intact however many follow, one larger than the shared buffer among them', async () => {
+    const { AvroSerde } = await import('../../processors/runtime/serde.ts');
+    const serde = new AvroSerde('http://127.0.0.1:1');
+    const raw = loadSchema('raw-text');
+    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('t', 9);
+    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(9, raw.type);
+    const base = raw.type.fromBuffer(raw.type.toBuffer(raw.type.random())) as object;
+    const records = Array.from({ length: 400 }, (_, i) => ({ ...base, id: `r${i}`, text: (i === 150 ? 'big ' : `text ${i} `).repeat(i === 150 ? 50_000 : 20 + (i % 90)) }));
+    const encoded = records.map((r) => serde.encode('t', raw, r));
+    for (let i = 0; i < records.length; i++) {
+      expect(encoded[i]!.readUInt32BE(1)).toBe(9);
+      expect(serde.decode(encoded[i]!, raw)).toEqual(raw.type.fromBuffer(raw.type.toBuffer(records[i])));
+    }
+    // An item's body and a failed encode (a value that does not fit its schema) leave the values handed out alone.
+    const before = Buffer.from(encoded[399]!);
+    expect(() => serde.encode('t', raw, { ...base, id: 5 })).toThrow();
+    serde.encodeItem(raw.type, records[0]);
+    expect(encoded[399]!.equals(before)).toBe(true);
+  });
 });
 
 describe('limiter', () => {

@@ -120,9 +120,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { installTrainerEnv } = await import('../stack/python-env.ts');
       const { stackConfig } = await import('../stack/stack-config.ts');
-      const { saveBenchResult } = await import('../bench/save-result.ts');
       const result = await trainBench(cfg, createLogger('ipt-bench', 'warn'), { config, ranks, steps, fsdp: Boolean(values.fsdp), python: installTrainerEnv(stackConfig(), log), peakTflops: peak, log });
-      const saved = saveBenchResult('train', argv, result, loadBefore);
+      const saved = await saveResult('train', argv, result, loadBefore);
       print(
         { ...result, saved },
         values.json,
@@ -139,7 +138,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const ep = await locateStack(process.env, log);
       const cfg = runtimeConfig({ ...process.env, ...endpointsEnv(ep) });
       const { scaleBench } = await import('../bench/scale-bench.ts');
-      const { saveBenchResult } = await import('../bench/save-result.ts');
       const result = await scaleBench(cfg, ep, createLogger('ipt-bench', 'warn'), {
         texts: values.records,
         runs: values.runs,
@@ -150,8 +148,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         textBytes: values['record-bytes'],
         log,
       });
-      const saved = saveBenchResult('scale', argv, result, loadBefore);
-      log(`bench scale: result saved to ${saved}`);
+      log(`bench scale: result saved to ${await saveResult('scale', argv, result, loadBefore)}`);
       print(result, values.json, scaleTable(result));
       return 0;
     }

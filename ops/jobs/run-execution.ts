@@ -8,7 +8,6 @@ import { AvroSerde } from '../../processors/runtime/serde.ts';
 import { ensurePipelineTopics, startPipeline, type RunningPipeline } from '../pipeline/start-pipeline.ts';
 import type { EvaluationRecord } from '../../processors/pipeline/records.ts';
 import type { RunConfig } from '../../processors/pipeline/run-config.ts';
-import { stageGroup } from '../../processors/pipeline/pipeline-topics.ts';
 import { RunMonitor } from './run-monitor.ts';
 import type { RunTally } from './run-tally.ts';
 import { SynthesisPool } from '../../connectors/llm/synthesis-pool.ts';
@@ -45,9 +44,11 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
   const runId = run.runId;
   const { runtime, clickhouse } = opts.pipeline;
   // Nothing is written before the stages are known to be able to work.
-  // The judge's endpoints too, where this process runs the judge stage.
-  const runsJudge = opts.pipeline.judge !== undefined && (opts.pipeline.stages === undefined || opts.pipeline.stages.includes('judge'));
-  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log, runsJudge ? opts.pipeline.judge : undefined);
+  // The judge stage runs here where this process starts the stages and its list (all by default) holds the judge. One
+  // elsewhere (stages run apart, a list without it) may have another cap, or none: its endpoints are not checked and
+  // its verdicts not waited for.
+  const judge = opts.startStages && opts.pipeline.judge !== undefined && (opts.pipeline.stages === undefined || opts.pipeline.stages.includes('judge')) ? opts.pipeline.judge : undefined;
+  if (opts.startStages) await checkStagesCanWork(opts.pipeline.llm, run, opts.log, judge);
   const topics = await ensurePipelineTopics({ ...opts.pipeline, logger: opts.logger });
   await migrate(clickhouse.url, clickhouse.database);
   const kafka = createKafka({ brokers: runtime.brokers, clientId: `${runtime.clientId}-run`, logger: opts.logger });
@@ -116,10 +117,8 @@ export async function execute(opts: Pick<PipelineRunOptions, 'pipeline' | 'start
       left(),
       () => `metric events (${tally.settled}/${input.converted} synthesis, ${tally.evaluationEvents}/${expectedEvaluations} evaluation)`,
     );
-    // With a judge stage in this process, the run is done when it has given every verdict it will give (its cap per
-    // round). One elsewhere (stages run apart, a list without it) may have another cap, or none: not waited for.
-    const judgeGroup = stageGroup(topics, 'judge');
-    const judge = pipeline?.processors.some((p) => p.name === judgeGroup) ? opts.pipeline.judge : undefined;
+    // With the judge stage in this process, the run is done when it has given every verdict it will give (its cap per
+    // round).
     const expectedJudgements = () => (judge ? tally.expectedJudgements(judge.perRound) : 0);
     if (judge) await monitor.until(() => (stagesAlive(), tally.judgementsComplete(judge.perRound)), left(), () => `the judge's verdicts (${tally.judgementEvents}/${expectedJudgements()})`);
     // ClickHouse may be down now (the sink waits it out): its queries are asked again until the run's deadline.

@@ -87,12 +87,13 @@ export async function ensurePipelineTopics(opts: Pick<PipelineOptions, 'runtime'
  * templating, templating-pool, synthesis, round-feedback, mixing, evaluation, the judge (when configured) and the ClickHouse sink.
  */
 export async function startPipeline(opts: PipelineOptions): Promise<RunningPipeline> {
-  const topics = await ensurePipelineTopics(opts);
-  // The cut's stages, and the judge where one is configured (the CLI refuses --stages judge without a judge URL).
+  // The cut's stages, and the judge where one is configured; asked for by name without one, it is a mistake. Checked
+  // before anything is created.
   const stages = new Set<StageName>(opts.stages ?? [...TOPOLOGIES[opts.topology ?? 'staged'], ...(opts.judge ? (['judge'] as const) : [])]);
-  if (!opts.judge) stages.delete('judge');
+  if (stages.has('judge') && !opts.judge) throw new Error(`the judge stage needs ${stageNode('judge').configured}`);
   const both = FUSED_STAGES.filter((s) => stages.has(s));
   if (stages.has('fused') && both.length > 0) throw new Error(`the fused stage replaces ${both.join(', ')}: run one or the other, not both`);
+  const topics = await ensurePipelineTopics(opts);
   const metrics = opts.metrics ?? new ProcessorMetrics();
   const kafka = createKafka({ brokers: opts.runtime.brokers, security: opts.runtime.security, clientId: opts.runtime.clientId, logger: opts.logger });
   const serde = new AvroSerde(opts.runtime.registryUrl);

@@ -266,12 +266,18 @@ function replacementCounter(type: avro.Type): Counter {
   const t = type as avro.Type & { typeName: string; fields?: { name: string; type: avro.Type }[]; itemsType?: avro.Type; valuesType?: avro.Type };
   if (t.typeName === 'string') c = inString;
   else if (t.fields) {
+    // A record that holds itself (directly or not) finds this forward while its fields are built.
+    let built: Counter = none;
+    counters.set(type, (v) => built(v));
     const parts = t.fields.map((f) => [f.name, replacementCounter(f.type)] as const).filter(([, fc]) => fc !== none);
-    c = parts.length === 0 ? none : (v) => {
-      let n = 0;
-      for (const [name, fc] of parts) n += fc((v as Record<string, unknown>)[name]);
-      return n;
-    };
+    c = built =
+      parts.length === 0
+        ? none
+        : (v) => {
+            let n = 0;
+            for (const [name, fc] of parts) n += fc((v as Record<string, unknown>)[name]);
+            return n;
+          };
   } else if (t.itemsType) {
     const ic = replacementCounter(t.itemsType);
     c = ic === none ? none : (v) => (v as unknown[]).reduce<number>((n, x) => n + ic(x), 0);
@@ -287,11 +293,7 @@ function replacementCounter(type: avro.Type): Counter {
 
 /** U+FFFD characters in every string of a decoded value, whatever its shape. */
 function replacementChars(v: unknown): number {
-  if (typeof v === 'string') {
-    let n = 0;
-    for (let i = v.indexOf(REPLACEMENT); i >= 0; i = v.indexOf(REPLACEMENT, i + 1)) n++;
-    return n;
-  }
+  if (typeof v === 'string') return inString(v);
   if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return 0;
   let n = 0;
   if (Array.isArray(v)) for (const x of v) n += replacementChars(x);

@@ -17,6 +17,7 @@ import { planRun } from '../../connectors/ingest/run-plan.ts';
 import { cannedPairs } from '../../ops/recorded-llm/recorded-completions-server.ts';
 import type { LlmClient } from '../../processors/pipeline/llm-port.ts';
 import { pipelineOptions } from '../../ops/cli/pipeline-options.ts';
+import { startPipeline } from '../../ops/pipeline/start-pipeline.ts';
 
 const topics = pipelineTopics('jdg');
 const silent = pino({ level: 'silent' });
@@ -129,5 +130,12 @@ describe('the judge stage (broker-less, through the test driver)', () => {
     expect(() => pipelineOptions('pipeline up', { stages: 'judge' }, {})).toThrow(/pipeline up: --stages judge needs a judge URL \(--judge-url, IPT_JUDGE_URL\)/);
     expect(pipelineOptions('pipeline up', {}, {}).judge).toBeUndefined();
     expect(pipelineOptions('pipeline up', { 'judge-url': 'http://127.0.0.1:9/v1', 'judge-per-round': '7' }, { IPT_JUDGE_MODEL: 'big-judge' }).judge).toEqual({ endpoints: ['http://127.0.0.1:9/v1'], model: 'big-judge', guided: 'gbnf', perRound: 7 });
+  });
+
+  it('startPipeline refuses the judge stage asked for by name without a judge, before it touches Kafka', async () => {
+    // No broker answers on port 9: a refusal that came after creating topics would be a connection error instead.
+    const opts = { ...pipelineOptions('pipeline up', {}, { IPT_KAFKA_BROKERS: '127.0.0.1:9' }), logger: pino({ level: 'silent' }) };
+    await expect(startPipeline({ ...opts, stages: ['judge'] })).rejects.toThrow('the judge stage needs a judge URL (--judge-url, IPT_JUDGE_URL)');
+    await expect(startPipeline({ ...opts, stages: ['fused', 'mixing'] })).rejects.toThrow('the fused stage replaces mixing');
   });
 });

@@ -122,6 +122,15 @@ describe('inOrder', () => {
   });
 });
 
+/** A serde whose topic has the schema id and writer type given, as if registered (no registry is asked). */
+async function registeredSerde(topic: string, id: number, type: unknown) {
+  const { AvroSerde } = await import('../../processors/runtime/serde.ts');
+  const serde = new AvroSerde('http://127.0.0.1:1');
+  (serde as unknown as { writerIds: Map<string, number> }).writerIds.set(topic, id);
+  (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(id, type);
+  return serde;
+}
+
 describe('batched records', () => {
   it('inlines a record named from another schema file, so the registered text stands alone', () => {
     const batch = loadSchema('metric-event-batch');
@@ -131,12 +140,9 @@ describe('batched records', () => {
   });
 
   it('encodeBatch writes the Avro of the batch record from its items’ bodies', async () => {
-    const { AvroSerde } = await import('../../processors/runtime/serde.ts');
-    const serde = new AvroSerde('http://127.0.0.1:1');
     const batch = loadSchema('metric-event-batch');
     const item = loadSchema('metric-event');
-    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('t', 42);
-    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(42, batch.type);
+    const serde = await registeredSerde('t', 42, batch.type);
     const event = (i: number) => ({ ...(item.type.fromBuffer(item.type.toBuffer(item.type.random())) as object), id: `e${i}`, response: 'x'.repeat(i * 7) });
     for (const n of [0, 1, 63, 64, 200]) {
       const events = Array.from({ length: n }, (_, i) => event(i));
@@ -149,11 +155,9 @@ describe('batched records', () => {
 
 describe('decoding strings', () => {
   it('keeps a genuine U+FFFD, and refuses invalid UTF-8 or a lone surrogate in an Avro string', async () => {
-    const { AvroSerde, DecodeError } = await import('../../processors/runtime/serde.ts');
-    const serde = new AvroSerde('http://127.0.0.1:1');
+    const { DecodeError } = await import('../../processors/runtime/serde.ts');
     const raw = loadSchema('raw-text');
-    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('t', 7);
-    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(7, raw.type);
+    const serde = await registeredSerde('t', 7, raw.type);
     const record = (text: string) => ({ ...(raw.type.fromBuffer(raw.type.toBuffer(raw.type.random())) as object), id: 'a', text });
     const ok = serde.encode('t', raw, record('a \uFFFD kept \uFFFD'));
     expect((serde.decode(ok, raw) as { text: string }).text).toBe('a \uFFFD kept \uFFFD');
@@ -169,11 +173,8 @@ describe('decoding strings', () => {
   });
 
   it('looks into strings held in unions, arrays and nested records (a metric event’s sampled pairs)', async () => {
-    const { AvroSerde } = await import('../../processors/runtime/serde.ts');
-    const serde = new AvroSerde('http://127.0.0.1:1');
     const metric = loadSchema('metric-event');
-    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('m', 8);
-    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(8, metric.type);
+    const serde = await registeredSerde('m', 8, metric.type);
     const base = metric.type.fromBuffer(metric.type.toBuffer(metric.type.random())) as Record<string, unknown>;
     const event = (answer: string) => ({ ...base, sample: { context: 'c', contextChars: 1, pairs: [{ question: 'q', answer: 'fine', kind: 'free' }, { question: 'q2', answer, kind: 'free' }] } });
     const kept = serde.encode('m', metric, event('genuine \uFFFD'));
@@ -182,15 +183,24 @@ describe('decoding strings', () => {
     broken.fill(0xff, broken.indexOf('XX'), broken.indexOf('XX') + 2);
     expect(() => serde.decode(broken, metric)).toThrow('a string is not valid UTF-8');
   });
+  it('walks a record that holds itself (a tree of nodes) without looping', async () => {
+    const { DecodeError } = await import('../../processors/runtime/serde.ts');
+    const avro = (await import('avsc')).default;
+    const tree = avro.Type.forSchema({ type: 'record', name: 'Node', fields: [{ name: 'name', type: 'string' }, { name: 'children', type: { type: 'array', items: 'Node' } }] });
+    const serde = await registeredSerde('n', 11, tree);
+    const reader = { file: 'node.avsc', text: '', type: tree };
+    const value = { name: 'root \uFFFD', children: [{ name: 'leaf', children: [{ name: 'deep XX', children: [] }] }] };
+    expect(serde.decode(serde.encode('n', reader, value), reader)).toEqual(value);
+    const broken = serde.encode('n', reader, value);
+    broken.fill(0xff, broken.indexOf('XX'), broken.indexOf('XX') + 2);
+    expect(() => serde.decode(broken, reader)).toThrow(DecodeError);
+  });
 });
 
 describe('encoding', () => {
   it('hands out values that stay intact however many follow, one larger than the shared buffer among them', async () => {
-    const { AvroSerde } = await import('../../processors/runtime/serde.ts');
-    const serde = new AvroSerde('http://127.0.0.1:1');
     const raw = loadSchema('raw-text');
-    (serde as unknown as { writerIds: Map<string, number> }).writerIds.set('t', 9);
-    (serde as unknown as { writerTypes: Map<number, unknown> }).writerTypes.set(9, raw.type);
+    const serde = await registeredSerde('t', 9, raw.type);
     const base = raw.type.fromBuffer(raw.type.toBuffer(raw.type.random())) as object;
     const records = Array.from({ length: 400 }, (_, i) => ({ ...base, id: `r${i}`, text: (i === 150 ? 'big ' : `text ${i} `).repeat(i === 150 ? 50_000 : 20 + (i % 90)) }));
     const encoded = records.map((r) => serde.encode('t', raw, r));

@@ -128,14 +128,18 @@ export class SynthesisPool implements LlmClient {
           bestScore = score;
         }
       }
-      // A down endpoint hands its keys to the least-loaded live one until it returns.
-      if (Date.now() >= best.downUntil) return best;
+      // A down endpoint hands its keys to the least-loaded live one until it returns; so does the endpoint that
+      // refused this record's last attempt, or the record could wake when that endpoint's backoff ends and be
+      // refused again, and again, until its deadline, while another endpoint answers.
+      if (Date.now() >= best.downUntil && best !== p.refusedBy) return best;
     }
-    // Least loaded relative to its window; ties round-robin.
+    // Least loaded relative to its window; ties round-robin. Down endpoints, and the one that refused this record
+    // last, only when every endpoint is.
+    const penalty = (e: EndpointState) => (Date.now() < e.downUntil || e === p.refusedBy ? 1e6 : 0);
     let chosen = this.eps[this.rr++ % this.eps.length]!;
     for (const e of this.eps) {
-      const load = (e.inFlight + e.queue.length) / Math.max(1, e.window) + (Date.now() < e.downUntil ? 1e6 : 0);
-      const chosenLoad = (chosen.inFlight + chosen.queue.length) / Math.max(1, chosen.window) + (Date.now() < chosen.downUntil ? 1e6 : 0);
+      const load = (e.inFlight + e.queue.length) / Math.max(1, e.window) + penalty(e);
+      const chosenLoad = (chosen.inFlight + chosen.queue.length) / Math.max(1, chosen.window) + penalty(chosen);
       if (load < chosenLoad) chosen = e;
     }
     return chosen;
@@ -243,8 +247,10 @@ export class SynthesisPool implements LlmClient {
   /** Per-record results from a response; batched usage is shared out by each choice's share of the text. */
   private async retryLater(e: EndpointState, p: Pending, reason: string, down: boolean): Promise<void> {
     const wait = Math.random() * Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (p.attempts - 1));
-    if (down) e.downUntil = Math.max(e.downUntil, Date.now() + wait);
-    else p.failures++;
+    if (down) {
+      e.downUntil = Math.max(e.downUntil, Date.now() + wait);
+      p.refusedBy = e;
+    } else p.failures++;
     p.lastError = reason;
     if (p.failures >= this.opts.maxAttempts) {
       p.reject(new CompletionError(`completion failed after ${p.attempts} attempts: ${p.lastError}`, p.attempts));

@@ -79,6 +79,20 @@ describe('SynthesisPool', () => {
     await expect(onlyDead.complete({ prompt: 'x', maxTokens: 1, temperature: 0 })).rejects.toThrow(/within the 400 ms deadline/);
   });
 
+  it('sends a record refused by its affinity endpoint to another one, rather than back to the refuser when its backoff ends', async () => {
+    const s = await recorded(['t']);
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    const pool = new SynthesisPool({ endpoints: [dead, s.url], model: 'r', backoffMs: 200, deadlineMs: 5000 });
+    // Twelve collections, one at a time: some are keyed to the dead endpoint (each with probability ½), and such a
+    // record alone sets the endpoint's backoff, so it wakes just as that backoff ends.
+    const rs = [];
+    for (let i = 0; i < 12; i++) rs.push(await pool.complete({ prompt: formatSynthesizerInput('t'), maxTokens: 8, temperature: 0, affinityKey: `c${i}` }));
+    expect(rs.every((r) => r.text.includes('<ANS> yes'))).toBe(true);
+    // Refused once at most: the retry goes to the endpoint that answers.
+    expect(rs.some((r) => r.attempts === 2)).toBe(true);
+    expect(Math.max(...rs.map((r) => r.attempts))).toBe(2);
+  });
+
   it('resumes traffic when a server comes back', async () => {
     const port = await freePort();
     const pool = new SynthesisPool({ endpoints: [`http://127.0.0.1:${port}/v1`], model: 'sim', backoffMs: 50, maxBackoffMs: 200 });

@@ -1,8 +1,8 @@
 import type { Emit, HandlerResult } from '../runtime/processor.ts';
 import { whenReady } from '../runtime/concurrency.ts';
 import { pairCollection, templatingPoolOutputs } from '../templating/templating-pool-processor.ts';
-import type { CollectionHandoff } from './collection-handoff.ts';
-import type { JoinPort } from './fused-composition.ts';
+import type { CollectionHandoff, HandoffSlot } from './collection-handoff.ts';
+import type { JoinPort, JoinTicket } from './fused-composition.ts';
 import { leaveOutContexts } from './pool-contexts.ts';
 import { continuesCollection, hasNextText, placement, roundLength, type RunConfig } from './run-config.ts';
 import type { PipelineContext } from './pipeline-context.ts';
@@ -52,24 +52,43 @@ export function poolJoin(ctx: PipelineContext, handoff: CollectionHandoff): Join
   return {
     member: 'templating-pool',
     outputs: templatingPoolOutputs(ctx.topics),
-    begin(raw) {
-      // Opened before the first await, so the text that continues this one's collection finds the slot.
-      const slot = raw.convert && raw.seq >= 0 ? handoff.open(raw.runId, raw.seq) : undefined;
-      return {
-        paired: () => (slot ? whenReady(ctx.run(raw.runId), (run) => continuing(run, raw)) : undefined),
-        beforeGive: () => (slot ? whenReady(ctx.run(raw.runId), (run) => seeded(run, raw)) : undefined),
-        give: (e) => {
-          const c = e.value as RoundCollectionRecord;
-          const write: Emit = { to: e.to, key: e.key, value: leaveOutContexts(c) };
-          return whenReady(ctx.run(c.runId), (run) => {
-            if (!hasNextText(run, c)) return { write, paired: pairCollection(ctx, run, c, undefined) };
-            slot?.fill(c);
-            return { write };
-          });
-        },
-        end: () => slot?.close(),
-      };
-    },
+    // Opened before the first await, so the text that continues this one's collection finds the slot.
+    begin: (raw) => new PoolTicket(ctx, raw, raw.convert && raw.seq >= 0 ? handoff.open(raw.runId, raw.seq) : undefined, continuing, seeded),
     close: () => handoff.stop(),
   };
+}
+
+type Pairing = (run: RunConfig, raw: RawTextRecord) => Result | Promise<Result> | undefined;
+
+/** One text's part in the join. A class, not closures: one is made per text on the hot path. */
+class PoolTicket implements JoinTicket {
+  constructor(
+    private readonly ctx: PipelineContext,
+    private readonly raw: RawTextRecord,
+    private readonly slot: HandoffSlot | undefined,
+    private readonly continuing: Pairing,
+    private readonly seeded: Pairing,
+  ) {}
+
+  paired(): Result | Promise<Result | undefined> | undefined {
+    return this.slot ? whenReady(this.ctx.run(this.raw.runId), (run) => this.continuing(run, this.raw)) : undefined;
+  }
+
+  beforeGive(): Result | Promise<Result | undefined> | undefined {
+    return this.slot ? whenReady(this.ctx.run(this.raw.runId), (run) => this.seeded(run, this.raw)) : undefined;
+  }
+
+  give(e: Emit): { write: Emit; paired?: Result | Promise<Result> } | Promise<{ write: Emit; paired?: Result | Promise<Result> }> {
+    const c = e.value as RoundCollectionRecord;
+    const write: Emit = { to: e.to, key: e.key, value: leaveOutContexts(c) };
+    return whenReady(this.ctx.run(c.runId), (run) => {
+      if (!hasNextText(run, c)) return { write, paired: pairCollection(this.ctx, run, c, undefined) };
+      this.slot?.fill(c);
+      return { write };
+    });
+  }
+
+  end(): void {
+    this.slot?.close();
+  }
 }

@@ -9,5 +9,5 @@ COPY . .
 RUN npm install --include=dev --no-audit --no-fund && npm prune --omit=dev && npm cache clean --force
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "dist/ops/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "dist/ops/cli/main.js"]
 CMD ["serve", "--with-pipeline", "--host", "0.0.0.0", "--port", "8080"]

@@ -8,15 +8,15 @@ const REPO = FROM_SOURCES ? PACKAGE_ROOT : process.cwd();
 
 /**
  * Writes a benchmark's result to bench-results/<name>-<UTC time>.json in the repository, with when, the command and
- * the machine beside it (as `ipt chaos --save` does), so results of several sessions sit side by side and a figure
- * quoted elsewhere can name its file. Returns the path, relative to the repository.
+ * the machine beside it (as `ipt chaos --save` does; with Node's version and its heap flags), so results of several
+ * sessions sit side by side and a figure quoted elsewhere can name its file. Returns the path, relative to the repository.
  */
 export function saveBenchResult(name: string, argv: string[], result: object, loadBefore: number[]): string {
   const recordedAt = new Date().toISOString();
   const path = join(REPO, 'bench-results', `${name}-${recordedAt.replace(/[-:]/g, '').replace(/\..*/, '')}.json`);
   mkdirSync(dirname(path), { recursive: true });
   // The load averages before and after: on a shared machine they say whether the figures were CPU-starved.
-  const machine = { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadBefore: loadBefore.map((l) => Math.round(l * 100) / 100), loadAfter: loadavg().map((l) => Math.round(l * 100) / 100) };
+  const machine = { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, nodeFlags: [...process.execArgv.filter((a) => a.startsWith('--max-') || a.startsWith('--v8-') || a === '--expose-gc'), ...(process.env.NODE_OPTIONS ? [`NODE_OPTIONS=${process.env.NODE_OPTIONS}`] : [])], loadBefore: loadBefore.map((l) => Math.round(l * 100) / 100), loadAfter: loadavg().map((l) => Math.round(l * 100) / 100) };
   writeFileSync(path, JSON.stringify({ recordedAt, command: ['ipt', 'bench', ...argv].join(' '), machine, ...result }, null, 2) + '\n');
   return relative(REPO, path);
 }

@@ -44,6 +44,6 @@ describe('docker-compose.yml', () => {
     expect(ipt.command).toEqual(['serve', '--with-pipeline', '--host', '0.0.0.0', '--port', '8080']);
     expect(ipt.ports).toContain('127.0.0.1:8080:8080');
     expect(ipt.environment!.IPT_API_TOKEN).toMatch(/^\$\{IPT_API_TOKEN:\?/);
-    expect(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')).toMatch(/ENTRYPOINT \["node", "dist\/ops\/cli\/main.js"\]/);
+    expect(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')).toMatch(/ENTRYPOINT \["node", "--max-semi-space-size=64", "dist\/ops\/cli\/main.js"\]/);
   });
 });

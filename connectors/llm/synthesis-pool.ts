@@ -1,8 +1,8 @@
 import { setting } from '../../processors/runtime/settings.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
 import { CompletionError } from './completion-types.ts';
 import { EndpointState, type Pending } from './endpoint-state.ts';
+import { chooseEndpoint } from './endpoint-routing.ts';
 import { completionResults } from './completion-response.ts';
 import type { BackendStats, CompletionRequest, CompletionResult, LlmClient, LlmRequest } from '../../processors/pipeline/llm-port.ts';
 
@@ -115,41 +115,11 @@ export class SynthesisPool implements LlmClient {
     });
   }
 
-  /** Rendezvous hashing: the key's endpoint stays the same while the endpoint set does. */
-  private route(p: Pending): EndpointState {
-    const key = p.req.affinityKey;
-    if (this.opts.affinity && key !== undefined) {
-      let best = this.eps[0]!;
-      let bestScore = -1;
-      for (const e of this.eps) {
-        const score = mix32(hashString(`${e.url}\u0000${key}`));
-        if (score > bestScore) {
-          best = e;
-          bestScore = score;
-        }
-      }
-      // A down endpoint hands its keys to the least-loaded live one until it returns; so does the endpoint that
-      // refused this record's last attempt, or the record could wake when that endpoint's backoff ends and be
-      // refused again, and again, until its deadline, while another endpoint answers.
-      if (Date.now() >= best.downUntil && best !== p.refusedBy) return best;
-    }
-    // Least loaded relative to its window; ties round-robin. Down endpoints, and the one that refused this record
-    // last, only when every endpoint is.
-    const penalty = (e: EndpointState) => (Date.now() < e.downUntil || e === p.refusedBy ? 1e6 : 0);
-    let chosen = this.eps[this.rr++ % this.eps.length]!;
-    for (const e of this.eps) {
-      const load = (e.inFlight + e.queue.length) / Math.max(1, e.window) + penalty(e);
-      const chosenLoad = (chosen.inFlight + chosen.queue.length) / Math.max(1, chosen.window) + penalty(chosen);
-      if (load < chosenLoad) chosen = e;
-    }
-    return chosen;
-  }
-
   private pumpScheduled = false;
 
   /** Requests made in one synchronous burst are dispatched together, so they can share prompt arrays. */
   private enqueue(p: Pending): void {
-    this.route(p).queue.push(p);
+    chooseEndpoint(this.eps, p, this.opts.affinity, this.rr++).queue.push(p);
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
     queueMicrotask(() => {

@@ -1,0 +1,30 @@
+import { hashString, mix32 } from '../../processors/pretrain-text/seeded-random.ts';
+import type { EndpointState, Pending } from './endpoint-state.ts';
+
+/**
+ * The endpoint a record goes to next. With an affinity key, rendezvous hashing: the key's endpoint stays the same
+ * while the endpoint set does, so prompts sharing a few-shot history reach the same prefix cache. Otherwise, or when
+ * that endpoint is down or refused this record's last attempt, the least loaded relative to its window (`start`
+ * breaks ties, round-robin); down endpoints, and the record's last refuser, only when every endpoint is one. Without
+ * the refuser rule a record could wake as the refuser's backoff ends and be refused again, until its deadline, while
+ * another endpoint answers.
+ */
+export function chooseEndpoint(eps: readonly EndpointState[], p: Pending, affinity: boolean, start: number, now = Date.now()): EndpointState {
+  const key = p.req.affinityKey;
+  if (affinity && key !== undefined) {
+    let best = eps[0]!;
+    let bestScore = -1;
+    for (const e of eps) {
+      const score = mix32(hashString(`${e.url}\u0000${key}`));
+      if (score > bestScore) {
+        best = e;
+        bestScore = score;
+      }
+    }
+    if (now >= best.downUntil && best !== p.refusedBy) return best;
+  }
+  const load = (e: EndpointState) => (e.inFlight + e.queue.length) / Math.max(1, e.window) + (now < e.downUntil || e === p.refusedBy ? 1e6 : 0);
+  let chosen = eps[start % eps.length]!;
+  for (const e of eps) if (load(e) < load(chosen)) chosen = e;
+  return chosen;
+}

@@ -8,7 +8,7 @@ export interface Pending {
   /** Of those, the ones a server failed (an error answer or a timeout); a refused connection is not counted. */
   failures: number;
   lastError: string;
-  /** The endpoint that refused this record's last attempt: another one is tried first (SynthesisPool.route). */
+  /** The endpoint that refused this record's last attempt: another one is tried first (chooseEndpoint). */
   refusedBy?: EndpointState;
   resolve: (r: CompletionResult) => void;
   reject: (e: Error) => void;

@@ -220,7 +220,10 @@ export class SynthesisPool implements LlmClient {
     if (down) {
       e.downUntil = Math.max(e.downUntil, Date.now() + wait);
       p.refusedBy = e;
-    } else p.failures++;
+    } else {
+      p.failures++;
+      p.refusedBy = undefined;
+    }
     p.lastError = reason;
     if (p.failures >= this.opts.maxAttempts) {
       p.reject(new CompletionError(`completion failed after ${p.attempts} attempts: ${p.lastError}`, p.attempts));

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 // The development entry point: runs the TypeScript CLI from the sources, with no build step (the installed `ipt` is
 // the compiled dist/ops/cli/main.js). tsx's loader is registered in this process and
 // the CLI imported here, rather than run in a child, so that this pid is the one doing the work: a SIGTERM sent to it

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 // Exit codes: 0 the command's work is done, or a long-running command stopped on SIGTERM/SIGINT; 1 it failed (a stage
 // that stopped by itself, a shutdown that did not finish in time or was interrupted by a second signal, work that
 // stopped silently); 2 usage or configuration error.

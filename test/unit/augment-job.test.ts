@@ -146,7 +146,9 @@ describe('ipt augment against a recorded-response completions server', () => {
     expect(summary.pairsOut).toBe(calm.pairsOut);
     expect(readFileSync(join(dir, 'out.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'calm.jsonl'), 'utf8'));
     expect(summary.rounds.reduce((n, r) => n + r.llmCalls, 0)).toBe(calm.rounds.reduce((n, r) => n + r.llmCalls, 0));
-  });
+    // Records refused through the 1.5 s outage back off (up to 2–4 s by then) before they try again: seconds, not the
+    // default 5 s test budget, on a loaded machine.
+  }, 30_000);
 
   it('reports a text longer than the model even alone, keeping it raw', async () => {
     const long = Array.from({ length: 80 }, (_, i) => `word${i}`).join(' ');
